@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MPL-2.0
+// The node API. A node owns only its media logic; the runtime owns the loop, the rings, the
+// lifecycle, stats and backpressure. Nodes never see shared memory, ZeroMQ or processes.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "skit/core/packet_type.hpp"
+#include "skit/core/params.hpp"
+#include "skit/core/status.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace skit {
+
+/// Flags carried by a packet.
+enum PacketFlags : std::uint32_t {
+  kFlagNone = 0,
+  kFlagKeyframe = 1U << 0,
+  kFlagDiscontinuity = 1U << 1,
+};
+
+/// Timing and format of one packet. pts/duration in microseconds; pts < 0 means unknown.
+struct PacketHeader {
+  PacketKind kind = PacketKind::kBinary;
+  std::int64_t pts_us = -1;
+  std::int64_t duration_us = 0;
+  std::uint32_t flags = kFlagNone;
+  std::uint32_t sample_rate = 0;  // RawAudio
+  std::uint16_t channels = 0;     // RawAudio
+};
+
+/// A received packet, borrowed for the duration of Node::process(). Its bytes live in a shared
+/// memory slot that the runtime releases after process() returns.
+struct PacketView {
+  PacketHeader header;
+  std::span<const std::byte> data;
+  std::uint64_t sequence = 0;
+  std::size_t input_index = 0;
+  std::uint64_t forward_token = 0;  // opaque; lets OutputWriter::forward pass the slot on
+
+  /// Interleaved f32 samples of a RawAudio packet.
+  [[nodiscard]] std::span<const float> samples() const {
+    return {reinterpret_cast<const float*>(data.data()), data.size() / sizeof(float)};
+  }
+};
+
+/// Writes packets to one output pin; every connection of the pin receives them.
+class OutputWriter {
+ public:
+  virtual ~OutputWriter() = default;
+  /// Borrows a writable buffer of at least `bytes`; blocks while every slot is in use.
+  /// One loan at a time per output. Fails if `bytes` exceeds the slot size or on shutdown.
+  virtual Result<std::span<std::byte>> loan(std::size_t bytes) = 0;
+  /// Publishes the first `used` bytes of the current loan to all connections.
+  virtual Status publish(std::size_t used, const PacketHeader& header) = 0;
+  /// Passes a received packet on without copying its payload.
+  virtual Status forward(const PacketView& packet) = 0;
+  /// Largest payload a single packet may carry on this output.
+  [[nodiscard]] virtual std::size_t max_packet_bytes() const = 0;
+
+  /// Copies `bytes` into a slot and publishes it.
+  Status write(std::span<const std::byte> bytes, const PacketHeader& header);
+};
+
+/// Byte stream supplied by the host for `streamkit::http_input` (upload body, --input file).
+class HostByteSource {
+ public:
+  virtual ~HostByteSource() = default;
+  /// Reads up to buffer.size() bytes; 0 means end of stream.
+  virtual Result<std::size_t> read(std::span<std::byte> buffer) = 0;
+};
+
+/// Byte stream consumer supplied by the host for `streamkit::http_output`.
+class HostByteSink {
+ public:
+  virtual ~HostByteSink() = default;
+  virtual Status write(std::span<const std::byte> bytes) = 0;
+  virtual Status close() = 0;
+};
+
+/// What the runtime offers a running node.
+class NodeContext {
+ public:
+  virtual ~NodeContext() = default;
+  [[nodiscard]] virtual const std::string& node_id() const = 0;
+  [[nodiscard]] virtual std::size_t output_count() const = 0;
+  virtual OutputWriter& output(std::size_t index) = 0;
+  [[nodiscard]] virtual bool stop_requested() const = 0;
+  /// Sleeps until `deadline` or until a stop is requested; false when stopped.
+  virtual bool sleep_until(std::chrono::steady_clock::time_point deadline) = 0;
+  virtual spdlog::logger& log() = 0;
+  /// Host streams; null unless this node runs host-side (see NodeExecution::kHost).
+  virtual HostByteSource* host_source() { return nullptr; }
+  virtual HostByteSink* host_sink() { return nullptr; }
+};
+
+/// Base of every node. Lifecycle: prepare() (before the sandbox engages; open files here),
+/// then either produce() repeatedly (sources) or process() per input packet, on_input_end()
+/// per input, and finish() once (flush). Every method returns an error instead of throwing.
+class Node {
+ public:
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  Node(Node&&) = delete;
+  Node& operator=(Node&&) = delete;
+  virtual ~Node() = default;
+
+  enum class Produced : std::uint8_t { kMore, kDone };
+
+  virtual Status prepare(NodeContext& /*ctx*/) { return Status::ok(); }
+  virtual Result<Produced> produce(NodeContext& /*ctx*/) {
+    return Status(ErrorCode::kInternal, "source node does not implement produce()");
+  }
+  virtual Status process(NodeContext& /*ctx*/, const PacketView& /*packet*/) {
+    return Status(ErrorCode::kInternal, "node does not accept input");
+  }
+  virtual Status on_input_end(NodeContext& /*ctx*/, std::size_t /*input*/) { return Status::ok(); }
+  virtual Status finish(NodeContext& /*ctx*/) { return Status::ok(); }
+  /// Applies a live param patch between two packets.
+  virtual Status tune(const Json& patch);
+};
+
+/// A node with a typed params struct; tune() decodes a patch onto a copy and swaps it in.
+template <DescribedParams P>
+class NodeWithParams : public Node {
+ public:
+  using Params = P;
+  explicit NodeWithParams(P params) : params_(std::move(params)) {}
+
+  Status tune(const Json& patch) override {
+    P next = params_;
+    std::vector<Status> errors;
+    param_schema_of<P>().decode(&next, patch, /*tuning=*/true, errors);
+    if (!errors.empty()) {
+      return errors.front();
+    }
+    if constexpr (SelfValidating<P>) {
+      SKIT_RETURN_IF_ERROR(next.validate());
+    }
+    params_ = std::move(next);
+    return Status::ok();
+  }
+
+ protected:
+  [[nodiscard]] const P& params() const { return params_; }
+
+ private:
+  P params_;
+};
+
+}  // namespace skit

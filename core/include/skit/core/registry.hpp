@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MPL-2.0
+// The node registry: every node kind with its pins, params schema and factory.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "skit/core/node.hpp"
+#include "skit/core/pins.hpp"
+
+namespace skit {
+
+/// Where a node runs.
+enum class NodeExecution : std::uint8_t {
+  kWorker,  // in a sandboxed worker process (every media node)
+  kHost,    // in the supervisor, fed by the request (streamkit::http_input/http_output)
+};
+
+struct NodeDescriptor {
+  std::string kind;
+  std::string summary;
+  std::string category;
+  std::vector<InputPinSpec> inputs;
+  std::vector<OutputPinSpec> outputs;
+  const ParamSchema* params = nullptr;
+  NodeExecution execution = NodeExecution::kWorker;
+  /// Returns every problem with `params` (empty = valid).
+  std::function<std::vector<Status>(const Json& params)> validate_params;
+  /// Creates an instance from already-validated params.
+  std::function<Result<std::unique_ptr<Node>>(const Json& params)> create;
+  /// Largest packet the node writes on an output, from its params (sizes shm slots).
+  std::function<std::size_t(const Json& params)> max_packet_bytes;
+
+  [[nodiscard]] Json to_json() const;
+};
+
+class NodeRegistry {
+ public:
+  /// The process-wide registry of built-in kinds (filled by SKIT_REGISTER_NODE).
+  static NodeRegistry& builtin();
+
+  bool add(NodeDescriptor descriptor);
+  [[nodiscard]] const NodeDescriptor* find(std::string_view kind) const;
+  [[nodiscard]] std::vector<const NodeDescriptor*> all() const;
+
+ private:
+  std::map<std::string, NodeDescriptor, std::less<>> kinds_;
+};
+
+/// Default packet bound for nodes that do not declare one.
+inline constexpr std::size_t kDefaultMaxPacketBytes = 64 * 1024;
+
+template <typename N>
+concept SizesOwnPackets = requires(const typename N::Params& p) {
+  { N::max_packet_bytes(p) } -> std::convertible_to<std::size_t>;
+};
+
+/// Builds the descriptor of node class N from its static members:
+/// kKind, kSummary, kCategory, inputs(), outputs(), Params; optionally kExecution and
+/// max_packet_bytes(const Params&).
+template <typename N>
+NodeDescriptor describe_node() {
+  using P = typename N::Params;
+  NodeDescriptor d;
+  d.kind = std::string(N::kKind);
+  d.summary = std::string(N::kSummary);
+  d.category = std::string(N::kCategory);
+  d.inputs = N::inputs();
+  d.outputs = N::outputs();
+  d.params = &param_schema_of<P>();
+  if constexpr (requires { N::kExecution; }) {
+    d.execution = N::kExecution;
+  }
+  d.validate_params = [](const Json& params) {
+    std::vector<Status> errors;
+    (void)decode_params<P>(params, &errors);
+    return errors;
+  };
+  d.create = [](const Json& params) -> Result<std::unique_ptr<Node>> {
+    auto decoded = decode_params<P>(params);
+    if (!decoded) {
+      return decoded.status();
+    }
+    return std::unique_ptr<Node>(std::make_unique<N>(std::move(decoded).value()));
+  };
+  d.max_packet_bytes = [](const Json& params) -> std::size_t {
+    if constexpr (SizesOwnPackets<N>) {
+      auto decoded = decode_params<P>(params);
+      return decoded ? N::max_packet_bytes(*decoded) : kDefaultMaxPacketBytes;
+    } else {
+      (void)params;
+      return kDefaultMaxPacketBytes;
+    }
+  };
+  return d;
+}
+
+/// Params struct for nodes that take none.
+struct NoParams {
+  static void describe(ParamSchemaBuilder<NoParams>& /*b*/) {}
+};
+
+}  // namespace skit
+
+/// One line at the end of a node's .cpp registers it. Node sources are linked as an object
+/// library, so the registrar is never dropped by the linker.
+#define SKIT_REGISTER_NODE(Type)                                    \
+  [[maybe_unused]] static const bool skit_registered_##Type##_ = \
+      ::skit::NodeRegistry::builtin().add(::skit::describe_node<Type>())

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "skit/core/registry.hpp"
+
+#include <cstring>
+
+namespace skit {
+
+Status OutputWriter::write(std::span<const std::byte> bytes, const PacketHeader& header) {
+  auto buffer = loan(bytes.size());
+  if (!buffer) {
+    return buffer.status();
+  }
+  if (!bytes.empty()) {
+    std::memcpy(buffer->data(), bytes.data(), bytes.size());
+  }
+  return publish(bytes.size(), header);
+}
+
+Status Node::tune(const Json& /*patch*/) {
+  return Status(ErrorCode::kInvalidParam, "this node has no tunable params");
+}
+
+NodeRegistry& NodeRegistry::builtin() {
+  static NodeRegistry registry;  // function-local: safe from static-init order
+  return registry;
+}
+
+bool NodeRegistry::add(NodeDescriptor descriptor) {
+  std::string kind = descriptor.kind;
+  return kinds_.emplace(std::move(kind), std::move(descriptor)).second;
+}
+
+const NodeDescriptor* NodeRegistry::find(std::string_view kind) const {
+  auto it = kinds_.find(kind);
+  return it == kinds_.end() ? nullptr : &it->second;
+}
+
+std::vector<const NodeDescriptor*> NodeRegistry::all() const {
+  std::vector<const NodeDescriptor*> out;
+  out.reserve(kinds_.size());
+  for (const auto& [kind, d] : kinds_) {
+    out.push_back(&d);
+  }
+  return out;
+}
+
+namespace {
+std::string_view cardinality_name(Cardinality c) {
+  switch (c) {
+    case Cardinality::kOne: return "One";
+    case Cardinality::kBroadcast: return "Broadcast";
+    case Cardinality::kDynamic: return "Dynamic";
+  }
+  return "?";
+}
+}  // namespace
+
+Json NodeDescriptor::to_json() const {
+  Json in = Json::array();
+  for (const auto& p : inputs) {
+    Json types = Json::array();
+    for (const auto& t : p.accepts) {
+      types.push_back(skit::to_json(t));
+    }
+    Json card = p.cardinality == Cardinality::kDynamic
+                    ? Json{{"Dynamic", {{"prefix", p.name}}}}
+                    : Json(cardinality_name(p.cardinality));
+    in.push_back({{"name", p.name}, {"accepts_types", types}, {"cardinality", card}});
+  }
+  Json out = Json::array();
+  for (const auto& p : outputs) {
+    out.push_back({{"name", p.name},
+                   {"produces_type", skit::to_json(p.produces)},
+                   {"cardinality", cardinality_name(p.cardinality)}});
+  }
+  return Json{{"kind", kind},
+              {"description", summary},
+              {"param_schema", params ? params->json_schema() : Json::object()},
+              {"inputs", in},
+              {"outputs", out},
+              {"categories", Json::array({category})},
+              {"bidirectional", false}};
+}
+
+}  // namespace skit

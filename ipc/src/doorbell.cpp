@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "skit/ipc/doorbell.hpp"
+
+#include <zmq.hpp>
+
+namespace skit::ipc {
+
+zmq::context_t& zmq_context() {
+  static zmq::context_t context(1);
+  return context;
+}
+
+std::string doorbell_endpoint(std::string_view run_id, std::string_view name) {
+  std::string out = "ipc://@skit-";
+  out += run_id;
+  out += '-';
+  out += name;
+  return out;
+}
+
+Doorbell::Doorbell(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+Doorbell::Doorbell(Doorbell&&) noexcept = default;
+Doorbell& Doorbell::operator=(Doorbell&&) noexcept = default;
+Doorbell::~Doorbell() = default;
+
+void Doorbell::bind() {
+  if (pull_) {
+    return;
+  }
+  pull_ = std::make_unique<zmq::socket_t>(zmq_context(), zmq::socket_type::pull);
+  pull_->set(zmq::sockopt::linger, 0);
+  pull_->bind(endpoint_);
+}
+
+void Doorbell::connect(std::string_view endpoint) {
+  if (push_.find(endpoint) != push_.end()) {
+    return;
+  }
+  auto socket = std::make_unique<zmq::socket_t>(zmq_context(), zmq::socket_type::push);
+  socket->set(zmq::sockopt::linger, 0);
+  socket->set(zmq::sockopt::sndhwm, 64);  // a doorbell backlog carries no information
+  socket->connect(std::string(endpoint));
+  push_.emplace(std::string(endpoint), std::move(socket));
+}
+
+void Doorbell::ring(std::string_view endpoint) {
+  auto it = push_.find(endpoint);
+  if (it == push_.end()) {
+    connect(endpoint);
+    it = push_.find(endpoint);
+  }
+  const std::byte bell{1};
+  // Never block: if the peer's queue is full it will wake anyway.
+  (void)it->second->send(zmq::const_buffer(&bell, 1), zmq::send_flags::dontwait);
+  ++rings_sent_;
+}
+
+void* Doorbell::handle() const { return pull_ ? pull_->handle() : nullptr; }
+
+bool Doorbell::wait(std::chrono::microseconds timeout) {
+  zmq::pollitem_t item{pull_->handle(), 0, ZMQ_POLLIN, 0};
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+  int rc = 0;
+  try {
+    rc = zmq::poll(&item, 1, ms);
+  } catch (const zmq::error_t&) {
+    return false;  // EINTR
+  }
+  if (rc <= 0) {
+    return false;
+  }
+  zmq::message_t msg;
+  while (pull_->recv(msg, zmq::recv_flags::dontwait)) {
+  }
+  return true;
+}
+
+}  // namespace skit::ipc

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "skit/ipc/ring.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace skit::ipc {
+
+namespace {
+void copy_endpoint(char (&dst)[kEndpointBytes], std::string_view src) {
+  std::memset(dst, 0, kEndpointBytes);
+  std::memcpy(dst, src.data(), std::min(src.size(), kEndpointBytes - 1));
+}
+std::string_view endpoint_of(const char (&src)[kEndpointBytes]) {
+  return {src, ::strnlen(src, kEndpointBytes)};
+}
+}  // namespace
+
+std::size_t Ring::bytes_for(std::uint32_t capacity) {
+  return sizeof(RingHeader) + static_cast<std::size_t>(capacity) * sizeof(SlotDescriptor);
+}
+
+Ring Ring::init(void* memory, std::size_t bytes, std::uint32_t capacity, ConnectionMode mode,
+                std::string_view producer_doorbell, std::string_view consumer_doorbell) {
+  auto* header = new (memory) RingHeader{};
+  header->magic = kRingMagic;
+  header->version = kLayoutVersion;
+  header->capacity = capacity;
+  header->mode = static_cast<std::uint32_t>(mode);
+  copy_endpoint(header->producer_doorbell, producer_doorbell);
+  copy_endpoint(header->consumer_doorbell, consumer_doorbell);
+  header->head.store(0);
+  header->tail.store(0);
+  header->consumer_waiting.store(0);
+  header->producer_waiting.store(0);
+  header->dropped.store(0);
+  std::atomic_thread_fence(std::memory_order_release);
+  return *attach(memory, bytes);
+}
+
+Result<Ring> Ring::attach(void* memory, std::size_t bytes) {
+  auto* header = static_cast<RingHeader*>(memory);
+  if (bytes < sizeof(RingHeader) || header->magic != kRingMagic) {
+    return Status(ErrorCode::kInternal, "not a skit ring");
+  }
+  if (header->version != kLayoutVersion) {
+    return Status(ErrorCode::kInternal, "ring layout version mismatch");
+  }
+  const std::uint32_t cap = header->capacity;
+  if (cap == 0 || (cap & (cap - 1)) != 0 || bytes_for(cap) > bytes) {
+    return Status(ErrorCode::kInternal, "ring segment is malformed");
+  }
+  Ring ring;
+  ring.header_ = header;
+  ring.entries_ = reinterpret_cast<SlotDescriptor*>(static_cast<std::byte*>(memory) +
+                                                    sizeof(RingHeader));
+  ring.mask_ = cap - 1;
+  return ring;
+}
+
+std::string_view Ring::producer_doorbell() const { return endpoint_of(header_->producer_doorbell); }
+std::string_view Ring::consumer_doorbell() const { return endpoint_of(header_->consumer_doorbell); }
+void Ring::set_producer_doorbell(std::string_view e) { copy_endpoint(header_->producer_doorbell, e); }
+void Ring::set_consumer_doorbell(std::string_view e) { copy_endpoint(header_->consumer_doorbell, e); }
+
+std::size_t Ring::size() const {
+  const std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  const std::uint64_t head = header_->head.load(std::memory_order_acquire);
+  return static_cast<std::size_t>(head - tail);
+}
+
+bool Ring::try_push(const SlotDescriptor& descriptor) {
+  const std::uint64_t head = header_->head.load(std::memory_order_relaxed);
+  const std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  if (head - tail >= header_->capacity) {
+    return false;
+  }
+  entries_[head & mask_] = descriptor;
+  // seq_cst: the store must be visible before we read consumer_waiting (Dekker handshake).
+  header_->head.store(head + 1, std::memory_order_seq_cst);
+  return true;
+}
+
+bool Ring::drop_oldest(SlotDescriptor& dropped) {
+  std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  while (true) {
+    const std::uint64_t head = header_->head.load(std::memory_order_relaxed);
+    if (tail == head) {
+      return false;
+    }
+    dropped = entries_[tail & mask_];
+    // The consumer may take the same entry; whoever moves tail first owns it.
+    if (header_->tail.compare_exchange_weak(tail, tail + 1, std::memory_order_acq_rel)) {
+      header_->dropped.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+}
+
+bool Ring::take_consumer_wakeup() {
+  if (header_->consumer_waiting.load(std::memory_order_seq_cst) == 0) {
+    return false;
+  }
+  return header_->consumer_waiting.exchange(0, std::memory_order_seq_cst) != 0;
+}
+
+void Ring::set_producer_waiting(bool waiting) {
+  header_->producer_waiting.store(waiting ? 1 : 0, std::memory_order_seq_cst);
+}
+
+bool Ring::try_pop(SlotDescriptor& out) {
+  std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  while (true) {
+    const std::uint64_t head = header_->head.load(std::memory_order_acquire);
+    if (tail == head) {
+      return false;
+    }
+    out = entries_[tail & mask_];
+    // seq_cst: the advanced tail must be visible before we read producer_waiting.
+    if (header_->tail.compare_exchange_weak(tail, tail + 1, std::memory_order_seq_cst)) {
+      return true;
+    }
+  }
+}
+
+bool Ring::take_producer_wakeup() {
+  if (header_->producer_waiting.load(std::memory_order_seq_cst) == 0) {
+    return false;
+  }
+  return header_->producer_waiting.exchange(0, std::memory_order_seq_cst) != 0;
+}
+
+void Ring::set_consumer_waiting(bool waiting) {
+  header_->consumer_waiting.store(waiting ? 1 : 0, std::memory_order_seq_cst);
+}
+
+std::uint64_t Ring::dropped() const { return header_->dropped.load(std::memory_order_relaxed); }
+std::uint64_t Ring::pushed() const { return header_->head.load(std::memory_order_relaxed); }
+
+}  // namespace skit::ipc

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MPL-2.0
+// testing::fault forwards packets and, after `after_packets` of them, misbehaves on purpose:
+// it crashes, hangs, leaks memory or makes a system call the sandbox forbids. The fault
+// tests of the supervisor and the sandbox use it; it is harmless unless placed in a pipeline.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "skit/core/registry.hpp"
+
+namespace skit::nodes {
+
+struct FaultParams {
+  std::string mode = "error";
+  std::int64_t after_packets = 0;
+
+  static void describe(ParamSchemaBuilder<FaultParams>& b) {
+    b.field("mode", &FaultParams::mode,
+            "What to do: error (fail cleanly), segfault, abort, hang, oom (allocate without "
+            "bound), execve or socket (forbidden system calls).")
+        .choices({"error", "segfault", "abort", "hang", "oom", "execve", "socket"});
+    b.field("after_packets", &FaultParams::after_packets,
+            "Packets forwarded normally before the fault.")
+        .range(0, 1e12);
+  }
+};
+
+class FaultNode final : public NodeWithParams<FaultParams> {
+ public:
+  static constexpr std::string_view kKind = "testing::fault";
+  static constexpr std::string_view kSummary =
+      "Forwards packets, then fails on purpose (crash, hang, OOM, forbidden syscall).";
+  static constexpr std::string_view kCategory = "testing";
+  static std::vector<InputPinSpec> inputs() { return {{"in", {PacketType::any()}}}; }
+  static std::vector<OutputPinSpec> outputs() { return {{"out", PacketType::passthrough()}}; }
+
+  using NodeWithParams::NodeWithParams;
+
+  Status process(NodeContext& ctx, const PacketView& packet) override {
+    if (seen_++ < params().after_packets) {
+      return ctx.output(0).forward(packet);
+    }
+    const std::string& mode = params().mode;
+    if (mode == "segfault") {
+      std::raise(SIGSEGV);
+    } else if (mode == "abort") {
+      std::abort();
+    } else if (mode == "hang") {
+      while (true) {  // ignores stop requests, like a wedged codec
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    } else if (mode == "oom") {
+      std::vector<std::vector<char>> hog;
+      while (true) {
+        hog.emplace_back(64 << 20, 'x');
+      }
+    } else if (mode == "execve") {
+      char arg0[] = "/bin/true";
+      char* argv[] = {arg0, nullptr};
+      ::execv(arg0, argv);
+      return Status(ErrorCode::kInternal, std::string("execve returned: ") + std::strerror(errno));
+    } else if (mode == "socket") {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      if (fd >= 0) {
+        ::close(fd);
+      }
+      return Status(ErrorCode::kInternal, "socket(AF_INET) was allowed");
+    }
+    return Status(ErrorCode::kInternal, "injected failure after " +
+                                            std::to_string(params().after_packets) + " packets");
+  }
+
+ private:
+  std::int64_t seen_ = 0;
+};
+SKIT_REGISTER_NODE(FaultNode);
+
+}  // namespace skit::nodes

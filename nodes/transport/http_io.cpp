@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MPL-2.0
+// streamkit::http_input / streamkit::http_output: the oneshot request's body in and the
+// response body out. They run host-side (in the supervisor), fed by the gateway's HTTP
+// request or by `skit run --input/--output`.
+#include "skit/core/registry.hpp"
+
+namespace skit::nodes {
+
+struct HttpInputParams {
+  std::string field = "media";
+
+  static void describe(ParamSchemaBuilder<HttpInputParams>& b) {
+    b.field("field", &HttpInputParams::field, "Multipart field carrying the media.");
+  }
+};
+
+class HttpInputNode final : public NodeWithParams<HttpInputParams> {
+ public:
+  static constexpr std::string_view kKind = "streamkit::http_input";
+  static constexpr std::string_view kSummary =
+      "The uploaded media of a oneshot request (or --input of skit run), as Binary packets.";
+  static constexpr std::string_view kCategory = "transport";
+  static constexpr NodeExecution kExecution = NodeExecution::kHost;
+  static constexpr std::size_t kChunkBytes = 64 * 1024;
+  static std::vector<InputPinSpec> inputs() { return {}; }
+  static std::vector<OutputPinSpec> outputs() { return {{"out", PacketType::binary()}}; }
+  static std::size_t max_packet_bytes(const Params& /*p*/) { return kChunkBytes; }
+
+  using NodeWithParams::NodeWithParams;
+
+  Result<Produced> produce(NodeContext& ctx) override {
+    HostByteSource* source = ctx.host_source();
+    if (source == nullptr) {
+      return Status(ErrorCode::kInvalidArgument, "no input stream attached to http_input");
+    }
+    auto& out = ctx.output(0);
+    auto buffer = out.loan(kChunkBytes);
+    if (!buffer) {
+      return buffer.status();
+    }
+    // Fill the whole chunk when the source delivers in small pieces (pipes, sockets).
+    std::size_t filled = 0;
+    while (filled < buffer->size()) {
+      auto n = source->read(buffer->subspan(filled));
+      if (!n) {
+        return n.status();
+      }
+      if (*n == 0) {
+        break;
+      }
+      filled += *n;
+    }
+    if (filled == 0) {
+      return Produced::kDone;
+    }
+    SKIT_RETURN_IF_ERROR(out.publish(filled, PacketHeader{.kind = PacketKind::kBinary}));
+    return filled < buffer->size() ? Produced::kDone : Produced::kMore;
+  }
+};
+SKIT_REGISTER_NODE(HttpInputNode);
+
+struct HttpOutputParams {
+  std::string content_type;
+
+  static void describe(ParamSchemaBuilder<HttpOutputParams>& b) {
+    b.field("content_type", &HttpOutputParams::content_type,
+            "Content-Type of the response; empty = from the upstream node.");
+  }
+};
+
+class HttpOutputNode final : public NodeWithParams<HttpOutputParams> {
+ public:
+  static constexpr std::string_view kKind = "streamkit::http_output";
+  static constexpr std::string_view kSummary =
+      "Streams Binary packets as the oneshot response body (or --output of skit run).";
+  static constexpr std::string_view kCategory = "transport";
+  static constexpr NodeExecution kExecution = NodeExecution::kHost;
+  static std::vector<InputPinSpec> inputs() { return {{"in", {PacketType::binary()}}}; }
+  static std::vector<OutputPinSpec> outputs() { return {}; }
+
+  using NodeWithParams::NodeWithParams;
+
+  Status process(NodeContext& ctx, const PacketView& packet) override {
+    HostByteSink* sink = ctx.host_sink();
+    if (sink == nullptr) {
+      return Status(ErrorCode::kInvalidArgument, "no output stream attached to http_output");
+    }
+    return sink->write(packet.data);
+  }
+
+  Status finish(NodeContext& ctx) override {
+    HostByteSink* sink = ctx.host_sink();
+    return sink != nullptr ? sink->close() : Status::ok();
+  }
+};
+SKIT_REGISTER_NODE(HttpOutputNode);
+
+}  // namespace skit::nodes

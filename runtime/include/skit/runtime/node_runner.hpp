@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MPL-2.0
+// The node runtime ("kernel"): runs one node on its own thread, moving packets between the
+// node and its shared-memory rings, with backpressure, best-effort drops, end of stream,
+// live tuning, stop requests and counters. Workers host many runners; the supervisor hosts
+// the runners of host-side nodes (streamkit::http_input/http_output).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "skit/core/node.hpp"
+#include "skit/core/state.hpp"
+#include "skit/ipc/doorbell.hpp"
+#include "skit/ipc/ring.hpp"
+#include "skit/ipc/segment.hpp"
+#include "skit/ipc/slot_pool.hpp"
+
+namespace skit::runtime {
+
+/// Every slot pool of a pipeline, mapped in this process, indexed by the pool id that
+/// descriptors carry. Consumers release (and forwarders re-reference) slots through it.
+class PoolTable {
+ public:
+  Status open(std::uint32_t index, const std::string& segment_name);
+  /// Adopts a segment this process created (the supervisor's own view).
+  Status adopt(std::uint32_t index, ipc::SlotPool pool);
+  [[nodiscard]] ipc::SlotPool* find(std::uint32_t index);
+
+ private:
+  std::vector<std::optional<ipc::SlotPool>> pools_;
+  std::vector<ipc::SharedSegment> segments_;
+};
+
+/// Where a runner reports state changes; must be thread-safe.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void post(const std::string& node_id, NodeState state, const std::string& message,
+                    const NodeStats& stats) = 0;
+  /// Endpoint of the thread that drains the events; runners ring it after post().
+  [[nodiscard]] virtual const std::string& wake_endpoint() const = 0;
+};
+
+struct RunnerOptions {
+  std::chrono::microseconds spin{20};          // busy-poll before sleeping on a doorbell
+  std::chrono::milliseconds idle_wait{100};    // longest single sleep (stop/tune are also rung)
+};
+
+struct RunnerInput {
+  std::string pin;
+  std::string ring_segment;
+};
+
+struct RunnerOutput {
+  std::string pin;
+  std::uint32_t pool_index = 0;
+  std::vector<std::string> ring_segments;
+};
+
+struct RunnerSpec {
+  std::string node_id;
+  std::string kind;
+  std::string doorbell;  // endpoint the runner thread sleeps on
+  std::vector<RunnerInput> inputs;
+  std::vector<RunnerOutput> outputs;
+};
+
+class NodeRunner final : public NodeContext {
+ public:
+  NodeRunner(RunnerSpec spec, std::unique_ptr<Node> node, PoolTable& pools, EventSink& events,
+             RunnerOptions options = {});
+  NodeRunner(const NodeRunner&) = delete;
+  NodeRunner& operator=(const NodeRunner&) = delete;
+  NodeRunner(NodeRunner&&) = delete;
+  NodeRunner& operator=(NodeRunner&&) = delete;
+  ~NodeRunner() override;
+
+  /// Maps rings, binds the doorbell and connects to every peer doorbell. Call before the
+  /// sandbox engages: no socket or mapping is created afterwards.
+  Status attach();
+  /// Runs Node::prepare() (opens files); also before the sandbox.
+  Status prepare();
+  void start();
+  /// Asks the node to stop at the next packet boundary; `from` is the caller's doorbell.
+  void request_stop(ipc::Doorbell& from);
+  /// Queues a live param patch, applied between two packets.
+  void tune(const Json& patch, ipc::Doorbell& from);
+  void join();
+  [[nodiscard]] bool finished() const { return finished_.load(std::memory_order_acquire); }
+  [[nodiscard]] NodeStats stats() const;
+  [[nodiscard]] const RunnerSpec& spec() const { return spec_; }
+  [[nodiscard]] const std::string& last_error() const { return last_error_; }
+
+  void set_host_source(HostByteSource* source) { host_source_ = source; }
+  void set_host_sink(HostByteSink* sink) { host_sink_ = sink; }
+
+  // NodeContext
+  [[nodiscard]] const std::string& node_id() const override { return spec_.node_id; }
+  [[nodiscard]] std::size_t output_count() const override { return outputs_.size(); }
+  OutputWriter& output(std::size_t index) override;
+  [[nodiscard]] bool stop_requested() const override {
+    return stop_.load(std::memory_order_relaxed);
+  }
+  bool sleep_until(std::chrono::steady_clock::time_point deadline) override;
+  spdlog::logger& log() override;
+  HostByteSource* host_source() override { return host_source_; }
+  HostByteSink* host_sink() override { return host_sink_; }
+
+ private:
+  class Output;
+  struct Input {
+    std::string pin;
+    ipc::SharedSegment segment;
+    ipc::Ring ring;
+    bool ended = false;
+  };
+
+  void thread_main();
+  Status run_source();
+  Status run_filter();
+  bool pop_any(ipc::SlotDescriptor& out, std::size_t& index);
+  void wait_for_input();
+  void apply_pending_tune();
+  void release(const ipc::SlotDescriptor& d);
+  void report(NodeState state, const std::string& message);
+
+  RunnerSpec spec_;
+  std::unique_ptr<Node> node_;
+  PoolTable& pools_;
+  EventSink& events_;
+  RunnerOptions options_;
+  ipc::Doorbell doorbell_;
+  std::vector<Input> inputs_;
+  std::vector<std::unique_ptr<Output>> outputs_;
+  std::size_t next_input_ = 0;
+  ipc::SlotDescriptor current_{};  // the packet being processed, for forward()
+  std::shared_ptr<spdlog::logger> logger_;
+  HostByteSource* host_source_ = nullptr;
+  HostByteSink* host_sink_ = nullptr;
+
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> tune_pending_{false};
+  std::mutex tune_mutex_;
+  std::vector<Json> tune_queue_;
+  std::string last_error_;
+
+  std::atomic<std::uint64_t> packets_in_{0};
+  std::atomic<std::uint64_t> bytes_in_{0};
+  std::atomic<std::uint64_t> packets_out_{0};
+  std::atomic<std::uint64_t> bytes_out_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
+}  // namespace skit::runtime

@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "skit/runtime/node_runner.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define SKIT_CPU_RELAX() _mm_pause()
+#else
+#define SKIT_CPU_RELAX() ((void)0)
+#endif
+
+namespace skit::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------------------
+// PoolTable
+
+Status PoolTable::open(std::uint32_t index, const std::string& segment_name) {
+  auto segment = ipc::SharedSegment::open(segment_name);
+  if (!segment) {
+    return segment.status();
+  }
+  auto pool = ipc::SlotPool::attach(segment->data(), segment->size());
+  if (!pool) {
+    return pool.status();
+  }
+  if (pools_.size() <= index) {
+    pools_.resize(index + 1);
+  }
+  pools_[index] = *pool;
+  segments_.push_back(std::move(segment).value());
+  return Status::ok();
+}
+
+Status PoolTable::adopt(std::uint32_t index, ipc::SlotPool pool) {
+  if (pools_.size() <= index) {
+    pools_.resize(index + 1);
+  }
+  pools_[index] = pool;
+  return Status::ok();
+}
+
+ipc::SlotPool* PoolTable::find(std::uint32_t index) {
+  if (index >= pools_.size() || !pools_[index]) {
+    return nullptr;
+  }
+  return &*pools_[index];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output: one output pin, its slot pool and one ring per connection.
+
+class NodeRunner::Output final : public OutputWriter {
+ public:
+  Output(NodeRunner& runner, std::string pin) : runner_(runner), pin_(std::move(pin)) {}
+
+  Status attach(std::uint32_t pool_index, const std::vector<std::string>& ring_segments) {
+    pool_index_ = pool_index;
+    for (const auto& name : ring_segments) {
+      auto segment = ipc::SharedSegment::open(name);
+      if (!segment) {
+        return segment.status();
+      }
+      auto ring = ipc::Ring::attach(segment->data(), segment->size());
+      if (!ring) {
+        return ring.status();
+      }
+      rings_.push_back(*ring);
+      segments_.push_back(std::move(segment).value());
+    }
+    if (!rings_.empty()) {
+      ipc::SlotPool* pool = runner_.pools_.find(pool_index);
+      if (pool == nullptr) {
+        return Status(ErrorCode::kInternal, "output '" + pin_ + "' has no slot pool");
+      }
+      pool_ = *pool;  // own copy: the allocation cursor is this thread's
+    }
+    return Status::ok();
+  }
+
+  [[nodiscard]] const std::vector<ipc::Ring>& rings() const { return rings_; }
+
+  Result<std::span<std::byte>> loan(std::size_t bytes) override {
+    if (rings_.empty()) {  // unconnected output: packets go nowhere
+      scratch_.resize(std::max(scratch_.size(), bytes));
+      return std::span<std::byte>(scratch_.data(), bytes);
+    }
+    if (bytes > pool_.slot_size()) {
+      return Status(ErrorCode::kResourceExhausted,
+                    "packet of " + std::to_string(bytes) + " bytes exceeds the " +
+                        std::to_string(pool_.slot_size()) + "-byte slots of output '" + pin_ +
+                        "'");
+    }
+    if (loaned_ != ipc::kNoSlot) {
+      return std::span<std::byte>(pool_.slot_data(loaned_).data(), bytes);
+    }
+    const auto spin_until = Clock::now() + runner_.options_.spin;
+    std::uint32_t spins = 0;
+    while (true) {
+      if (auto slot = pool_.try_acquire()) {
+        loaned_ = *slot;
+        return std::span<std::byte>(pool_.slot_data(loaned_).data(), bytes);
+      }
+      if (runner_.stop_requested()) {
+        return Status(ErrorCode::kCancelled, "stopped while waiting for a free slot");
+      }
+      if ((++spins & 63U) != 0 || Clock::now() < spin_until) {
+        SKIT_CPU_RELAX();
+        continue;
+      }
+      pool_.set_owner_waiting(true);
+      if (auto slot = pool_.try_acquire()) {
+        pool_.set_owner_waiting(false);
+        loaned_ = *slot;
+        return std::span<std::byte>(pool_.slot_data(loaned_).data(), bytes);
+      }
+      runner_.doorbell_.wait(runner_.options_.idle_wait);
+      pool_.set_owner_waiting(false);
+    }
+  }
+
+  Status publish(std::size_t used, const PacketHeader& header) override {
+    runner_.packets_out_.fetch_add(1, std::memory_order_relaxed);
+    runner_.bytes_out_.fetch_add(used, std::memory_order_relaxed);
+    if (rings_.empty()) {
+      return Status::ok();
+    }
+    if (loaned_ == ipc::kNoSlot) {
+      return Status(ErrorCode::kInternal, "publish() without loan()");
+    }
+    ipc::SlotDescriptor d;
+    d.pool = pool_index_;
+    d.slot = loaned_;
+    d.offset = 0;
+    d.size = static_cast<std::uint32_t>(used);
+    fill_header(d, header);
+    loaned_ = ipc::kNoSlot;
+    pool_.set_refs(d.slot, static_cast<std::uint32_t>(rings_.size()));
+    return push_all(d);
+  }
+
+  Status forward(const PacketView& packet) override {
+    runner_.packets_out_.fetch_add(1, std::memory_order_relaxed);
+    runner_.bytes_out_.fetch_add(packet.data.size(), std::memory_order_relaxed);
+    if (rings_.empty()) {
+      return Status::ok();
+    }
+    if (packet.forward_token != runner_.current_.sequence + 1 ||
+        runner_.current_.slot == ipc::kNoSlot) {
+      return Status(ErrorCode::kInternal, "forward() of a packet that is not being processed");
+    }
+    ipc::SlotDescriptor d = runner_.current_;
+    const auto* slot_base = runner_.pools_.find(d.pool)->slot_data(d.slot).data();
+    d.offset = static_cast<std::uint32_t>(packet.data.data() - slot_base);
+    d.size = static_cast<std::uint32_t>(packet.data.size());
+    fill_header(d, packet.header);
+    // We hold a reference for the packet in hand, so adding more cannot race with a free.
+    runner_.pools_.find(d.pool)->add_refs(d.slot, static_cast<std::uint32_t>(rings_.size()));
+    return push_all(d);
+  }
+
+  [[nodiscard]] std::size_t max_packet_bytes() const override {
+    return rings_.empty() ? std::size_t{1} << 30 : pool_.slot_size();
+  }
+
+  /// End of stream on every connection; never dropped, even on best-effort rings.
+  void close(bool failed) {
+    ipc::SlotDescriptor d;
+    d.control = ipc::kControlEndOfStream | (failed ? ipc::kControlError : 0);
+    d.sequence = sequence_++;
+    for (auto& ring : rings_) {
+      (void)push_one(ring, d, /*droppable=*/false);
+    }
+  }
+
+ private:
+  void fill_header(ipc::SlotDescriptor& d, const PacketHeader& header) {
+    d.sequence = sequence_++;
+    d.pts_us = header.pts_us;
+    d.duration_us = header.duration_us;
+    d.flags = header.flags;
+    d.sample_rate = header.sample_rate;
+    d.channels = header.channels;
+    d.kind = static_cast<std::uint8_t>(header.kind);
+    d.control = ipc::kControlNone;
+  }
+
+  Status push_all(const ipc::SlotDescriptor& d) {
+    for (std::size_t i = 0; i < rings_.size(); ++i) {
+      Status s = push_one(rings_[i], d, /*droppable=*/true);
+      if (!s.is_ok()) {
+        // Give back the references meant for the rings we did not reach.
+        for (std::size_t j = i; j < rings_.size(); ++j) {
+          runner_.release(d);
+        }
+        return s;
+      }
+    }
+    return Status::ok();
+  }
+
+  Status push_one(ipc::Ring& ring, const ipc::SlotDescriptor& d, bool droppable) {
+    const bool best_effort = ring.mode() == ConnectionMode::kBestEffort;
+    const auto spin_until = Clock::now() + runner_.options_.spin;
+    std::uint32_t spins = 0;
+    while (!ring.try_push(d)) {
+      if (best_effort) {
+        ipc::SlotDescriptor oldest;
+        if (ring.drop_oldest(oldest)) {
+          if (oldest.control != ipc::kControlNone) {
+            (void)ring.try_push(oldest);  // never lose an end of stream
+          }
+          runner_.release(oldest);
+          runner_.dropped_.fetch_add(1, std::memory_order_relaxed);
+        }
+        continue;
+      }
+      if (runner_.stop_requested() && droppable) {
+        return Status(ErrorCode::kCancelled, "stopped while the output was blocked");
+      }
+      if ((++spins & 63U) != 0 || Clock::now() < spin_until) {
+        SKIT_CPU_RELAX();
+        continue;
+      }
+      ring.set_producer_waiting(true);
+      if (ring.try_push(d)) {
+        ring.set_producer_waiting(false);
+        break;
+      }
+      runner_.doorbell_.wait(runner_.options_.idle_wait);
+      ring.set_producer_waiting(false);
+      if (runner_.stop_requested() && !droppable) {
+        return Status(ErrorCode::kCancelled, "stopped");  // the consumer is going away too
+      }
+    }
+    if (ring.take_consumer_wakeup()) {
+      runner_.doorbell_.ring(ring.consumer_doorbell());
+    }
+    return Status::ok();
+  }
+
+  NodeRunner& runner_;
+  std::string pin_;
+  std::uint32_t pool_index_ = 0;
+  ipc::SlotPool pool_;
+  std::vector<ipc::Ring> rings_;
+  std::vector<ipc::SharedSegment> segments_;
+  std::uint32_t loaned_ = ipc::kNoSlot;
+  std::uint64_t sequence_ = 0;
+  std::vector<std::byte> scratch_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// NodeRunner
+
+NodeRunner::NodeRunner(RunnerSpec spec, std::unique_ptr<Node> node, PoolTable& pools,
+                       EventSink& events, RunnerOptions options)
+    : spec_(std::move(spec)),
+      node_(std::move(node)),
+      pools_(pools),
+      events_(events),
+      options_(options),
+      doorbell_(spec_.doorbell) {
+  const std::string name = "node." + spec_.node_id;
+  logger_ = spdlog::get(name);
+  if (!logger_) {
+    logger_ = spdlog::default_logger()->clone(name);
+  }
+}
+
+NodeRunner::~NodeRunner() {
+  stop_.store(true);
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+Status NodeRunner::attach() {
+  doorbell_.bind();
+  doorbell_.connect(events_.wake_endpoint());
+  for (const auto& in : spec_.inputs) {
+    auto segment = ipc::SharedSegment::open(in.ring_segment);
+    if (!segment) {
+      return segment.status();
+    }
+    auto ring = ipc::Ring::attach(segment->data(), segment->size());
+    if (!ring) {
+      return ring.status();
+    }
+    doorbell_.connect(ring->producer_doorbell());
+    inputs_.push_back(Input{in.pin, std::move(segment).value(), *ring, false});
+  }
+  for (const auto& out : spec_.outputs) {
+    auto output = std::make_unique<Output>(*this, out.pin);
+    SKIT_RETURN_IF_ERROR(output->attach(out.pool_index, out.ring_segments));
+    for (const auto& ring : output->rings()) {
+      doorbell_.connect(ring.consumer_doorbell());
+    }
+    outputs_.push_back(std::move(output));
+  }
+  return Status::ok();
+}
+
+Status NodeRunner::prepare() {
+  Status s = node_->prepare(*this);
+  if (!s.is_ok()) {
+    last_error_ = s.to_string();
+  }
+  return s;
+}
+
+void NodeRunner::start() {
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+void NodeRunner::request_stop(ipc::Doorbell& from) {
+  stop_.store(true, std::memory_order_release);
+  from.ring(spec_.doorbell);
+}
+
+void NodeRunner::tune(const Json& patch, ipc::Doorbell& from) {
+  {
+    std::lock_guard lock(tune_mutex_);
+    tune_queue_.push_back(patch);
+  }
+  tune_pending_.store(true, std::memory_order_release);
+  from.ring(spec_.doorbell);
+}
+
+void NodeRunner::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+NodeStats NodeRunner::stats() const {
+  return NodeStats{packets_in_.load(std::memory_order_relaxed),
+                   packets_out_.load(std::memory_order_relaxed),
+                   bytes_in_.load(std::memory_order_relaxed),
+                   bytes_out_.load(std::memory_order_relaxed),
+                   dropped_.load(std::memory_order_relaxed)};
+}
+
+OutputWriter& NodeRunner::output(std::size_t index) { return *outputs_.at(index); }
+
+bool NodeRunner::sleep_until(Clock::time_point deadline) {
+  while (!stop_requested()) {
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      return true;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
+    if (left < std::chrono::milliseconds(2)) {
+      std::this_thread::sleep_until(deadline);  // finer than the doorbell's 1 ms poll
+      return !stop_requested();
+    }
+    doorbell_.wait(std::min<std::chrono::microseconds>(left - std::chrono::milliseconds(1),
+                                                       options_.idle_wait));
+    apply_pending_tune();
+  }
+  return false;
+}
+
+spdlog::logger& NodeRunner::log() { return *logger_; }
+
+void NodeRunner::report(NodeState state, const std::string& message) {
+  events_.post(spec_.node_id, state, message, stats());
+  doorbell_.ring(events_.wake_endpoint());
+}
+
+void NodeRunner::thread_main() {
+  report(NodeState::kRunning, "");
+  Status status = inputs_.empty() ? run_source() : run_filter();
+  if (status.is_ok() && !stop_requested()) {
+    status = node_->finish(*this);
+  }
+  const bool failed = !status.is_ok() && status.code() != ErrorCode::kCancelled;
+  for (auto& out : outputs_) {
+    out->close(failed);
+  }
+  if (failed) {
+    last_error_ = status.to_string();
+    report(NodeState::kFailed, last_error_);
+  } else {
+    report(NodeState::kStopped, stop_requested() ? "shutdown" : "completed");
+  }
+  finished_.store(true, std::memory_order_release);
+}
+
+Status NodeRunner::run_source() {
+  while (!stop_requested()) {
+    apply_pending_tune();
+    auto produced = node_->produce(*this);
+    if (!produced) {
+      return produced.status();
+    }
+    if (*produced == Node::Produced::kDone) {
+      return Status::ok();
+    }
+  }
+  return Status(ErrorCode::kCancelled, "stopped");
+}
+
+Status NodeRunner::run_filter() {
+  std::size_t open_inputs = inputs_.size();
+  while (open_inputs > 0) {
+    if (stop_requested()) {
+      return Status(ErrorCode::kCancelled, "stopped");
+    }
+    apply_pending_tune();
+    ipc::SlotDescriptor d;
+    std::size_t index = 0;
+    if (!pop_any(d, index)) {
+      wait_for_input();
+      continue;
+    }
+    if ((d.control & ipc::kControlEndOfStream) != 0) {
+      inputs_[index].ended = true;
+      --open_inputs;
+      if ((d.control & ipc::kControlError) != 0) {
+        return Status(ErrorCode::kCancelled, "upstream of input '" + inputs_[index].pin +
+                                                 "' failed");
+      }
+      SKIT_RETURN_IF_ERROR(node_->on_input_end(*this, index));
+      continue;
+    }
+    ipc::SlotPool* pool = pools_.find(d.pool);
+    if (pool == nullptr || d.slot >= pool->slot_count() ||
+        static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
+      return Status(ErrorCode::kInternal, "malformed descriptor on input '" +
+                                              inputs_[index].pin + "'");
+    }
+    PacketView view;
+    view.header.kind = static_cast<PacketKind>(d.kind);
+    view.header.pts_us = d.pts_us;
+    view.header.duration_us = d.duration_us;
+    view.header.flags = d.flags;
+    view.header.sample_rate = d.sample_rate;
+    view.header.channels = d.channels;
+    view.data = pool->slot_data(d.slot).subspan(d.offset, d.size);
+    view.sequence = d.sequence;
+    view.input_index = index;
+    view.forward_token = d.sequence + 1;
+    current_ = d;
+    packets_in_.fetch_add(1, std::memory_order_relaxed);
+    bytes_in_.fetch_add(d.size, std::memory_order_relaxed);
+    Status s = node_->process(*this, view);
+    current_.slot = ipc::kNoSlot;
+    release(d);
+    SKIT_RETURN_IF_ERROR(s);
+  }
+  return Status::ok();
+}
+
+bool NodeRunner::pop_any(ipc::SlotDescriptor& out, std::size_t& index) {
+  const std::size_t n = inputs_.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = (next_input_ + k) % n;
+    Input& in = inputs_[i];
+    if (in.ended) {
+      continue;
+    }
+    if (in.ring.try_pop(out)) {
+      if (in.ring.take_producer_wakeup()) {
+        doorbell_.ring(in.ring.producer_doorbell());
+      }
+      next_input_ = (i + 1) % n;
+      index = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+void NodeRunner::wait_for_input() {
+  auto any_ready = [this] {
+    for (const auto& in : inputs_) {
+      if (!in.ended && !in.ring.empty()) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const auto spin_until = Clock::now() + options_.spin;
+  std::uint32_t spins = 0;
+  while ((++spins & 63U) != 0 || Clock::now() < spin_until) {
+    if (any_ready() || stop_requested() || tune_pending_.load(std::memory_order_relaxed)) {
+      return;
+    }
+    SKIT_CPU_RELAX();
+  }
+  for (auto& in : inputs_) {
+    if (!in.ended) {
+      in.ring.set_consumer_waiting(true);
+    }
+  }
+  if (!any_ready() && !stop_requested() && !tune_pending_.load(std::memory_order_acquire)) {
+    doorbell_.wait(options_.idle_wait);
+  }
+  for (auto& in : inputs_) {
+    if (!in.ended) {
+      in.ring.set_consumer_waiting(false);
+    }
+  }
+}
+
+void NodeRunner::apply_pending_tune() {
+  if (!tune_pending_.load(std::memory_order_acquire)) {
+    return;
+  }
+  std::vector<Json> queue;
+  {
+    std::lock_guard lock(tune_mutex_);
+    queue.swap(tune_queue_);
+    tune_pending_.store(false, std::memory_order_release);
+  }
+  for (const auto& patch : queue) {
+    Status s = node_->tune(patch);
+    if (!s.is_ok()) {
+      logger_->warn("tune rejected: {}", s.to_string());
+    }
+  }
+}
+
+void NodeRunner::release(const ipc::SlotDescriptor& d) {
+  if (d.slot == ipc::kNoSlot) {
+    return;
+  }
+  ipc::SlotPool* pool = pools_.find(d.pool);
+  if (pool != nullptr && pool->release(d.slot)) {
+    doorbell_.ring(pool->owner_doorbell());
+  }
+}
+
+}  // namespace skit::runtime

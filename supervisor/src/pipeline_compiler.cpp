@@ -1,0 +1,706 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "skit/supervisor/pipeline_compiler.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace skit::supervisor {
+
+namespace {
+
+struct Position {
+  int line = 0;
+  int column = 0;
+};
+
+Position position_of(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null()) {
+    return {};
+  }
+  return {mark.line + 1, mark.column + 1};
+}
+
+/// A scalar's JSON value: quoted scalars stay strings; plain ones become bool/int/float/null.
+Json scalar_to_json(const YAML::Node& node) {
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!") {
+    return text;
+  }
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
+    return nullptr;
+  }
+  {
+    std::size_t used = 0;
+    try {
+      const long long v = std::stoll(text, &used, 0);
+      if (used == text.size()) {
+        return v;
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  {
+    std::size_t used = 0;
+    try {
+      const double v = std::stod(text, &used);
+      if (used == text.size()) {
+        return v;
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  return text;
+}
+
+Json yaml_to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return scalar_to_json(node);
+    case YAML::NodeType::Sequence: {
+      Json out = Json::array();
+      for (const auto& item : node) {
+        out.push_back(yaml_to_json(item));
+      }
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      Json out = Json::object();
+      for (const auto& kv : node) {
+        out[kv.first.Scalar()] = yaml_to_json(kv.second);
+      }
+      return out;
+    }
+    default: return nullptr;
+  }
+}
+
+struct PendingNeed {
+  std::string from_node;
+  std::string from_pin = "out";
+  std::string to_pin;  // empty: derived from the form of `needs`
+  ConnectionMode mode = ConnectionMode::kReliable;
+  Position where;
+};
+
+struct PendingNode {
+  std::string id;
+  std::string kind;
+  Json params;
+  std::map<std::string, Position> param_positions;
+  Position where;
+  Position kind_where;
+  Position params_where;
+  bool dedicated = false;
+  std::vector<PendingNeed> needs;
+  const NodeDescriptor* descriptor = nullptr;
+};
+
+class Compiler {
+ public:
+  explicit Compiler(const NodeRegistry& registry) : registry_(registry) {}
+
+  CompiledPipeline compile(std::string_view text) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::Exception& e) {
+      error(ErrorCode::kInvalidArgument, "YAML syntax error: " + e.msg,
+            {e.mark.line + 1, e.mark.column + 1});
+      return finish();
+    }
+    if (!root.IsMap()) {
+      error(ErrorCode::kInvalidArgument,
+            root.IsNull() ? "the document is empty" : "the document must be a mapping",
+            position_of(root));
+      return finish();
+    }
+    parse_top(root);
+    if (!errors_.empty() && nodes_.empty()) {
+      return finish();
+    }
+    check_nodes();
+    build_connections();
+    check_cycles();
+    check_types();
+    if (errors_.empty()) {
+      emit();
+    }
+    return finish();
+  }
+
+ private:
+  void error(ErrorCode code, std::string message, Position where, std::string node_id = {},
+             std::string param = {}) {
+    errors_.emplace_back(code, std::move(message),
+                         SourceLocation{std::move(node_id), std::move(param), where.line,
+                                        where.column});
+  }
+
+  void parse_top(const YAML::Node& root) {
+    static const std::set<std::string> kKnown = {"name",    "description", "mode",
+                                                 "steps",   "nodes",       "client",
+                                                 "group",   "variant",     "category",
+                                                 "tags",    "keywords"};
+    for (const auto& kv : root) {
+      const std::string key = kv.first.Scalar();
+      if (!kKnown.contains(key)) {
+        error(ErrorCode::kInvalidArgument,
+              "unknown top-level key '" + key +
+                  "' (expected name, description, mode, steps or nodes)",
+              position_of(kv.first));
+      }
+    }
+    if (auto name = root["name"]) {
+      out_.pipeline.set_name(name.IsScalar() ? name.Scalar() : "");
+    }
+    if (auto desc = root["description"]) {
+      out_.pipeline.set_description(desc.IsScalar() ? desc.Scalar() : "");
+    }
+    out_.pipeline.set_mode(v1::PIPELINE_MODE_DYNAMIC);  // StreamKit's default
+    if (auto mode = root["mode"]) {
+      const std::string m = mode.IsScalar() ? mode.Scalar() : "";
+      if (m == "oneshot") {
+        out_.pipeline.set_mode(v1::PIPELINE_MODE_ONESHOT);
+      } else if (m != "dynamic") {
+        error(ErrorCode::kInvalidArgument, "mode must be 'oneshot' or 'dynamic' (got '" + m + "')",
+              position_of(mode));
+      }
+    }
+    const YAML::Node steps = root["steps"];
+    const YAML::Node nodes = root["nodes"];
+    if (steps && nodes) {
+      error(ErrorCode::kInvalidArgument, "use either 'steps' or 'nodes', not both",
+            position_of(nodes));
+    } else if (steps) {
+      parse_steps(steps);
+    } else if (nodes) {
+      parse_nodes(nodes);
+    } else {
+      error(ErrorCode::kInvalidArgument, "the pipeline has neither 'steps' nor 'nodes'",
+            position_of(root));
+    }
+  }
+
+  void parse_node_body(PendingNode& node, const YAML::Node& body, bool allow_needs) {
+    if (!body.IsMap()) {
+      error(ErrorCode::kInvalidArgument, "a node must be a mapping with 'kind'",
+            position_of(body), node.id);
+      return;
+    }
+    for (const auto& kv : body) {
+      const std::string key = kv.first.Scalar();
+      const YAML::Node& value = kv.second;
+      if (key == "kind") {
+        node.kind = value.IsScalar() ? value.Scalar() : "";
+        node.kind_where = position_of(value);
+      } else if (key == "params") {
+        node.params_where = position_of(value);
+        if (value.IsNull()) {
+          continue;
+        }
+        if (!value.IsMap()) {
+          error(ErrorCode::kInvalidParam, "params must be a mapping", position_of(value),
+                node.id);
+          continue;
+        }
+        node.params = Json::object();
+        for (const auto& p : value) {
+          const std::string pname = p.first.Scalar();
+          if (node.params.contains(pname)) {
+            error(ErrorCode::kInvalidParam, "param given twice", position_of(p.first), node.id,
+                  pname);
+          }
+          node.params[pname] = yaml_to_json(p.second);
+          node.param_positions[pname] = position_of(p.first);
+        }
+      } else if (key == "needs" && allow_needs) {
+        parse_needs(node, value);
+      } else if (key == "isolation") {
+        const std::string v = value.IsScalar() ? value.Scalar() : "";
+        if (v == "dedicated") {
+          node.dedicated = true;
+        } else if (v != "default") {
+          error(ErrorCode::kInvalidArgument,
+                "isolation must be 'dedicated' or 'default' (got '" + v + "')",
+                position_of(value), node.id);
+        }
+      } else {
+        error(ErrorCode::kInvalidArgument,
+              "unknown key '" + key + "' (a node takes kind, params" +
+                  (allow_needs ? ", needs" : "") + " and isolation)",
+              position_of(kv.first), node.id);
+      }
+    }
+    if (node.kind.empty()) {
+      error(ErrorCode::kInvalidArgument, "node has no 'kind'", node.where, node.id);
+    }
+  }
+
+  void parse_steps(const YAML::Node& steps) {
+    if (!steps.IsSequence() || steps.size() == 0) {
+      error(ErrorCode::kInvalidArgument, "'steps' must be a non-empty list", position_of(steps));
+      return;
+    }
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      PendingNode node;
+      node.id = "step_" + std::to_string(i);
+      node.where = position_of(steps[i]);
+      parse_node_body(node, steps[i], /*allow_needs=*/false);
+      if (i > 0) {
+        node.needs.push_back(PendingNeed{.from_node = "step_" + std::to_string(i - 1),
+                                         .to_pin = "in",
+                                         .where = node.where});
+      }
+      nodes_.push_back(std::move(node));
+    }
+  }
+
+  void parse_nodes(const YAML::Node& nodes) {
+    if (!nodes.IsMap() || nodes.size() == 0) {
+      error(ErrorCode::kInvalidArgument, "'nodes' must be a non-empty mapping of id -> node",
+            position_of(nodes));
+      return;
+    }
+    std::map<std::string, Position> seen;
+    for (const auto& kv : nodes) {
+      PendingNode node;
+      node.id = kv.first.Scalar();
+      node.where = position_of(kv.first);
+      if (auto [it, fresh] = seen.emplace(node.id, node.where); !fresh) {
+        error(ErrorCode::kGraphError,
+              "duplicate node id (first defined on line " + std::to_string(it->second.line) + ")",
+              node.where, node.id);
+        continue;
+      }
+      if (node.id.empty() || node.id.find_first_of(". \t") != std::string::npos) {
+        error(ErrorCode::kInvalidArgument, "node ids must be non-empty, without '.' or spaces",
+              node.where, node.id);
+      }
+      parse_node_body(node, kv.second, /*allow_needs=*/true);
+      nodes_.push_back(std::move(node));
+    }
+  }
+
+  /// "node" or "node.pin" -> need (the pin after the first dot).
+  PendingNeed need_from_ref(const std::string& ref, Position where) {
+    PendingNeed need;
+    const auto dot = ref.find('.');
+    need.from_node = ref.substr(0, dot);
+    if (dot != std::string::npos) {
+      need.from_pin = ref.substr(dot + 1);
+    }
+    need.where = where;
+    return need;
+  }
+
+  bool parse_need_object(PendingNode& node, const YAML::Node& obj, PendingNeed& need) {
+    const YAML::Node target = obj["node"];
+    if (!target || !target.IsScalar()) {
+      error(ErrorCode::kInvalidArgument, "a needs entry must name a 'node'", position_of(obj),
+            node.id);
+      return false;
+    }
+    need = need_from_ref(target.Scalar(), position_of(target));
+    for (const auto& kv : obj) {
+      const std::string key = kv.first.Scalar();
+      if (key == "node") {
+        continue;
+      }
+      if (key != "mode") {
+        error(ErrorCode::kInvalidArgument, "unknown key '" + key + "' in needs (node, mode)",
+              position_of(kv.first), node.id);
+        return false;
+      }
+      const std::string mode = kv.second.IsScalar() ? kv.second.Scalar() : "";
+      if (mode == "best_effort") {
+        need.mode = ConnectionMode::kBestEffort;
+      } else if (mode != "reliable") {
+        error(ErrorCode::kInvalidArgument,
+              "connection mode must be 'reliable' or 'best_effort' (got '" + mode + "')",
+              position_of(kv.second), node.id);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void parse_needs(PendingNode& node, const YAML::Node& needs) {
+    if (needs.IsNull()) {
+      return;
+    }
+    if (needs.IsScalar()) {
+      auto need = need_from_ref(needs.Scalar(), position_of(needs));
+      need.to_pin = "in";
+      node.needs.push_back(need);
+      return;
+    }
+    if (needs.IsSequence()) {
+      for (std::size_t i = 0; i < needs.size(); ++i) {
+        const YAML::Node& item = needs[i];
+        PendingNeed need;
+        if (item.IsScalar()) {
+          need = need_from_ref(item.Scalar(), position_of(item));
+        } else if (item.IsMap()) {
+          if (!parse_need_object(node, item, need)) {
+            continue;
+          }
+        } else {
+          error(ErrorCode::kInvalidArgument, "a needs entry must be a node id or {node, mode}",
+                position_of(item), node.id);
+          continue;
+        }
+        need.to_pin = "in_" + std::to_string(i);
+        node.needs.push_back(need);
+      }
+      // A one-entry list on a single-input node means that input.
+      if (needs.size() == 1 && node.needs.size() == 1) {
+        node.needs[0].to_pin = "";
+      }
+      return;
+    }
+    if (needs.IsMap()) {
+      if (needs["node"]) {
+        PendingNeed need;
+        if (parse_need_object(node, needs, need)) {
+          need.to_pin = "in";
+          node.needs.push_back(need);
+        }
+        return;
+      }
+      for (const auto& kv : needs) {  // {target_pin: source}
+        if (!kv.second.IsScalar()) {
+          error(ErrorCode::kInvalidArgument, "a pin-keyed needs entry must name a node",
+                position_of(kv.second), node.id);
+          continue;
+        }
+        auto need = need_from_ref(kv.second.Scalar(), position_of(kv.second));
+        need.to_pin = kv.first.Scalar();
+        node.needs.push_back(need);
+      }
+      return;
+    }
+    error(ErrorCode::kInvalidArgument, "needs must be a node id, a list or a mapping",
+          position_of(needs), node.id);
+  }
+
+  void check_nodes() {
+    for (auto& node : nodes_) {
+      index_[node.id] = &node;
+    }
+    for (auto& node : nodes_) {
+      if (node.kind.empty()) {
+        continue;
+      }
+      node.descriptor = registry_.find(node.kind);
+      if (node.descriptor == nullptr) {
+        error(ErrorCode::kUnknownKind, "unknown node kind '" + node.kind + "'" + suggest(node.kind),
+              node.kind_where.line ? node.kind_where : node.where, node.id);
+        continue;
+      }
+      for (Status& s : node.descriptor->validate_params(node.params)) {
+        SourceLocation& w = s.where();
+        w.node_id = node.id;
+        Position p = node.params_where.line ? node.params_where : node.where;
+        if (auto it = node.param_positions.find(w.param); it != node.param_positions.end()) {
+          p = it->second;
+        }
+        w.line = p.line;
+        w.column = p.column;
+        errors_.push_back(std::move(s));
+      }
+    }
+  }
+
+  std::string suggest(const std::string& kind) const {
+    // The registered kind sharing the longest suffix after '::' is a likely intent.
+    const auto tail = kind.substr(kind.rfind(':') == std::string::npos ? 0 : kind.rfind(':') + 1);
+    for (const auto* d : registry_.all()) {
+      if (!tail.empty() && d->kind.size() > tail.size() &&
+          d->kind.compare(d->kind.size() - tail.size(), tail.size(), tail) == 0) {
+        return " (did you mean '" + d->kind + "'?)";
+      }
+    }
+    return " (see `skit nodes` for the list)";
+  }
+
+  static const InputPinSpec* find_input(const NodeDescriptor& d, const std::string& pin) {
+    for (const auto& p : d.inputs) {
+      if (p.name == pin) {
+        return &p;
+      }
+      if (p.cardinality == Cardinality::kDynamic && pin.rfind(p.name + "_", 0) == 0 &&
+          pin.size() > p.name.size() + 1 &&
+          pin.find_first_not_of("0123456789", p.name.size() + 1) == std::string::npos) {
+        return &p;
+      }
+    }
+    return nullptr;
+  }
+
+  static const OutputPinSpec* find_output(const NodeDescriptor& d, const std::string& pin) {
+    for (const auto& p : d.outputs) {
+      if (p.name == pin) {
+        return &p;
+      }
+    }
+    return nullptr;
+  }
+
+  static std::string pin_list(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) {
+      out += (out.empty() ? "" : ", ") + n;
+    }
+    return out.empty() ? "none" : out;
+  }
+
+  void build_connections() {
+    for (auto& node : nodes_) {
+      std::map<std::string, int> used_pins;
+      for (auto& need : node.needs) {
+        auto it = index_.find(need.from_node);
+        if (it == index_.end()) {
+          error(ErrorCode::kGraphError,
+                "needs '" + need.from_node + "', which is not a node of this pipeline",
+                need.where, node.id);
+          continue;
+        }
+        if (need.from_node == node.id) {
+          error(ErrorCode::kGraphError, "a node cannot need itself", need.where, node.id);
+          continue;
+        }
+        PendingNode& from = *it->second;
+        if (node.descriptor == nullptr || from.descriptor == nullptr) {
+          continue;  // already reported as unknown kind
+        }
+        if (find_output(*from.descriptor, need.from_pin) == nullptr) {
+          std::vector<std::string> names;
+          for (const auto& p : from.descriptor->outputs) names.push_back(p.name);
+          error(ErrorCode::kGraphError,
+                "node '" + from.id + "' (" + from.kind + ") has no output '" + need.from_pin +
+                    "' (outputs: " + pin_list(names) + ")",
+                need.where, node.id);
+          continue;
+        }
+        std::string to_pin = need.to_pin;
+        if (to_pin.empty() || (to_pin == "in" && find_input(*node.descriptor, "in") == nullptr)) {
+          // A single need on a node with a dynamic family maps to its first member.
+          to_pin = find_input(*node.descriptor, "in") != nullptr ? "in" : "in_0";
+        }
+        const InputPinSpec* in = find_input(*node.descriptor, to_pin);
+        if (in == nullptr) {
+          std::vector<std::string> names;
+          for (const auto& p : node.descriptor->inputs) {
+            names.push_back(p.cardinality == Cardinality::kDynamic ? p.name + "_N" : p.name);
+          }
+          error(ErrorCode::kGraphError,
+                node.descriptor->inputs.empty()
+                    ? "kind " + node.kind + " has no inputs, so it cannot have needs"
+                    : "kind " + node.kind + " has no input '" + to_pin +
+                          "' (inputs: " + pin_list(names) + ")",
+                need.where, node.id);
+          continue;
+        }
+        if (++used_pins[to_pin] > 1) {
+          error(ErrorCode::kGraphError, "input '" + to_pin + "' is connected twice", need.where,
+                node.id);
+          continue;
+        }
+        connections_.push_back(
+            Edge{&from, need.from_pin, &node, to_pin, in, need.mode, need.where});
+      }
+      if (node.descriptor == nullptr) {
+        continue;
+      }
+      for (const auto& in : node.descriptor->inputs) {
+        if (!in.required) {
+          continue;
+        }
+        bool connected = false;
+        for (const auto& [pin, count] : used_pins) {
+          connected = connected || find_input(*node.descriptor, pin) == &in;
+        }
+        if (!connected) {
+          error(ErrorCode::kGraphError,
+                "required input '" + in.name + "' is not connected (add 'needs: <node id>')",
+                node.where, node.id);
+        }
+      }
+    }
+  }
+
+  void check_cycles() {
+    std::map<const PendingNode*, int> color;  // 0 white, 1 grey, 2 black
+    std::vector<const PendingNode*> stack;
+    std::function<bool(const PendingNode*)> visit = [&](const PendingNode* n) {
+      color[n] = 1;
+      stack.push_back(n);
+      for (const auto& e : connections_) {
+        if (e.from != n) {
+          continue;
+        }
+        if (color[e.to] == 1) {
+          std::string path;
+          bool in_cycle = false;
+          for (const auto* s : stack) {
+            in_cycle = in_cycle || s == e.to;
+            if (in_cycle) {
+              path += s->id + " -> ";
+            }
+          }
+          error(ErrorCode::kGraphError, "circular dependency: " + path + e.to->id, e.to->where,
+                e.to->id);
+          return true;
+        }
+        if (color[e.to] == 0 && visit(e.to)) {
+          return true;
+        }
+      }
+      stack.pop_back();
+      color[n] = 2;
+      return false;
+    };
+    for (const auto& node : nodes_) {
+      if (color[&node] == 0 && visit(&node)) {
+        cyclic_ = true;
+        return;
+      }
+    }
+  }
+
+  /// Resolves Passthrough outputs from upstream, then checks every connection's types.
+  void check_types() {
+    if (cyclic_) {
+      return;
+    }
+    std::map<std::pair<const PendingNode*, std::string>, PacketType> resolved;
+    std::function<PacketType(const PendingNode*, const std::string&)> type_of =
+        [&](const PendingNode* n, const std::string& pin) -> PacketType {
+      auto key = std::make_pair(n, pin);
+      if (auto it = resolved.find(key); it != resolved.end()) {
+        return it->second;
+      }
+      PacketType t = find_output(*n->descriptor, pin)->produces;
+      if (t.kind == PacketKind::kPassthrough) {
+        t = PacketType::any();
+        for (const auto& e : connections_) {
+          if (e.to == n) {
+            t = type_of(e.from, e.from_pin);
+            break;
+          }
+        }
+      }
+      resolved[key] = t;
+      return t;
+    };
+    for (const auto& e : connections_) {
+      const PacketType produced = type_of(e.from, e.from_pin);
+      if (!can_connect_any(produced, e.input->accepts)) {
+        std::string accepted;
+        for (const auto& a : e.input->accepts) {
+          accepted += (accepted.empty() ? "" : " or ") + to_string(a);
+        }
+        error(ErrorCode::kPinTypeMismatch,
+              "pin type mismatch: '" + e.from->id + "." + e.from_pin + "' produces " +
+                  to_string(produced) + " but '" + e.to->id + "." + e.to_pin + "' accepts " +
+                  accepted,
+              e.where, e.to->id);
+      }
+    }
+  }
+
+  void emit() {
+    for (const auto& node : nodes_) {
+      auto* spec = out_.pipeline.add_nodes();
+      spec->set_id(node.id);
+      spec->set_kind(node.kind);
+      spec->set_params_json(node.params.is_null() ? "{}" : node.params.dump());
+      spec->set_isolation(node.dedicated ? v1::ISOLATION_DEDICATED : v1::ISOLATION_DEFAULT);
+      spec->mutable_position()->set_line(node.where.line);
+      spec->mutable_position()->set_column(node.where.column);
+    }
+    for (const auto& e : connections_) {
+      auto* c = out_.pipeline.add_connections();
+      c->set_from_node(e.from->id);
+      c->set_from_pin(e.from_pin);
+      c->set_to_node(e.to->id);
+      c->set_to_pin(e.to_pin);
+      c->set_mode(e.mode == ConnectionMode::kBestEffort ? v1::CONNECTION_MODE_BEST_EFFORT
+                                                        : v1::CONNECTION_MODE_RELIABLE);
+      c->mutable_position()->set_line(e.where.line);
+      c->mutable_position()->set_column(e.where.column);
+    }
+  }
+
+  CompiledPipeline finish() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const Status& a, const Status& b) {
+      return std::pair(a.where().line, a.where().column) <
+             std::pair(b.where().line, b.where().column);
+    });
+    out_.errors = std::move(errors_);
+    return std::move(out_);
+  }
+
+  struct Edge {
+    PendingNode* from;
+    std::string from_pin;
+    PendingNode* to;
+    std::string to_pin;
+    const InputPinSpec* input;
+    ConnectionMode mode;
+    Position where;
+  };
+
+  const NodeRegistry& registry_;
+  CompiledPipeline out_;
+  std::vector<Status> errors_;
+  std::vector<PendingNode> nodes_;
+  std::map<std::string, PendingNode*> index_;
+  std::vector<Edge> connections_;
+  bool cyclic_ = false;
+};
+
+}  // namespace
+
+std::string CompiledPipeline::error_report(std::string_view source) const {
+  std::ostringstream out;
+  for (const auto& e : errors) {
+    if (!source.empty()) {
+      out << source << ':';
+      if (e.where().line > 0) {
+        out << e.where().line << ':' << e.where().column << ':';
+      }
+      out << ' ';
+      Status copy = e;
+      copy.where().line = 0;
+      out << "error: " << copy.to_string() << '\n';
+    } else {
+      out << "error: " << e.to_string() << '\n';
+    }
+  }
+  return out.str();
+}
+
+CompiledPipeline compile_pipeline_yaml(std::string_view yaml, const NodeRegistry& registry) {
+  return Compiler(registry).compile(yaml);
+}
+
+Result<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status(ErrorCode::kNotFound, "cannot read '" + path + "'");
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+}  // namespace skit::supervisor

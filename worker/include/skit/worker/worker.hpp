@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MPL-2.0
+// The worker process: `skit worker --control ENDPOINT --worker-id N`. It receives its nodes
+// from the supervisor, maps their rings and pools, engages the sandbox and runs them.
+#pragma once
+
+#include <string>
+
+namespace skit::worker {
+
+struct WorkerArgs {
+  std::string control_endpoint;
+  unsigned worker_id = 0;
+};
+
+/// Runs a worker to completion; returns the process exit code.
+int run_worker(const WorkerArgs& args);
+
+}  // namespace skit::worker

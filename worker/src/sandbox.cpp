@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "skit/worker/sandbox.hpp"
+
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace skit::worker {
+
+namespace {
+
+Status set_limit(int resource, rlim_t value, const char* name) {
+  rlimit current{};
+  ::getrlimit(resource, &current);
+  rlimit next{value, value};
+  if (current.rlim_max != RLIM_INFINITY && current.rlim_max < value) {
+    next.rlim_cur = next.rlim_max = current.rlim_max;
+  }
+  if (::setrlimit(resource, &next) != 0) {
+    return Status(ErrorCode::kInternal,
+                  std::string("setrlimit(") + name + ") failed: " + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+struct FilterDeleter {
+  void operator()(scmp_filter_ctx ctx) const { seccomp_release(ctx); }
+};
+
+// What a worker needs once set up: memory, threads, futexes, time, reading and writing the
+// descriptors it already holds, and ZeroMQ's Unix-socket signalling. Notably absent: execve,
+// fork/clone of processes, ptrace, mount, and network sockets (unless allowed).
+constexpr int kAllowed[] = {
+    SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
+    SCMP_SYS(pwrite64), SCMP_SYS(lseek), SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+    SCMP_SYS(statx), SCMP_SYS(openat), SCMP_SYS(fcntl), SCMP_SYS(dup), SCMP_SYS(dup3),
+    SCMP_SYS(ioctl), SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(ftruncate),
+    SCMP_SYS(getdents64), SCMP_SYS(unlink), SCMP_SYS(readlink),
+    SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect), SCMP_SYS(madvise),
+    SCMP_SYS(brk), SCMP_SYS(mincore),
+    SCMP_SYS(futex), SCMP_SYS(set_robust_list),
+    SCMP_SYS(get_robust_list), SCMP_SYS(rseq), SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(sched_setaffinity), SCMP_SYS(set_tid_address), SCMP_SYS(gettid), SCMP_SYS(getpid),
+    SCMP_SYS(getppid), SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
+    SCMP_SYS(tgkill), SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(restart_syscall),
+    SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(sigaltstack), SCMP_SYS(prctl), SCMP_SYS(getrandom), SCMP_SYS(uname),
+    SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(getrusage), SCMP_SYS(sysinfo),
+    SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(times),
+    SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(select), SCMP_SYS(pselect6), SCMP_SYS(epoll_create1),
+    SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(eventfd2),
+    SCMP_SYS(pipe2),
+    SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept4), SCMP_SYS(sendto),
+    SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(getsockopt),
+    SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(shutdown),
+    SCMP_SYS(socketpair),
+};
+
+}  // namespace
+
+Status apply_sandbox(const SandboxPolicy& policy) {
+  SKIT_RETURN_IF_ERROR(set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE"));
+  SKIT_RETURN_IF_ERROR(set_limit(RLIMIT_NOFILE, policy.max_open_files, "RLIMIT_NOFILE"));
+  if (policy.address_space_bytes > 0) {
+    SKIT_RETURN_IF_ERROR(set_limit(RLIMIT_AS, policy.address_space_bytes, "RLIMIT_AS"));
+  }
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return Status(ErrorCode::kInternal,
+                  std::string("PR_SET_NO_NEW_PRIVS failed: ") + std::strerror(errno));
+  }
+  std::unique_ptr<void, FilterDeleter> filter(seccomp_init(SCMP_ACT_KILL_PROCESS));
+  if (!filter) {
+    return Status(ErrorCode::kInternal, "seccomp_init failed");
+  }
+  for (int nr : kAllowed) {
+    if (seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, nr, 0) != 0) {
+      return Status(ErrorCode::kInternal, "seccomp_rule_add failed for syscall " +
+                                              std::to_string(nr));
+    }
+  }
+  // Threads yes, processes no: clone only with CLONE_THREAD; clone3 hides its flags in
+  // memory, so it reports ENOSYS and glibc falls back to clone.
+  if (seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0 ||
+      seccomp_rule_add(filter.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) {
+    return Status(ErrorCode::kInternal, "seccomp clone rule failed");
+  }
+  // Sockets: Unix domain always (ZeroMQ doorbells reconnect lazily); IP only if allowed.
+  int rc = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                            SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+  if (rc == 0 && policy.allow_network) {
+    rc = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                          SCMP_A0(SCMP_CMP_EQ, AF_INET));
+    if (rc == 0) {
+      rc = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                            SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+    }
+  }
+  if (rc != 0) {
+    return Status(ErrorCode::kInternal, "seccomp socket rule failed");
+  }
+  // Apply to every thread, including ZeroMQ's I/O thread started earlier.
+  if (seccomp_attr_set(filter.get(), SCMP_FLTATR_CTL_TSYNC, 1) != 0) {
+    return Status(ErrorCode::kInternal, "seccomp TSYNC unsupported");
+  }
+  if (seccomp_load(filter.get()) != 0) {
+    return Status(ErrorCode::kInternal, std::string("seccomp_load failed: ") + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+}  // namespace skit::worker
