@@ -66,6 +66,8 @@ Options:
                           (one worker per pipeline; default)
       --stats FILE        Write per-node statistics as JSON ('-' = stdout)
       --ring-depth N      Packets each connection buffers (default 32)
+      --node-timeout MS   Kill a worker whose node is stuck in one call this
+                          long (default 30000)
       --no-sandbox        Do not confine workers (debugging, sanitizer builds)
   -q, --quiet             No progress line
   -h, --help              Show this help
@@ -226,6 +228,10 @@ int cmd_run(const std::vector<std::string>& args) {
       auto v = value("--ring-depth");
       if (!v) return 2;
       options.ring_capacity = static_cast<std::uint32_t>(std::max(2L, std::atol(v->c_str())));
+    } else if (a == "--node-timeout") {
+      auto v = value("--node-timeout");
+      if (!v) return 2;
+      options.node_timeout = std::chrono::milliseconds(std::max(1L, std::atol(v->c_str())));
     } else if (a == "--no-sandbox") {
       options.sandbox.enabled = false;
     } else if (a == "-q" || a == "--quiet") {

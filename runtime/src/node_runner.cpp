@@ -51,6 +51,43 @@ ipc::SlotPool* PoolTable::find(std::uint32_t index) {
   return &*pools_[index];
 }
 
+namespace {
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+/// Marks the runner thread as inside node code (for the hang watch).
+class NodeCall {
+ public:
+  explicit NodeCall(NodeRunner& r) : r_(r) { r_.busy_since_ns_.store(now_ns(), std::memory_order_relaxed); }
+  NodeCall(const NodeCall&) = delete;
+  NodeCall& operator=(const NodeCall&) = delete;
+  ~NodeCall() { r_.busy_since_ns_.store(0, std::memory_order_relaxed); }
+
+ private:
+  NodeRunner& r_;
+};
+
+/// Marks a call from node code into the runtime: blocking here is backpressure, not a hang.
+class KernelCall {
+ public:
+  explicit KernelCall(NodeRunner& r)
+      : r_(r), was_busy_(r_.busy_since_ns_.exchange(0, std::memory_order_relaxed) != 0) {}
+  KernelCall(const KernelCall&) = delete;
+  KernelCall& operator=(const KernelCall&) = delete;
+  ~KernelCall() {
+    if (was_busy_) {
+      r_.busy_since_ns_.store(now_ns(), std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  NodeRunner& r_;
+  bool was_busy_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Output: one output pin, its slot pool and one ring per connection.
 
@@ -85,6 +122,7 @@ class NodeRunner::Output final : public OutputWriter {
   [[nodiscard]] const std::vector<ipc::Ring>& rings() const { return rings_; }
 
   Result<std::span<std::byte>> loan(std::size_t bytes) override {
+    KernelCall kernel(runner_);
     if (rings_.empty()) {  // unconnected output: packets go nowhere
       scratch_.resize(std::max(scratch_.size(), bytes));
       return std::span<std::byte>(scratch_.data(), bytes);
@@ -124,6 +162,7 @@ class NodeRunner::Output final : public OutputWriter {
   }
 
   Status publish(std::size_t used, const PacketHeader& header) override {
+    KernelCall kernel(runner_);
     runner_.packets_out_.fetch_add(1, std::memory_order_relaxed);
     runner_.bytes_out_.fetch_add(used, std::memory_order_relaxed);
     if (rings_.empty()) {
@@ -144,6 +183,7 @@ class NodeRunner::Output final : public OutputWriter {
   }
 
   Status forward(const PacketView& packet) override {
+    KernelCall kernel(runner_);
     runner_.packets_out_.fetch_add(1, std::memory_order_relaxed);
     runner_.bytes_out_.fetch_add(packet.data.size(), std::memory_order_relaxed);
     if (rings_.empty()) {
@@ -345,9 +385,18 @@ NodeStats NodeRunner::stats() const {
                    dropped_.load(std::memory_order_relaxed)};
 }
 
+std::chrono::milliseconds NodeRunner::busy_for() const {
+  const std::int64_t since = busy_since_ns_.load(std::memory_order_relaxed);
+  if (since == 0) {
+    return std::chrono::milliseconds(0);
+  }
+  return std::chrono::milliseconds((now_ns() - since) / 1000000);
+}
+
 OutputWriter& NodeRunner::output(std::size_t index) { return *outputs_.at(index); }
 
 bool NodeRunner::sleep_until(Clock::time_point deadline) {
+  KernelCall kernel(*this);
   while (!stop_requested()) {
     const auto now = Clock::now();
     if (now >= deadline) {
@@ -376,6 +425,7 @@ void NodeRunner::thread_main() {
   report(NodeState::kRunning, "");
   Status status = inputs_.empty() ? run_source() : run_filter();
   if (status.is_ok() && !stop_requested()) {
+    NodeCall call(*this);
     status = node_->finish(*this);
   }
   const bool failed = !status.is_ok() && status.code() != ErrorCode::kCancelled;
@@ -394,7 +444,10 @@ void NodeRunner::thread_main() {
 Status NodeRunner::run_source() {
   while (!stop_requested()) {
     apply_pending_tune();
-    auto produced = node_->produce(*this);
+    auto produced = [this] {
+      NodeCall call(*this);
+      return node_->produce(*this);
+    }();
     if (!produced) {
       return produced.status();
     }
@@ -425,6 +478,7 @@ Status NodeRunner::run_filter() {
         return Status(ErrorCode::kCancelled, "upstream of input '" + inputs_[index].pin +
                                                  "' failed");
       }
+      NodeCall call(*this);
       SKIT_RETURN_IF_ERROR(node_->on_input_end(*this, index));
       continue;
     }
@@ -448,7 +502,10 @@ Status NodeRunner::run_filter() {
     current_ = d;
     packets_in_.fetch_add(1, std::memory_order_relaxed);
     bytes_in_.fetch_add(d.size, std::memory_order_relaxed);
-    Status s = node_->process(*this, view);
+    Status s = [&] {
+      NodeCall call(*this);
+      return node_->process(*this, view);
+    }();
     current_.slot = ipc::kNoSlot;
     release(d);
     SKIT_RETURN_IF_ERROR(s);

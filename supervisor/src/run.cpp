@@ -424,8 +424,7 @@ class PipelineRun {
       n.done = true;
     }
     if (state == NodeState::kFailed && failure_.is_ok()) {
-      failure_ = Status(ErrorCode::kInternal,
-                        "node '" + n.spec->id() + "' (" + n.spec->kind() + ") failed: " + message,
+      failure_ = Status(ErrorCode::kInternal, n.spec->kind() + " failed: " + message,
                         {.node_id = n.spec->id()});
     }
   }
@@ -462,8 +461,18 @@ class PipelineRun {
       }
       case v1::WorkerMessage::kHeartbeat:
         for (const auto& s : msg.heartbeat().stats()) {
-          if (auto it = by_id_.find(s.node_id()); it != by_id_.end()) {
-            it->second->report.stats = from_proto(s);
+          auto it = by_id_.find(s.node_id());
+          if (it == by_id_.end()) {
+            continue;
+          }
+          it->second->report.stats = from_proto(s);
+          if (std::chrono::milliseconds(s.busy_ms()) > options_.node_timeout) {
+            w->process.kill(SIGKILL);
+            return Status(ErrorCode::kDeadlineExceeded,
+                          it->second->spec->kind() + " has been stuck in one call for " +
+                              std::to_string(s.busy_ms()) + " ms; its worker (pid " +
+                              std::to_string(w->process.pid()) + ") was killed",
+                          {.node_id = s.node_id()});
           }
         }
         break;

@@ -239,7 +239,9 @@ class Worker {
     v1::WorkerMessage m;
     auto* hb = m.mutable_heartbeat();
     for (auto& r : runners_) {
-      fill_stats(*hb->add_stats(), r->spec().node_id, r->stats());
+      auto* s = hb->add_stats();
+      fill_stats(*s, r->spec().node_id, r->stats());
+      s->set_busy_ms(static_cast<std::uint64_t>(r->busy_for().count()));
     }
     send(m);
   }

@@ -96,6 +96,9 @@ class NodeRunner final : public NodeContext {
   void join();
   [[nodiscard]] bool finished() const { return finished_.load(std::memory_order_acquire); }
   [[nodiscard]] NodeStats stats() const;
+  /// How long the node has been inside one call (process/produce/finish) without calling
+  /// into the runtime; 0 when idle or waiting. A large value means the node is wedged.
+  [[nodiscard]] std::chrono::milliseconds busy_for() const;
   [[nodiscard]] const RunnerSpec& spec() const { return spec_; }
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
 
@@ -123,6 +126,8 @@ class NodeRunner final : public NodeContext {
     bool ended = false;
   };
 
+  friend class NodeCall;
+  friend class KernelCall;
   void thread_main();
   Status run_source();
   Status run_filter();
@@ -154,6 +159,7 @@ class NodeRunner final : public NodeContext {
   std::vector<Json> tune_queue_;
   std::string last_error_;
 
+  std::atomic<std::int64_t> busy_since_ns_{0};  // steady clock; 0 = not in node code
   std::atomic<std::uint64_t> packets_in_{0};
   std::atomic<std::uint64_t> bytes_in_{0};
   std::atomic<std::uint64_t> packets_out_{0};

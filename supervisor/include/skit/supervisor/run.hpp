@@ -28,7 +28,7 @@ Result<PlacementPolicy> parse_placement(std::string_view name);
 struct SandboxOptions {
   bool enabled = true;
   std::uint64_t address_space_bytes = 4ULL << 30;  // RLIMIT_AS per worker
-  std::uint32_t max_open_files = 256;
+  std::uint32_t max_open_files = 4096;
 };
 
 struct RunProgress {
@@ -46,6 +46,9 @@ struct RunOptions {
   std::chrono::milliseconds heartbeat_interval{250};
   std::chrono::milliseconds heartbeat_timeout{5000};
   std::chrono::milliseconds start_timeout{10000};
+  /// A node inside one call for longer than this, without calling into the runtime, is
+  /// declared hung and its worker killed.
+  std::chrono::milliseconds node_timeout{30000};
   HostByteSource* input = nullptr;  // for streamkit::http_input
   HostByteSink* output = nullptr;   // for streamkit::http_output
   const std::atomic<bool>* cancel = nullptr;
