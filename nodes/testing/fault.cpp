@@ -18,15 +18,20 @@ namespace skit::nodes {
 struct FaultParams {
   std::string mode = "error";
   std::int64_t after_packets = 0;
+  std::int64_t delay_ms = 10;
 
   static void describe(ParamSchemaBuilder<FaultParams>& b) {
     b.field("mode", &FaultParams::mode,
             "What to do: error (fail cleanly), segfault, abort, hang, oom (allocate without "
-            "bound), execve or socket (forbidden system calls).")
-        .choices({"error", "segfault", "abort", "hang", "oom", "execve", "socket"});
+            "bound), execve or socket (forbidden system calls), delay (a slow consumer: "
+            "forward every packet after delay_ms).")
+        .choices({"error", "segfault", "abort", "hang", "oom", "execve", "socket", "delay"});
     b.field("after_packets", &FaultParams::after_packets,
             "Packets forwarded normally before the fault.")
         .range(0, 1e12);
+    b.field("delay_ms", &FaultParams::delay_ms, "Per-packet delay of mode 'delay'.")
+        .range(0, 60000)
+        .tunable();
   }
 };
 
@@ -34,7 +39,7 @@ class FaultNode final : public NodeWithParams<FaultParams> {
  public:
   static constexpr std::string_view kKind = "testing::fault";
   static constexpr std::string_view kSummary =
-      "Forwards packets, then fails on purpose (crash, hang, OOM, forbidden syscall).";
+      "Forwards packets, then misbehaves on purpose (crash, hang, OOM, forbidden syscall, slowness).";
   static constexpr std::string_view kCategory = "testing";
   static std::vector<InputPinSpec> inputs() { return {{"in", {PacketType::any()}}}; }
   static std::vector<OutputPinSpec> outputs() { return {{"out", PacketType::passthrough()}}; }
@@ -42,10 +47,18 @@ class FaultNode final : public NodeWithParams<FaultParams> {
   using NodeWithParams::NodeWithParams;
 
   Status process(NodeContext& ctx, const PacketView& packet) override {
+    const std::string& mode = params().mode;
     if (seen_++ < params().after_packets) {
       return ctx.output(0).forward(packet);
     }
-    const std::string& mode = params().mode;
+    if (mode == "delay") {
+      const auto until = std::chrono::steady_clock::now() +
+                         std::chrono::milliseconds(params().delay_ms);
+      if (!ctx.sleep_until(until)) {
+        return Status(ErrorCode::kCancelled, "stopped");
+      }
+      return ctx.output(0).forward(packet);
+    }
     if (mode == "segfault") {
       std::raise(SIGSEGV);
     } else if (mode == "abort") {

@@ -76,6 +76,7 @@ class [[nodiscard]] Result {
   T& value() & { return std::get<T>(value_); }
   const T& value() const& { return std::get<T>(value_); }
   T&& value() && { return std::get<T>(std::move(value_)); }
+  T&& operator*() && { return std::move(value()); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }

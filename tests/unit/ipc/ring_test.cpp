@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MPL-2.0
+// Ring and slot pool behaviour in one process (threads), so ASan/UBSan see every access.
+// Cross-process behaviour is covered by tests/integration.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "skit/ipc/doorbell.hpp"
+#include "skit/ipc/ring.hpp"
+#include "skit/ipc/segment.hpp"
+#include "skit/ipc/slot_pool.hpp"
+
+namespace skit::ipc {
+namespace {
+
+std::string unique_name(const std::string& what) {
+  static int counter = 0;
+  return "skit-" + std::to_string(::getpid()) + "-t" + std::to_string(counter++) + "-" + what;
+}
+
+struct RingFixture {
+  explicit RingFixture(std::uint32_t capacity, ConnectionMode mode = ConnectionMode::kReliable)
+      : segment(SharedSegment::create(unique_name("ring"), Ring::bytes_for(capacity)).value()),
+        ring(Ring::init(segment.data(), segment.size(), capacity, mode, "ipc://@p", "ipc://@c")) {}
+  SharedSegment segment;
+  Ring ring;
+};
+
+SlotDescriptor desc(std::uint64_t seq) {
+  SlotDescriptor d;
+  d.slot = static_cast<std::uint32_t>(seq % 7);
+  d.sequence = seq;
+  d.size = 100;
+  return d;
+}
+
+TEST(Ring, StartsEmptyAndRefusesPushWhenFull) {
+  RingFixture f(4);
+  EXPECT_TRUE(f.ring.empty());
+  SlotDescriptor out;
+  EXPECT_FALSE(f.ring.try_pop(out));
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(f.ring.try_push(desc(i)));
+  }
+  EXPECT_TRUE(f.ring.full());
+  EXPECT_FALSE(f.ring.try_push(desc(4)));
+  EXPECT_EQ(f.ring.size(), 4U);
+}
+
+TEST(Ring, DeliversInOrderAcrossManyWrapArounds) {
+  RingFixture f(8);
+  std::uint64_t next_push = 0;
+  std::uint64_t next_pop = 0;
+  while (next_pop < 1000) {
+    // Uneven batches so head and tail cross the wrap point at different offsets.
+    for (int k = 0; k < 5 && f.ring.try_push(desc(next_push)); ++k) {
+      ++next_push;
+    }
+    SlotDescriptor out;
+    for (int k = 0; k < 3 && f.ring.try_pop(out); ++k) {
+      ASSERT_EQ(out.sequence, next_pop);
+      ASSERT_EQ(out.slot, next_pop % 7);
+      ++next_pop;
+    }
+  }
+  EXPECT_EQ(f.ring.pushed(), next_push);
+}
+
+TEST(Ring, DropOldestRemovesTheOldestAndCountsIt) {
+  RingFixture f(4, ConnectionMode::kBestEffort);
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(f.ring.try_push(desc(i)));
+  }
+  SlotDescriptor dropped;
+  ASSERT_TRUE(f.ring.drop_oldest(dropped));
+  EXPECT_EQ(dropped.sequence, 0U);
+  EXPECT_EQ(f.ring.dropped(), 1U);
+  EXPECT_TRUE(f.ring.try_push(desc(4)));
+  SlotDescriptor out;
+  ASSERT_TRUE(f.ring.try_pop(out));
+  EXPECT_EQ(out.sequence, 1U);
+}
+
+TEST(Ring, WakesTheConsumerOnlyWhenItAnnouncedSleep) {
+  RingFixture f(4);
+  ASSERT_TRUE(f.ring.try_push(desc(0)));
+  EXPECT_FALSE(f.ring.take_consumer_wakeup()) << "a busy consumer needs no doorbell";
+  f.ring.set_consumer_waiting(true);
+  ASSERT_TRUE(f.ring.try_push(desc(1)));
+  EXPECT_TRUE(f.ring.take_consumer_wakeup());
+  EXPECT_FALSE(f.ring.take_consumer_wakeup()) << "one doorbell per sleep";
+}
+
+TEST(Ring, WakesTheProducerAfterAPopFromAFullRing) {
+  RingFixture f(2);
+  ASSERT_TRUE(f.ring.try_push(desc(0)));
+  ASSERT_TRUE(f.ring.try_push(desc(1)));
+  f.ring.set_producer_waiting(true);
+  SlotDescriptor out;
+  ASSERT_TRUE(f.ring.try_pop(out));
+  EXPECT_TRUE(f.ring.take_producer_wakeup());
+  EXPECT_FALSE(f.ring.take_producer_wakeup());
+}
+
+TEST(Ring, AttachRejectsForeignMemory) {
+  std::vector<std::byte> junk(4096, std::byte{0x5A});
+  EXPECT_FALSE(Ring::attach(junk.data(), junk.size()).is_ok());
+  EXPECT_FALSE(SlotPool::attach(junk.data(), junk.size()).is_ok());
+}
+
+TEST(SlotPool, HandsOutEverySlotOnceThenNone) {
+  auto seg = SharedSegment::create(unique_name("pool"), SlotPool::bytes_for(4, 1000)).value();
+  SlotPool pool = SlotPool::init(seg.data(), seg.size(), 4, 1000, "ipc://@owner");
+  EXPECT_EQ(pool.slot_size() % 64, 0U) << "slots are cache-line aligned";
+  EXPECT_GE(pool.slot_size(), 1000U);
+  std::set<std::uint32_t> slots;
+  for (int i = 0; i < 4; ++i) {
+    auto s = pool.try_acquire();
+    ASSERT_TRUE(s.has_value());
+    slots.insert(*s);
+  }
+  EXPECT_EQ(slots.size(), 4U);
+  EXPECT_FALSE(pool.try_acquire().has_value());
+  EXPECT_EQ(pool.slots_in_use(), 4U);
+  EXPECT_FALSE(pool.release(*slots.begin()));
+  EXPECT_EQ(pool.try_acquire(), *slots.begin());
+}
+
+TEST(SlotPool, FanOutSlotIsFreeOnlyAfterTheLastConsumerReleases) {
+  auto seg = SharedSegment::create(unique_name("pool"), SlotPool::bytes_for(2, 64)).value();
+  SlotPool pool = SlotPool::init(seg.data(), seg.size(), 2, 64, "ipc://@owner");
+  const auto slot = *pool.try_acquire();
+  pool.set_refs(slot, 3);  // three consumers share one payload
+  pool.set_owner_waiting(true);
+  EXPECT_FALSE(pool.release(slot));
+  EXPECT_FALSE(pool.release(slot));
+  EXPECT_EQ(pool.refcount(slot), 1U);
+  EXPECT_TRUE(pool.release(slot)) << "the last release wakes a waiting owner";
+  EXPECT_EQ(pool.refcount(slot), 0U);
+}
+
+TEST(SharedSegment, CreatorUnlinksOnDestructionAndOpenersSeeTheSameBytes) {
+  const std::string name = unique_name("seg");
+  {
+    auto created = SharedSegment::create(name, 4096);
+    ASSERT_TRUE(created.is_ok());
+    static_cast<char*>(created->data())[10] = 'x';
+    auto opened = SharedSegment::open(name);
+    ASSERT_TRUE(opened.is_ok());
+    EXPECT_EQ(static_cast<char*>(opened->data())[10], 'x');
+    EXPECT_EQ(list_segments(name).size(), 1U);
+    EXPECT_FALSE(SharedSegment::create(name, 4096).is_ok()) << "names are exclusive";
+  }
+  EXPECT_TRUE(list_segments(name).empty());
+  EXPECT_FALSE(SharedSegment::open(name).is_ok());
+}
+
+TEST(SharedSegment, StaleSegmentsOfDeadProcessesAreRemoved) {
+  // A pid above pid_max stands for a supervisor that was SIGKILLed before its cleanup; on
+  // Linux, POSIX shared memory is a file in /dev/shm.
+  const std::string stale = "skit-999999999-0-p0";
+  const int fd = ::open(("/dev/shm/" + stale).c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const std::string mine = unique_name("live");
+  auto live = SharedSegment::create(mine, 64);
+  ASSERT_TRUE(live.is_ok());
+
+  EXPECT_GE(remove_stale_segments(), 1U);
+
+  EXPECT_TRUE(list_segments(stale).empty());
+  EXPECT_EQ(list_segments(mine).size(), 1U) << "segments of live processes stay";
+}
+
+TEST(RingThreads, SpscStressWithDoorbellsKeepsOrderAndLosesNothing) {
+  RingFixture f(16);
+  const std::string run = std::to_string(::getpid()) + "-stress";
+  const std::string producer_ep = doorbell_endpoint(run, "p");
+  const std::string consumer_ep = doorbell_endpoint(run, "c");
+  f.ring.set_producer_doorbell(producer_ep);
+  f.ring.set_consumer_doorbell(consumer_ep);
+  constexpr std::uint64_t kCount = 200000;
+  std::atomic<bool> consumer_bound{false};
+  std::uint64_t received = 0;
+  bool in_order = true;
+
+  std::thread consumer([&] {
+    Doorbell bell(consumer_ep);
+    bell.bind();
+    consumer_bound = true;
+    SlotDescriptor out;
+    while (received < kCount) {
+      if (f.ring.try_pop(out)) {
+        in_order = in_order && out.sequence == received;
+        ++received;
+        if (f.ring.take_producer_wakeup()) {
+          bell.ring(f.ring.producer_doorbell());
+        }
+        continue;
+      }
+      f.ring.set_consumer_waiting(true);
+      if (f.ring.empty()) {
+        bell.wait(std::chrono::milliseconds(200));
+      }
+      f.ring.set_consumer_waiting(false);
+    }
+  });
+  Doorbell bell(producer_ep);
+  bell.bind();
+  while (!consumer_bound) {
+    std::this_thread::yield();
+  }
+  for (std::uint64_t i = 0; i < kCount; ++i) {
+    while (!f.ring.try_push(desc(i))) {
+      f.ring.set_producer_waiting(true);
+      if (f.ring.full()) {
+        bell.wait(std::chrono::milliseconds(200));
+      }
+      f.ring.set_producer_waiting(false);
+    }
+    if (f.ring.take_consumer_wakeup()) {
+      bell.ring(f.ring.consumer_doorbell());
+    }
+  }
+  consumer.join();
+  EXPECT_EQ(received, kCount);
+  EXPECT_TRUE(in_order);
+}
+
+TEST(RingThreads, BestEffortDropsAreCountedAndNoPacketIsSeenTwice) {
+  RingFixture f(8, ConnectionMode::kBestEffort);
+  constexpr std::uint64_t kCount = 100000;
+  std::atomic<bool> done{false};
+  std::vector<std::uint64_t> seen;
+  std::thread consumer([&] {
+    SlotDescriptor out;
+    while (!done || !f.ring.empty()) {
+      if (f.ring.try_pop(out)) {
+        seen.push_back(out.sequence);
+      }
+    }
+  });
+  std::uint64_t dropped_by_producer = 0;
+  for (std::uint64_t i = 0; i < kCount; ++i) {
+    while (!f.ring.try_push(desc(i))) {
+      SlotDescriptor oldest;
+      if (f.ring.drop_oldest(oldest)) {
+        ++dropped_by_producer;
+      }
+    }
+  }
+  done = true;
+  consumer.join();
+  EXPECT_EQ(f.ring.dropped(), dropped_by_producer);
+  EXPECT_EQ(seen.size() + dropped_by_producer, kCount);
+  for (std::size_t i = 1; i < seen.size(); ++i) {
+    ASSERT_LT(seen[i - 1], seen[i]) << "delivered packets keep their order, none twice";
+  }
+}
+
+}  // namespace
+}  // namespace skit::ipc
