@@ -465,9 +465,11 @@ class Compiler {
   void build_connections() {
     for (auto& node : nodes_) {
       std::map<std::string, int> used_pins;
+      bool need_errors = false;  // a broken need already explains a missing input
       for (auto& need : node.needs) {
         auto it = index_.find(need.from_node);
         if (it == index_.end()) {
+          need_errors = true;
           error(ErrorCode::kGraphError,
                 "needs '" + need.from_node + "', which is not a node of this pipeline",
                 need.where, node.id);
@@ -517,7 +519,7 @@ class Compiler {
         connections_.push_back(
             Edge{&from, need.from_pin, &node, to_pin, in, need.mode, need.where});
       }
-      if (node.descriptor == nullptr) {
+      if (node.descriptor == nullptr || need_errors) {
         continue;
       }
       for (const auto& in : node.descriptor->inputs) {

@@ -7,7 +7,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
+#include <array>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -61,8 +66,71 @@ constexpr int kAllowed[] = {
     SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept4), SCMP_SYS(sendto),
     SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(getsockopt),
     SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(shutdown),
-    SCMP_SYS(socketpair),
+    SCMP_SYS(socketpair), SCMP_SYS(dup2), SCMP_SYS(access), SCMP_SYS(faccessat),
+    SCMP_SYS(faccessat2), SCMP_SYS(getcwd), SCMP_SYS(fstatfs), SCMP_SYS(statfs),
+    SCMP_SYS(sched_getparam), SCMP_SYS(sched_getscheduler), SCMP_SYS(sched_get_priority_min),
+    SCMP_SYS(sched_get_priority_max), SCMP_SYS(getpriority), SCMP_SYS(membarrier),
 };
+
+// Harmless to refuse, so refused with EPERM instead of killing: libraries probe them
+// (ZeroMQ's thread set-up asks for scheduling changes) and carry on when told no.
+constexpr int kRefused[] = {
+    SCMP_SYS(sched_setscheduler), SCMP_SYS(sched_setparam), SCMP_SYS(setpriority),
+    SCMP_SYS(sched_setattr),
+};
+
+// Names of system calls, resolved before the filter engages: the SIGSYS handler may not
+// allocate.
+constexpr int kMaxSyscall = 512;
+std::array<std::array<char, 32>, kMaxSyscall> g_syscall_names{};
+
+void fill_syscall_names() {
+  for (int nr = 0; nr < kMaxSyscall; ++nr) {
+    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    if (name != nullptr) {
+      std::strncpy(g_syscall_names[static_cast<std::size_t>(nr)].data(), name, 31);
+      std::free(name);  // NOLINT(cppcoreguidelines-no-malloc): libseccomp's allocation
+    }
+  }
+}
+
+void append(char* buf, std::size_t& len, std::size_t cap, const char* s) {
+  while (*s != '\0' && len + 1 < cap) {
+    buf[len++] = *s++;
+  }
+}
+
+void append_number(char* buf, std::size_t& len, std::size_t cap, long v) {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v > 0 && n < 23);
+  while (n > 0 && len + 1 < cap) {
+    buf[len++] = digits[--n];
+  }
+}
+
+/// Says which system call broke the rules, then dies of SIGSYS as the filter intends.
+void on_sigsys(int /*sig*/, siginfo_t* info, void* /*context*/) {
+  char msg[160];
+  std::size_t len = 0;
+  append(msg, len, sizeof msg, "skit worker ");
+  append_number(msg, len, sizeof msg, static_cast<long>(::getpid()));
+  append(msg, len, sizeof msg, ": sandbox violation: system call ");
+  const int nr = info->si_syscall;
+  append_number(msg, len, sizeof msg, nr);
+  if (nr >= 0 && nr < kMaxSyscall && g_syscall_names[static_cast<std::size_t>(nr)][0] != '\0') {
+    append(msg, len, sizeof msg, " (");
+    append(msg, len, sizeof msg, g_syscall_names[static_cast<std::size_t>(nr)].data());
+    append(msg, len, sizeof msg, ")");
+  }
+  append(msg, len, sizeof msg, "\n");
+  [[maybe_unused]] const auto written = ::write(STDERR_FILENO, msg, len);
+  ::signal(SIGSYS, SIG_DFL);
+  ::raise(SIGSYS);  // delivered when the handler returns: the process ends with SIGSYS
+}
 
 }  // namespace
 
@@ -76,12 +144,25 @@ Status apply_sandbox(const SandboxPolicy& policy) {
     return Status(ErrorCode::kInternal,
                   std::string("PR_SET_NO_NEW_PRIVS failed: ") + std::strerror(errno));
   }
-  std::unique_ptr<void, FilterDeleter> filter(seccomp_init(SCMP_ACT_KILL_PROCESS));
+  fill_syscall_names();
+  struct sigaction sa {};
+  sa.sa_sigaction = on_sigsys;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGSYS, &sa, nullptr);
+  // TRAP rather than KILL so the handler above can name the call; the process still dies.
+  std::unique_ptr<void, FilterDeleter> filter(seccomp_init(SCMP_ACT_TRAP));
   if (!filter) {
     return Status(ErrorCode::kInternal, "seccomp_init failed");
   }
   for (int nr : kAllowed) {
     if (seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, nr, 0) != 0) {
+      return Status(ErrorCode::kInternal, "seccomp_rule_add failed for syscall " +
+                                              std::to_string(nr));
+    }
+  }
+  for (int nr : kRefused) {
+    if (seccomp_rule_add(filter.get(), SCMP_ACT_ERRNO(EPERM), nr, 0) != 0) {
       return Status(ErrorCode::kInternal, "seccomp_rule_add failed for syscall " +
                                               std::to_string(nr));
     }
