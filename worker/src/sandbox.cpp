@@ -72,11 +72,10 @@ constexpr int kAllowed[] = {
     SCMP_SYS(sched_get_priority_max), SCMP_SYS(getpriority), SCMP_SYS(membarrier),
 };
 
-// Harmless to refuse, so refused with EPERM instead of killing: libraries probe them
-// (ZeroMQ's thread set-up asks for scheduling changes) and carry on when told no.
+// Harmless to refuse, so refused with EPERM instead of killing: libraries probe them and
+// carry on when told no.
 constexpr int kRefused[] = {
-    SCMP_SYS(sched_setscheduler), SCMP_SYS(sched_setparam), SCMP_SYS(setpriority),
-    SCMP_SYS(sched_setattr),
+    SCMP_SYS(sched_setparam), SCMP_SYS(setpriority), SCMP_SYS(sched_setattr),
 };
 
 // Names of system calls, resolved before the filter engages: the SIGSYS handler may not
@@ -166,6 +165,14 @@ Status apply_sandbox(const SandboxPolicy& policy) {
       return Status(ErrorCode::kInternal, "seccomp_rule_add failed for syscall " +
                                               std::to_string(nr));
     }
+  }
+  // ZeroMQ threads re-apply their (default) scheduling policy when they start, possibly after
+  // the filter engaged, and abort if refused: allow SCHED_OTHER only, never real-time.
+  if (seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(sched_setscheduler), 1,
+                       SCMP_A1(SCMP_CMP_EQ, SCHED_OTHER)) != 0 ||
+      seccomp_rule_add(filter.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(sched_setscheduler), 1,
+                       SCMP_A1(SCMP_CMP_NE, SCHED_OTHER)) != 0) {
+    return Status(ErrorCode::kInternal, "seccomp scheduler rule failed");
   }
   // Threads yes, processes no: clone only with CLONE_THREAD; clone3 hides its flags in
   // memory, so it reports ENOSYS and glibc falls back to clone.
