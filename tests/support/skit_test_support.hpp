@@ -4,6 +4,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -160,26 +161,6 @@ class Process {
   std::string err_;
 };
 
-/// Runs the skit binary with `args` to completion.
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  double seconds = 0;
-};
-
-inline RunResult run_skit(const std::vector<std::string>& args,
-                          std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-  std::vector<std::string> argv = {SKIT_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const auto t0 = std::chrono::steady_clock::now();
-  Process p(argv);
-  p.wait(timeout);
-  RunResult r{p.exit_code(), p.out(), p.err(),
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
-  return r;
-}
-
 /// Shared-memory segments created by the supervisor with this pid.
 inline std::vector<std::string> shm_segments_of(pid_t pid) {
   std::vector<std::string> out;
@@ -219,8 +200,10 @@ inline std::vector<pid_t> children_of(pid_t parent) {
   return out;
 }
 
-/// Processes running `skit worker` (any parent).
-inline std::vector<pid_t> skit_workers() {
+/// Processes running `skit worker` for the supervisor `supervisor` (found through the control
+/// endpoint in their command line, which survives re-parenting), or for any supervisor.
+inline std::vector<pid_t> skit_workers(pid_t supervisor = 0) {
+  const std::string marker = "ipc://@skit-" + std::to_string(supervisor) + "-";
   std::vector<pid_t> out;
   for (const auto& e : fs::directory_iterator("/proc")) {
     const std::string name = e.path().filename().string();
@@ -229,7 +212,8 @@ inline std::vector<pid_t> skit_workers() {
     }
     std::ifstream cmd(e.path() / "cmdline");
     std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
-    if (cmdline.find(std::string(SKIT_BINARY) + '\0' + "worker") != std::string::npos) {
+    if (cmdline.find(std::string(SKIT_BINARY) + '\0' + "worker") != std::string::npos &&
+        (supervisor == 0 || cmdline.find(marker) != std::string::npos)) {
       out.push_back(static_cast<pid_t>(std::stoi(name)));
     }
   }
@@ -246,6 +230,30 @@ bool wait_until(Pred pred, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return pred();
+}
+
+/// Runs the skit binary with `args` to completion.
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  double seconds = 0;
+};
+
+inline RunResult run_skit(const std::vector<std::string>& args,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  std::vector<std::string> argv = {SKIT_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto t0 = std::chrono::steady_clock::now();
+  Process p(argv);
+  p.wait(timeout);
+  RunResult r{p.exit_code(), p.out(), p.err(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+  EXPECT_TRUE(shm_segments_of(p.pid()).empty()) << "shared memory left behind";
+  const pid_t pid = p.pid();
+  EXPECT_TRUE(wait_until([pid] { return skit_workers(pid).empty(); }, std::chrono::seconds(5)))
+      << "worker processes outlived their supervisor";
+  return r;
 }
 
 }  // namespace skit::testing

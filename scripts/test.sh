@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds skit and runs every test: the release build (unit + integration, real worker
+# processes), then the C++ unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+bash scripts/bootstrap.sh
+bash scripts/check_layering.sh
+
+echo "== release build"
+cmake --preset release >/dev/null
+cmake --build build/release -j"$jobs"
+echo "== release tests (unit + integration)"
+ctest --test-dir build/release --output-on-failure -j"$jobs" --timeout 300
+
+echo "== ASan+UBSan build (unit tests)"
+cmake --preset asan >/dev/null
+cmake --build build/asan -j"$jobs"
+echo "== ASan+UBSan unit tests"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan --output-on-failure -j"$jobs" -L unit --timeout 300
