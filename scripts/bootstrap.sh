@@ -13,7 +13,7 @@ PACKAGES=(
   # media tools used by tests and benchmarks to generate and check media
   ffmpeg sox
   # process/shm inspection used by tests
-  procps psmisc
+  procps psmisc bc time
 )
 
 missing=()

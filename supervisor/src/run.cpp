@@ -111,6 +111,7 @@ struct WorkerSlot {
   bool hello = false;
   bool ready = false;
   bool reported_exit = false;
+  Clock::time_point exited_at{};
   Clock::time_point last_seen{};
 };
 
@@ -526,12 +527,23 @@ class PipelineRun {
         }
       }
       if (!w.process.running() && !w.reported_exit) {
-        w.reported_exit = true;
-        for (auto idx : w.nodes) {
-          if (!nodes_[idx].done) {
-            return Status(ErrorCode::kUnavailable,
-                          describe_worker(w) + " exited before node '" +
-                              nodes_[idx].spec->id() + "' finished");
+        // A clean exit can be seen before the worker's last messages arrive: the pidfd
+        // fires while ZeroMQ still delivers them. Allow them a moment.
+        if (w.exited_at == Clock::time_point{}) {
+          w.exited_at = Clock::now();
+        }
+        const bool all_done = std::all_of(w.nodes.begin(), w.nodes.end(),
+                                          [this](auto idx) { return nodes_[idx].done; });
+        if (all_done) {
+          w.reported_exit = true;
+        } else if (Clock::now() - w.exited_at > std::chrono::seconds(2)) {
+          w.reported_exit = true;
+          for (auto idx : w.nodes) {
+            if (!nodes_[idx].done) {
+              return Status(ErrorCode::kUnavailable,
+                            describe_worker(w) + " exited before node '" +
+                                nodes_[idx].spec->id() + "' finished");
+            }
           }
         }
       }

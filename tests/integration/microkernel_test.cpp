@@ -92,6 +92,27 @@ TEST_F(Microkernel, SixteenNodeChainGroupedCopiesEightMiBByteIdenticalInOneWorke
   EXPECT_EQ(stats["workers"], 1);
 }
 
+TEST_F(Microkernel, DedicatedIsolationGetsItsOwnWorkerInGroupedPlacement) {
+  write_file(dir_.file("in.bin"), random_bytes(100000));
+  write_file(dir_.file("p.yml"),
+             "mode: oneshot\nnodes:\n"
+             "  in: {kind: streamkit::http_input}\n"
+             "  a: {kind: core::passthrough, needs: in}\n"
+             "  b: {kind: core::passthrough, needs: a, isolation: dedicated}\n"
+             "  c: {kind: core::passthrough, needs: b}\n"
+             "  out: {kind: streamkit::http_output, needs: c}\n");
+
+  auto r = run_skit({"run", dir_.file("p.yml"), "-i", dir_.file("in.bin"), "-o",
+                     dir_.file("out.bin"), "--stats", dir_.file("stats.json")});
+
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json stats = load_json(dir_.file("stats.json"));
+  EXPECT_EQ(stats["workers"], 2);
+  EXPECT_EQ(node_stats(stats, "a")["worker_pid"], node_stats(stats, "c")["worker_pid"]);
+  EXPECT_NE(node_stats(stats, "a")["worker_pid"], node_stats(stats, "b")["worker_pid"]);
+  EXPECT_EQ(read_file(dir_.file("out.bin")).size(), 100000U);
+}
+
 TEST_F(Microkernel, StdinToStdoutWorks) {
   const std::string input = random_bytes(300000, 3);
   write_file(dir_.file("in.bin"), input);
@@ -238,6 +259,23 @@ TEST_F(Microkernel, InterruptTearsDownWorkersAndSharedMemory) {
   ASSERT_TRUE(skit.wait(10s));
   EXPECT_EQ(skit.exit_code(), 130);
   EXPECT_NE(skit.err().find("interrupted"), std::string::npos) << skit.err();
+  EXPECT_TRUE(wait_until([&] { return skit_workers(skit.pid()).empty(); }, 5s));
+  EXPECT_TRUE(shm_segments_of(skit.pid()).empty());
+}
+
+TEST_F(Microkernel, FrozenWorkerMissesHeartbeatsAndIsKilled) {
+  write_file(dir_.file("in.bin"), random_bytes(1024 * 4096, 29));
+  write_file(dir_.file("p.yml"), slow_pipeline(dir_, "reliable", 5));
+  Process skit({SKIT_BINARY, "run", dir_.file("p.yml"), "--placement", "per-node"});
+  ASSERT_TRUE(wait_until([&] { return children_of(skit.pid()).size() == 3; }, 10s));
+  std::this_thread::sleep_for(200ms);
+  const pid_t frozen = children_of(skit.pid()).front();
+
+  ::kill(frozen, SIGSTOP);  // alive but silent, like a wedged process
+
+  ASSERT_TRUE(skit.wait(20s));
+  EXPECT_EQ(skit.exit_code(), 1);
+  EXPECT_NE(skit.err().find("stopped answering"), std::string::npos) << skit.err();
   EXPECT_TRUE(wait_until([&] { return skit_workers(skit.pid()).empty(); }, 5s));
   EXPECT_TRUE(shm_segments_of(skit.pid()).empty());
 }
