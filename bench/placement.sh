@@ -14,9 +14,8 @@ head -c $((mib << 20)) /dev/urandom >"$work/in.bin"
 measure() {
   local walls=() cpus=()
   for _ in $(seq "$runs"); do
-    local out
-    out=$( { /usr/bin/time -f "%e %U %S" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-    read -r w u s <<<"$out"
+    /usr/bin/time -f "%e %U %S" -o "$work/time" "$@" >/dev/null 2>&1
+    read -r w u s <"$work/time"
     walls+=("$w")
     cpus+=("$(echo "$u + $s" | bc)")
   done

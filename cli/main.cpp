@@ -411,15 +411,31 @@ int cmd_nodes(const std::vector<std::string>& args) {
       std::printf("  out %-10s %s\n", out.name.c_str(), skit::to_string(out.produces).c_str());
     }
     for (const auto& f : d->params->fields()) {
-      std::string range;
+      const auto num = [](double v) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", v);
+        return std::string(buf);
+      };
+      std::string extra;
       if (f.min || f.max) {
-        range = "  range " + (f.min ? nlohmann::json(*f.min).dump() : std::string("-inf")) + ".." +
-                (f.max ? nlohmann::json(*f.max).dump() : std::string("inf"));
+        extra += "  range " + (f.min ? num(*f.min) : std::string("-inf")) + ".." +
+                 (f.max ? num(*f.max) : std::string("inf"));
       }
-      std::printf("  param %-22s %s%s%s%s\n      %s\n", f.name.c_str(),
+      if (!f.choices.empty()) {
+        std::string choices;
+        for (const auto& c : f.choices) {
+          choices += (choices.empty() ? "" : "|") + c;
+        }
+        extra += "  one of " + choices;
+      }
+      if (f.tunable) {
+        extra += "  tunable";
+      }
+      static constexpr const char* kTypes[] = {"bool", "integer", "number", "string", "object"};
+      std::printf("  param %-22s %-7s %s%s\n      %s\n", f.name.c_str(),
+                  kTypes[static_cast<int>(f.type)],
                   f.required ? "required" : ("default " + f.default_value.dump()).c_str(),
-                  range.c_str(), f.tunable ? "  tunable" : "",
-                  f.choices.empty() ? "" : "  (choices listed below)", f.doc.c_str());
+                  extra.c_str(), f.doc.c_str());
     }
     std::printf("\n");
   }
