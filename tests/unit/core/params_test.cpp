@@ -451,5 +451,24 @@ TEST(ParamsJsonSchema, OfAKindWithoutParamsIsAnEmptyClosedObject) {
   EXPECT_FALSE(schema.contains("required"));
 }
 
+// ---- known bug: negative integers are rejected as "does not fit" (params.hpp) ---------------
+
+TEST(Params, AcceptsNegativeIntegersWithinASignedRange) {
+  // offset has range(-100, 100): every value in it, including the negative bound, is valid.
+  EXPECT_EQ(decode_ok(with_path({{"offset", -100}})).offset, -100);
+  EXPECT_EQ(decode_ok(with_path({{"offset", -1}})).offset, -1);
+  EXPECT_EQ(decode_ok(with_path({{"offset", 100}})).offset, 100);
+}
+
+TEST(Params, AcceptsNegativeValuesForAnUnboundedIntParam) {
+  EXPECT_EQ(decode_ok(with_path({{"small", -5}})).small, -5);
+}
+
+TEST(Params, AcceptsNegativeValuesForAnUnboundedInt64Param) {
+  EXPECT_EQ(decode_ok(with_path({{"big", -5}})).big, -5);
+  EXPECT_EQ(decode_ok(with_path({{"big", std::numeric_limits<std::int64_t>::min()}})).big,
+            std::numeric_limits<std::int64_t>::min());
+}
+
 }  // namespace
 }  // namespace skit

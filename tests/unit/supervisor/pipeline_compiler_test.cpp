@@ -1278,5 +1278,164 @@ TEST(PipelineCompiler, DoesNotKnowTestKindsInTheBuiltinRegistry) {
   expect_error(c.errors[0], {ErrorCode::kUnknownKind, "step_0", 2, 11});
 }
 
+// ---- known bugs: these fail until the compiler is fixed -----------------------------------
+
+TEST(PipelineCompiler, ReportsDanglingNeedsOnceWithoutASpuriousMissingInput) {
+  // `needs: ghost` is one mistake; "required input 'in' is not connected (add 'needs: ...')"
+  // on top of it tells the user to add what they already wrote.
+  constexpr std::string_view kYaml = R"(nodes:
+  src:
+    kind: core::file_reader
+    params: {path: in.bin}
+  out:
+    kind: core::sink
+    needs: ghost
+)";
+  expect_single_error(kYaml, {ErrorCode::kGraphError, "out", 7, 12});
+}
+
+TEST(PipelineCompiler, ReportsBadConnectionModeOnceWithoutASpuriousMissingInput) {
+  // The need names its node; only the mode is wrong. "required input 'in' is not connected"
+  // on top of that is a second, misleading error for the same mistake.
+  constexpr std::string_view kYaml = R"(nodes:
+  src:
+    kind: core::file_reader
+    params: {path: in.bin}
+  out:
+    kind: core::sink
+    needs:
+      node: src
+      mode: fast
+)";
+  expect_single_error(kYaml, {ErrorCode::kInvalidArgument, "out", 9, 13});
+}
+
+TEST(PipelineCompiler, ReportsUnknownUpstreamKindOnceWithoutASpuriousMissingInput) {
+  // One mistyped kind must not also make every node that needs it report "required input
+  // 'in' is not connected": its needs are there, the upstream kind is the only problem.
+  constexpr std::string_view kYaml = R"(nodes:
+  src:
+    kind: core::file_raeder
+    params: {path: in.bin}
+  out:
+    kind: core::sink
+    needs: src
+)";
+  expect_single_error(kYaml, {ErrorCode::kUnknownKind, "src", 3, 11});
+}
+
+TEST(PipelineCompiler, MapsASingleNeedOnADynamicFamilyToItsFirstMember) {
+  // pipeline_compiler.cpp: "A single need on a node with a dynamic family maps to its first
+  // member", i.e. in_0, the same pin `needs: [a, b]` would give the first entry.
+  constexpr std::string_view kYaml = R"(nodes:
+  a:
+    kind: test::audio_source
+  mix1:
+    kind: test::mixer
+    needs: a
+  mix2:
+    kind: test::mixer
+    needs: [a]
+)";
+  const CompiledPipeline c = compile(kYaml);
+  ASSERT_TRUE(c.ok()) << report(c);
+  EXPECT_EQ(edges(c.pipeline), (std::vector<std::string>{"a.out->mix1.in_0", "a.out->mix2.in_0"}));
+}
+
+TEST(PipelineCompiler, KeepsPlainNanAndInfWordsAsStrings) {
+  // YAML spells the special floats .nan and .inf; the plain words nan, inf and infinity are
+  // strings (YAML 1.1 and 1.2 alike; yaml-cpp's own as<double>() does not read them).
+  constexpr std::string_view kYaml = R"(nodes:
+  bag:
+    kind: test::bag
+    params:
+      options: {a: nan, b: inf, c: infinity, d: -inf}
+)";
+  const CompiledPipeline c = compile(kYaml);
+  ASSERT_TRUE(c.ok()) << report(c);
+  const Json got = Json::parse(c.pipeline.nodes(0).params_json());
+  EXPECT_EQ(got, Json::parse(R"({"options": {"a": "nan", "b": "inf", "c": "infinity",
+                                             "d": "-inf"}})"))
+      << got.dump();
+}
+
+TEST(PipelineCompiler, AcceptsTheWordNanForAStringParam) {
+  constexpr std::string_view kYaml = R"(nodes:
+  src:
+    kind: streamkit::http_input
+    params:
+      field: nan
+  out:
+    kind: streamkit::http_output
+    needs: src
+    params:
+      content_type: inf
+)";
+  const CompiledPipeline c = compile(kYaml);
+  EXPECT_TRUE(c.ok()) << report(c);
+}
+
+TEST(PipelineCompiler, ReportsEachOfTwoDisjointCycles) {
+  constexpr std::string_view kYaml = R"(nodes:
+  a:
+    kind: core::passthrough
+    needs: b
+  b:
+    kind: core::passthrough
+    needs: a
+  c:
+    kind: core::passthrough
+    needs: d
+  d:
+    kind: core::passthrough
+    needs: c
+)";
+  const CompiledPipeline c = compile(kYaml);
+  ASSERT_EQ(c.errors.size(), 2U) << report(c);
+  expect_error(c.errors[0], {ErrorCode::kGraphError, "a", 2, 3});
+  expect_error(c.errors[1], {ErrorCode::kGraphError, "c", 8, 3});
+  EXPECT_TRUE(contains(c.errors[1].message(), "circular dependency: c -> d -> c"))
+      << c.errors[1].message();
+}
+
+TEST(PipelineCompiler, ReportsANodeWithAnEmptyBodyOnItsOwnLine) {
+  // `empty:` has no value; the error must point at `empty` (line 2), not at the next node.
+  constexpr std::string_view kYaml = R"(nodes:
+  empty:
+  mic:
+    kind: test::audio_source
+)";
+  const std::string e = expect_single_error(kYaml, {ErrorCode::kInvalidArgument, "empty", 2, 3});
+  EXPECT_TRUE(contains(e, "must be a mapping")) << e;
+}
+
+TEST(PipelineCompiler, ReportsADuplicateTopLevelSection) {
+  // YAML forbids duplicate keys; yaml-cpp keeps both, and root["nodes"] sees only one of
+  // them, so the other section must not be dropped silently.
+  constexpr std::string_view kYaml = R"(nodes:
+  mic:
+    kind: test::audio_source
+nodes:
+  play:
+    kind: test::audio_sink
+    needs: mic
+)";
+  const CompiledPipeline c = compile(kYaml);
+  ASSERT_FALSE(c.ok()) << "compiled " << c.pipeline.nodes_size() << " node(s) silently";
+  EXPECT_EQ(c.errors.front().where().line, 4) << report(c);
+}
+
+TEST(PipelineCompiler, ReportsAKindGivenTwice) {
+  constexpr std::string_view kYaml = R"(nodes:
+  mic:
+    kind: test::audio_source
+    kind: core::file_reader
+)";
+  const CompiledPipeline c = compile(kYaml);
+  ASSERT_FALSE(c.ok()) << "kind of mic: " << c.pipeline.nodes(0).kind();
+  EXPECT_EQ(c.errors.front().where().line, 4) << report(c);
+  EXPECT_EQ(c.errors.front().where().node_id, "mic") << report(c);
+}
+
 }  // namespace
 }  // namespace skit::supervisor
