@@ -38,17 +38,24 @@ Json scalar_to_json(const YAML::Node& node) {
   if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
     return nullptr;
   }
+  // Plain decimal numbers (and 0x hex) only: words such as "nan" or "inf" stay strings, as
+  // YAML reads them (its floats are spelled .nan and .inf, which JSON cannot carry anyway).
+  const bool hex = text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+  if (!hex && (text.find_first_not_of("0123456789+-.eE") != std::string::npos ||
+               text.find_first_of("0123456789") == std::string::npos)) {
+    return text;
+  }
   {
     std::size_t used = 0;
     try {
-      const long long v = std::stoll(text, &used, 0);
+      const long long v = std::stoll(text, &used, hex ? 16 : 10);
       if (used == text.size()) {
         return v;
       }
     } catch (const std::exception&) {
     }
   }
-  {
+  if (!hex) {
     std::size_t used = 0;
     try {
       const double v = std::stod(text, &used);
@@ -99,6 +106,7 @@ struct PendingNode {
   Position kind_where;
   Position params_where;
   bool dedicated = false;
+  bool broken_needs = false;  // a needs entry was rejected while parsing
   std::vector<PendingNeed> needs;
   const NodeDescriptor* descriptor = nullptr;
 };
@@ -149,8 +157,13 @@ class Compiler {
                                                  "steps",   "nodes",       "client",
                                                  "group",   "variant",     "category",
                                                  "tags",    "keywords"};
+    std::set<std::string> seen_keys;
     for (const auto& kv : root) {
       const std::string key = kv.first.Scalar();
+      if (!seen_keys.insert(key).second) {
+        error(ErrorCode::kInvalidArgument, "key '" + key + "' given twice",
+              position_of(kv.first));
+      }
       if (!kKnown.contains(key)) {
         error(ErrorCode::kInvalidArgument,
               "unknown top-level key '" + key +
@@ -191,13 +204,20 @@ class Compiler {
 
   void parse_node_body(PendingNode& node, const YAML::Node& body, bool allow_needs) {
     if (!body.IsMap()) {
+      // An empty body has no position of its own: point at the node's key.
       error(ErrorCode::kInvalidArgument, "a node must be a mapping with 'kind'",
-            position_of(body), node.id);
+            body.IsNull() ? node.where : position_of(body), node.id);
       return;
     }
+    std::set<std::string> seen_keys;
     for (const auto& kv : body) {
       const std::string key = kv.first.Scalar();
       const YAML::Node& value = kv.second;
+      if (!seen_keys.insert(key).second) {
+        error(ErrorCode::kInvalidArgument, "'" + key + "' given twice", position_of(kv.first),
+              node.id);
+        continue;
+      }
       if (key == "kind") {
         node.kind = value.IsScalar() ? value.Scalar() : "";
         node.kind_where = position_of(value);
@@ -222,7 +242,9 @@ class Compiler {
           node.param_positions[pname] = position_of(p.first);
         }
       } else if (key == "needs" && allow_needs) {
+        const auto errors_before = errors_.size();
         parse_needs(node, value);
+        node.broken_needs = errors_.size() != errors_before;
       } else if (key == "isolation") {
         const std::string v = value.IsScalar() ? value.Scalar() : "";
         if (v == "dedicated") {
@@ -239,7 +261,7 @@ class Compiler {
               position_of(kv.first), node.id);
       }
     }
-    if (node.kind.empty()) {
+    if (node.kind.empty() && seen_keys.count("kind") == 0) {
       error(ErrorCode::kInvalidArgument, "node has no 'kind'", node.where, node.id);
     }
   }
@@ -465,11 +487,10 @@ class Compiler {
   void build_connections() {
     for (auto& node : nodes_) {
       std::map<std::string, int> used_pins;
-      bool need_errors = false;  // a broken need already explains a missing input
+      const std::size_t edges_before = connections_.size();
       for (auto& need : node.needs) {
         auto it = index_.find(need.from_node);
         if (it == index_.end()) {
-          need_errors = true;
           error(ErrorCode::kGraphError,
                 "needs '" + need.from_node + "', which is not a node of this pipeline",
                 need.where, node.id);
@@ -492,10 +513,11 @@ class Compiler {
                 need.where, node.id);
           continue;
         }
-        std::string to_pin = need.to_pin;
-        if (to_pin.empty() || (to_pin == "in" && find_input(*node.descriptor, "in") == nullptr)) {
-          // A single need on a node with a dynamic family maps to its first member.
-          to_pin = find_input(*node.descriptor, "in") != nullptr ? "in" : "in_0";
+        std::string to_pin = need.to_pin.empty() ? "in" : need.to_pin;
+        if (const InputPinSpec* family = find_input(*node.descriptor, to_pin);
+            family != nullptr && family->cardinality == Cardinality::kDynamic &&
+            to_pin == family->name) {
+          to_pin += "_0";  // a single need on a dynamic family is its first member
         }
         const InputPinSpec* in = find_input(*node.descriptor, to_pin);
         if (in == nullptr) {
@@ -519,7 +541,11 @@ class Compiler {
         connections_.push_back(
             Edge{&from, need.from_pin, &node, to_pin, in, need.mode, need.where});
       }
-      if (node.descriptor == nullptr || need_errors) {
+      // A rejected need (or one from a node of unknown kind) already explains a missing
+      // input; do not report it twice.
+      const bool needs_all_connected =
+          !node.broken_needs && connections_.size() - edges_before == node.needs.size();
+      if (node.descriptor == nullptr || !needs_all_connected) {
         continue;
       }
       for (const auto& in : node.descriptor->inputs) {
@@ -560,10 +586,11 @@ class Compiler {
           }
           error(ErrorCode::kGraphError, "circular dependency: " + path + e.to->id, e.to->where,
                 e.to->id);
-          return true;
+          cyclic_ = true;
+          continue;  // each back edge is one cycle; keep looking for others
         }
-        if (color[e.to] == 0 && visit(e.to)) {
-          return true;
+        if (color[e.to] == 0) {
+          visit(e.to);
         }
       }
       stack.pop_back();
@@ -571,9 +598,8 @@ class Compiler {
       return false;
     };
     for (const auto& node : nodes_) {
-      if (color[&node] == 0 && visit(&node)) {
-        cyclic_ = true;
-        return;
+      if (color[&node] == 0) {
+        visit(&node);
       }
     }
   }

@@ -3,6 +3,7 @@
 // live-tuning rules and the JSON Schema published by `skit nodes` and the schema API.
 #pragma once
 
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "skit/core/status.hpp"
@@ -146,19 +148,43 @@ class ParamSchemaBuilder {
       }
       target = value.get<bool>();
     } else if constexpr (std::is_integral_v<M>) {
-      if (!value.is_number_integer() &&
-          !(value.is_number_float() && value.get<double>() == static_cast<double>(
-                                                                   value.get<std::int64_t>()))) {
+      // Integers, or floats with an integral value (YAML "2.0"); checked before converting,
+      // since converting an out-of-range double is undefined.
+      bool fits = false;
+      double as_double = 0;
+      if (value.is_number_unsigned()) {
+        const auto u = value.get<std::uint64_t>();
+        fits = std::in_range<M>(u);
+        as_double = static_cast<double>(u);
+        if (fits) {
+          target = static_cast<M>(u);
+        }
+      } else if (value.is_number_integer()) {
+        const auto v = value.get<std::int64_t>();
+        fits = std::in_range<M>(v);
+        as_double = static_cast<double>(v);
+        if (fits) {
+          target = static_cast<M>(v);
+        }
+      } else if (value.is_number_float()) {
+        as_double = value.get<double>();
+        if (!std::isfinite(as_double) || as_double != std::trunc(as_double)) {
+          return detail::param_type_error(fld, value);
+        }
+        fits = as_double >= static_cast<double>(std::numeric_limits<M>::min()) &&
+               as_double <= static_cast<double>(std::numeric_limits<M>::max()) &&
+               std::abs(as_double) < 9.0e18;
+        if (fits) {
+          target = static_cast<M>(static_cast<std::int64_t>(as_double));
+        }
+      } else {
         return detail::param_type_error(fld, value);
       }
-      const auto v = value.get<std::int64_t>();
-      SKIT_RETURN_IF_ERROR(detail::check_range(fld, static_cast<double>(v)));
-      if (v < static_cast<std::int64_t>(std::numeric_limits<M>::min()) ||
-          static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<M>::max())) {
+      SKIT_RETURN_IF_ERROR(detail::check_range(fld, as_double));
+      if (!fits) {
         return Status(ErrorCode::kInvalidParam, "value " + value.dump() + " does not fit",
                       {.param = fld.name});
       }
-      target = static_cast<M>(v);
     } else if constexpr (std::is_floating_point_v<M>) {
       if (!value.is_number()) {
         return detail::param_type_error(fld, value);
