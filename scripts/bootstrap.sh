@@ -10,8 +10,11 @@ PACKAGES=(
   libboost-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libprotobuf-dev protobuf-compiler libseccomp-dev
   libgtest-dev libgmock-dev
+  libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
   # media tools used by tests and benchmarks to generate and check media
-  ffmpeg sox
+  ffmpeg sox espeak-ng
+  # the reference pipelines that benchmarks compare against
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   # process/shm inspection used by tests
   procps psmisc bc time
 )

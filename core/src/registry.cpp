@@ -16,6 +16,11 @@ Status OutputWriter::write(std::span<const std::byte> bytes, const PacketHeader&
   return publish(bytes.size(), header);
 }
 
+Status OutputWriter::write_stream_info(const StreamInfo& info, PacketKind kind) {
+  const auto bytes = info.serialize();
+  return write(bytes, PacketHeader{.kind = kind, .flags = kFlagStreamInfo});
+}
+
 Status Node::tune(const Json& /*patch*/) {
   return Status(ErrorCode::kInvalidParam, "this node has no tunable params");
 }

@@ -163,8 +163,10 @@ class NodeRunner::Output final : public OutputWriter {
 
   Status publish(std::size_t used, const PacketHeader& header) override {
     KernelCall kernel(runner_);
-    runner_.packets_out_.fetch_add(1, std::memory_order_relaxed);
-    runner_.bytes_out_.fetch_add(used, std::memory_order_relaxed);
+    if ((header.flags & kFlagStreamInfo) == 0) {
+      runner_.packets_out_.fetch_add(1, std::memory_order_relaxed);
+      runner_.bytes_out_.fetch_add(used, std::memory_order_relaxed);
+    }
     if (rings_.empty()) {
       return Status::ok();
     }
@@ -423,7 +425,7 @@ void NodeRunner::report(NodeState state, const std::string& message) {
 
 void NodeRunner::thread_main() {
   report(NodeState::kRunning, "");
-  Status status = inputs_.empty() ? run_source() : run_filter();
+  Status status = inputs_.empty() || spec_.pulls_input ? run_source() : run_filter();
   if (status.is_ok() && !stop_requested()) {
     NodeCall call(*this);
     status = node_->finish(*this);
@@ -431,6 +433,9 @@ void NodeRunner::thread_main() {
   const bool failed = !status.is_ok() && status.code() != ErrorCode::kCancelled;
   for (auto& out : outputs_) {
     out->close(failed);
+  }
+  if (!failed) {
+    drain_inputs();  // a node that ends early must not leave its producers blocked
   }
   if (failed) {
     last_error_ = status.to_string();
@@ -482,6 +487,12 @@ Status NodeRunner::run_filter() {
       SKIT_RETURN_IF_ERROR(node_->on_input_end(*this, index));
       continue;
     }
+    if ((d.flags & kFlagStreamInfo) != 0) {
+      Status s = handle_stream_info(d, index);
+      release(d);
+      SKIT_RETURN_IF_ERROR(s);
+      continue;
+    }
     ipc::SlotPool* pool = pools_.find(d.pool);
     if (pool == nullptr || d.slot >= pool->slot_count() ||
         static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
@@ -511,6 +522,113 @@ Status NodeRunner::run_filter() {
     SKIT_RETURN_IF_ERROR(s);
   }
   return Status::ok();
+}
+
+Status NodeRunner::handle_stream_info(const ipc::SlotDescriptor& d, std::size_t index) {
+  ipc::SlotPool* pool = pools_.find(d.pool);
+  if (pool == nullptr || static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
+    return Status(ErrorCode::kInternal, "malformed stream info descriptor");
+  }
+  auto info = StreamInfo::parse(pool->slot_data(d.slot).subspan(d.offset, d.size));
+  if (!info) {
+    return info.status();
+  }
+  inputs_[index].info = *info;
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    if (spec_.outputs[i].passthrough) {
+      SKIT_RETURN_IF_ERROR(
+          outputs_[i]->write_stream_info(*info, static_cast<PacketKind>(d.kind)));
+    }
+  }
+  NodeCall call(*this);
+  return node_->on_stream_info(*this, index, *info);
+}
+
+const StreamInfo* NodeRunner::input_info(std::size_t index) const {
+  if (index >= inputs_.size() || !inputs_[index].info) {
+    return nullptr;
+  }
+  return &*inputs_[index].info;
+}
+
+Result<std::size_t> NodeRunner::read_input(std::span<std::byte> buffer) {
+  if (!spec_.pulls_input || inputs_.empty()) {
+    return Status(ErrorCode::kInternal, "read_input() is for pull-mode nodes");
+  }
+  KernelCall kernel(*this);
+  Input& in = inputs_[0];
+  while (!pull_packet_) {
+    if (in.ended) {
+      return std::size_t{0};
+    }
+    if (stop_requested()) {
+      return Status(ErrorCode::kCancelled, "stopped");
+    }
+    apply_pending_tune();
+    ipc::SlotDescriptor d;
+    std::size_t index = 0;
+    if (!pop_any(d, index)) {
+      wait_for_input();
+      continue;
+    }
+    if ((d.control & ipc::kControlEndOfStream) != 0) {
+      in.ended = true;
+      if ((d.control & ipc::kControlError) != 0) {
+        return Status(ErrorCode::kCancelled, "upstream of input '" + in.pin + "' failed");
+      }
+      return std::size_t{0};
+    }
+    if ((d.flags & kFlagStreamInfo) != 0) {
+      Status s = handle_stream_info(d, index);
+      release(d);
+      SKIT_RETURN_IF_ERROR(s);
+      continue;
+    }
+    packets_in_.fetch_add(1, std::memory_order_relaxed);
+    bytes_in_.fetch_add(d.size, std::memory_order_relaxed);
+    pull_packet_ = d;
+    pull_offset_ = 0;
+  }
+  const ipc::SlotDescriptor& d = *pull_packet_;
+  ipc::SlotPool* pool = pools_.find(d.pool);
+  if (pool == nullptr || static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
+    return Status(ErrorCode::kInternal, "malformed descriptor on input '" + in.pin + "'");
+  }
+  const auto bytes = pool->slot_data(d.slot).subspan(d.offset + pull_offset_,
+                                                     d.size - pull_offset_);
+  const std::size_t n = std::min(bytes.size(), buffer.size());
+  std::memcpy(buffer.data(), bytes.data(), n);
+  pull_offset_ += static_cast<std::uint32_t>(n);
+  if (pull_offset_ >= d.size) {
+    release(d);
+    pull_packet_.reset();
+  }
+  return n;
+}
+
+void NodeRunner::drain_inputs() {
+  if (pull_packet_) {
+    release(*pull_packet_);
+    pull_packet_.reset();
+  }
+  std::size_t open = 0;
+  for (const auto& in : inputs_) {
+    open += in.ended ? 0 : 1;
+  }
+  while (open > 0 && !stop_requested()) {
+    ipc::SlotDescriptor d;
+    std::size_t index = 0;
+    if (!pop_any(d, index)) {
+      wait_for_input();
+      continue;
+    }
+    if ((d.control & ipc::kControlEndOfStream) != 0) {
+      inputs_[index].ended = true;
+      --open;
+      continue;
+    }
+    release(d);
+  }
 }
 
 bool NodeRunner::pop_any(ipc::SlotDescriptor& out, std::size_t& index) {

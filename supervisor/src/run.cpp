@@ -252,6 +252,7 @@ class PipelineRun {
     spec.node_id = n.spec->id();
     spec.kind = n.spec->kind();
     spec.doorbell = n.doorbell;
+    spec.pulls_input = n.descriptor->pulls_input;
     for (int i = 0; i < pipeline_.connections_size(); ++i) {
       const auto& c = pipeline_.connections(i);
       const std::string ring = rings_[static_cast<std::size_t>(i)].name();
@@ -263,6 +264,7 @@ class PipelineRun {
     for (const auto& out : n.descriptor->outputs) {
       runtime::RunnerOutput o;
       o.pin = out.name;
+      o.passthrough = out.produces.kind == PacketKind::kPassthrough;
       for (int i = 0; i < pipeline_.connections_size(); ++i) {
         const auto& c = pipeline_.connections(i);
         if (c.from_node() == spec.node_id && c.from_pin() == out.name) {

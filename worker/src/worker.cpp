@@ -151,11 +151,18 @@ class Worker {
       spec.node_id = n.node_id();
       spec.kind = n.kind();
       spec.doorbell = n.doorbell();
+      spec.pulls_input = d->pulls_input;
       for (const auto& in : n.inputs()) {
         spec.inputs.push_back({in.pin(), in.ring_segment()});
       }
       for (const auto& out : n.outputs()) {
-        runtime::RunnerOutput o{out.pin(), out.pool_index(), {}};
+        runtime::RunnerOutput o;
+        o.pin = out.pin();
+        o.pool_index = out.pool_index();
+        for (const auto& declared : d->outputs) {
+          o.passthrough = o.passthrough || (declared.name == out.pin() &&
+                                            declared.produces.kind == PacketKind::kPassthrough);
+        }
         for (const auto& r : out.ring_segments()) {
           o.ring_segments.push_back(r);
         }

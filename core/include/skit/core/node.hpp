@@ -13,6 +13,7 @@
 #include "skit/core/packet_type.hpp"
 #include "skit/core/params.hpp"
 #include "skit/core/status.hpp"
+#include "skit/core/stream_info.hpp"
 
 namespace spdlog {
 class logger;
@@ -25,6 +26,7 @@ enum PacketFlags : std::uint32_t {
   kFlagNone = 0,
   kFlagKeyframe = 1U << 0,
   kFlagDiscontinuity = 1U << 1,
+  kFlagStreamInfo = 1U << 2,  // payload is a serialized StreamInfo (see stream_info.hpp)
 };
 
 /// Timing and format of one packet. pts/duration in microseconds; pts < 0 means unknown.
@@ -68,6 +70,8 @@ class OutputWriter {
 
   /// Copies `bytes` into a slot and publishes it.
   Status write(std::span<const std::byte> bytes, const PacketHeader& header);
+  /// Announces the stream's format to every consumer, ahead of its data packets.
+  Status write_stream_info(const StreamInfo& info, PacketKind kind);
 };
 
 /// Byte stream supplied by the host for `streamkit::http_input` (upload body, --input file).
@@ -97,14 +101,21 @@ class NodeContext {
   /// Sleeps until `deadline` or until a stop is requested; false when stopped.
   virtual bool sleep_until(std::chrono::steady_clock::time_point deadline) = 0;
   virtual spdlog::logger& log() = 0;
+  /// The last StreamInfo received on input `index`, or null.
+  [[nodiscard]] virtual const StreamInfo* input_info(std::size_t index) const = 0;
+  /// Pull-mode nodes (kPullsInput) read their Binary input 0 as a byte stream: blocks until
+  /// data arrives; returns 0 at end of stream. Others get an error.
+  virtual Result<std::size_t> read_input(std::span<std::byte> buffer) = 0;
   /// Host streams; null unless this node runs host-side (see NodeExecution::kHost).
   virtual HostByteSource* host_source() { return nullptr; }
   virtual HostByteSink* host_sink() { return nullptr; }
 };
 
 /// Base of every node. Lifecycle: prepare() (before the sandbox engages; open files here),
-/// then either produce() repeatedly (sources) or process() per input packet, on_input_end()
-/// per input, and finish() once (flush). Every method returns an error instead of throwing.
+/// then either produce() repeatedly (sources, and pull-mode nodes that read their input with
+/// ctx.read_input()) or process() per input packet, on_input_end() per input, and finish()
+/// once (flush: encoders drain, muxers finalize). Every method returns an error instead of
+/// throwing.
 class Node {
  public:
   Node() = default;
@@ -124,6 +135,11 @@ class Node {
     return Status(ErrorCode::kInternal, "node does not accept input");
   }
   virtual Status on_input_end(NodeContext& /*ctx*/, std::size_t /*input*/) { return Status::ok(); }
+  /// A stream announced its format on `input` (also available later via ctx.input_info()).
+  virtual Status on_stream_info(NodeContext& /*ctx*/, std::size_t /*input*/,
+                                const StreamInfo& /*info*/) {
+    return Status::ok();
+  }
   virtual Status finish(NodeContext& /*ctx*/) { return Status::ok(); }
   /// Applies a live param patch between two packets.
   virtual Status tune(const Json& patch);

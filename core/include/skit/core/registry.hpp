@@ -27,6 +27,7 @@ struct NodeDescriptor {
   std::vector<OutputPinSpec> outputs;
   const ParamSchema* params = nullptr;
   NodeExecution execution = NodeExecution::kWorker;
+  bool pulls_input = false;  // runs produce() and reads input 0 with ctx.read_input()
   /// Returns every problem with `params` (empty = valid).
   std::function<std::vector<Status>(const Json& params)> validate_params;
   /// Creates an instance from already-validated params.
@@ -73,6 +74,9 @@ NodeDescriptor describe_node() {
   d.params = &param_schema_of<P>();
   if constexpr (requires { N::kExecution; }) {
     d.execution = N::kExecution;
+  }
+  if constexpr (requires { N::kPullsInput; }) {
+    d.pulls_input = N::kPullsInput;
   }
   d.validate_params = [](const Json& params) {
     std::vector<Status> errors;

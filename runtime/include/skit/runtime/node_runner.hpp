@@ -61,6 +61,7 @@ struct RunnerInput {
 
 struct RunnerOutput {
   std::string pin;
+  bool passthrough = false;  // declared Passthrough: stream info is forwarded automatically
   std::uint32_t pool_index = 0;
   std::vector<std::string> ring_segments;
 };
@@ -69,6 +70,7 @@ struct RunnerSpec {
   std::string node_id;
   std::string kind;
   std::string doorbell;  // endpoint the runner thread sleeps on
+  bool pulls_input = false;
   std::vector<RunnerInput> inputs;
   std::vector<RunnerOutput> outputs;
 };
@@ -114,6 +116,8 @@ class NodeRunner final : public NodeContext {
   }
   bool sleep_until(std::chrono::steady_clock::time_point deadline) override;
   spdlog::logger& log() override;
+  [[nodiscard]] const StreamInfo* input_info(std::size_t index) const override;
+  Result<std::size_t> read_input(std::span<std::byte> buffer) override;
   HostByteSource* host_source() override { return host_source_; }
   HostByteSink* host_sink() override { return host_sink_; }
 
@@ -124,6 +128,7 @@ class NodeRunner final : public NodeContext {
     ipc::SharedSegment segment;
     ipc::Ring ring;
     bool ended = false;
+    std::optional<StreamInfo> info;
   };
 
   friend class NodeCall;
@@ -135,6 +140,8 @@ class NodeRunner final : public NodeContext {
   void wait_for_input();
   void apply_pending_tune();
   void release(const ipc::SlotDescriptor& d);
+  Status handle_stream_info(const ipc::SlotDescriptor& d, std::size_t index);
+  void drain_inputs();
   void report(NodeState state, const std::string& message);
 
   RunnerSpec spec_;
@@ -147,6 +154,8 @@ class NodeRunner final : public NodeContext {
   std::vector<std::unique_ptr<Output>> outputs_;
   std::size_t next_input_ = 0;
   ipc::SlotDescriptor current_{};  // the packet being processed, for forward()
+  std::optional<ipc::SlotDescriptor> pull_packet_;  // read_input(): partly consumed packet
+  std::uint32_t pull_offset_ = 0;
   std::shared_ptr<spdlog::logger> logger_;
   HostByteSource* host_source_ = nullptr;
   HostByteSink* host_sink_ = nullptr;
