@@ -121,6 +121,18 @@ class NodeRunner::Output final : public OutputWriter {
 
   [[nodiscard]] const std::vector<ipc::Ring>& rings() const { return rings_; }
 
+  void flush_wakeups() {
+    if (!wake_pending_) {
+      return;
+    }
+    wake_pending_ = false;
+    for (auto& ring : rings_) {
+      if (ring.take_consumer_wakeup()) {
+        runner_.doorbell_.ring(ring.consumer_doorbell());
+      }
+    }
+  }
+
   Result<std::span<std::byte>> loan(std::size_t bytes) override {
     KernelCall kernel(runner_);
     if (rings_.empty()) {  // unconnected output: packets go nowhere
@@ -156,6 +168,7 @@ class NodeRunner::Output final : public OutputWriter {
         loaned_ = *slot;
         return std::span<std::byte>(pool_.slot_data(loaned_).data(), bytes);
       }
+      runner_.flush_wakeups();
       runner_.doorbell_.wait(runner_.options_.idle_wait);
       pool_.set_owner_waiting(false);
     }
@@ -273,14 +286,21 @@ class NodeRunner::Output final : public OutputWriter {
         ring.set_producer_waiting(false);
         break;
       }
+      runner_.flush_wakeups();
       runner_.doorbell_.wait(runner_.options_.idle_wait);
       ring.set_producer_waiting(false);
       if (runner_.stop_requested() && !droppable) {
         return Status(ErrorCode::kCancelled, "stopped");  // the consumer is going away too
       }
     }
-    if (ring.take_consumer_wakeup()) {
-      runner_.doorbell_.ring(ring.consumer_doorbell());
+    // Wake a sleeping consumer now only at end of stream or once a batch is queued; else
+    // defer until this thread sleeps (flush_wakeups) or the batch fills.
+    if (!droppable || ring.size() >= runner_.options_.wake_batch) {
+      if (ring.take_consumer_wakeup()) {
+        runner_.doorbell_.ring(ring.consumer_doorbell());
+      }
+    } else {
+      wake_pending_ = true;
     }
     return Status::ok();
   }
@@ -294,6 +314,7 @@ class NodeRunner::Output final : public OutputWriter {
   std::uint32_t loaned_ = ipc::kNoSlot;
   std::uint64_t sequence_ = 0;
   std::vector<std::byte> scratch_;
+  bool wake_pending_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -320,6 +341,8 @@ NodeRunner::~NodeRunner() {
     thread_.join();
   }
 }
+
+void NodeRunner::bind_doorbell() { doorbell_.bind(); }
 
 Status NodeRunner::attach() {
   doorbell_.bind();
@@ -409,6 +432,7 @@ bool NodeRunner::sleep_until(Clock::time_point deadline) {
       std::this_thread::sleep_until(deadline);  // finer than the doorbell's 1 ms poll
       return !stop_requested();
     }
+    flush_wakeups();
     doorbell_.wait(std::min<std::chrono::microseconds>(left - std::chrono::milliseconds(1),
                                                        options_.idle_wait));
     apply_pending_tune();
@@ -434,6 +458,7 @@ void NodeRunner::thread_main() {
   for (auto& out : outputs_) {
     out->close(failed);
   }
+  flush_wakeups();
   if (!failed) {
     drain_inputs();  // a node that ends early must not leave its producers blocked
   }
@@ -640,7 +665,9 @@ bool NodeRunner::pop_any(ipc::SlotDescriptor& out, std::size_t& index) {
       continue;
     }
     if (in.ring.try_pop(out)) {
-      if (in.ring.take_producer_wakeup()) {
+      // Wake a producer blocked on a full ring once half of it has drained: it then refills
+      // many slots per doorbell instead of one.
+      if (in.ring.size() <= in.ring.capacity() / 2 && in.ring.take_producer_wakeup()) {
         doorbell_.ring(in.ring.producer_doorbell());
       }
       next_input_ = (i + 1) % n;
@@ -660,13 +687,15 @@ void NodeRunner::wait_for_input() {
     }
     return false;
   };
-  const auto spin_until = Clock::now() + options_.spin;
-  std::uint32_t spins = 0;
-  while ((++spins & 63U) != 0 || Clock::now() < spin_until) {
-    if (any_ready() || stop_requested() || tune_pending_.load(std::memory_order_relaxed)) {
-      return;
+  if (options_.spin.count() > 0) {
+    const auto spin_until = Clock::now() + options_.spin;
+    std::uint32_t spins = 0;
+    while ((++spins & 63U) != 0 || Clock::now() < spin_until) {
+      if (any_ready() || stop_requested() || tune_pending_.load(std::memory_order_relaxed)) {
+        return;
+      }
+      SKIT_CPU_RELAX();
     }
-    SKIT_CPU_RELAX();
   }
   for (auto& in : inputs_) {
     if (!in.ended) {
@@ -674,6 +703,7 @@ void NodeRunner::wait_for_input() {
     }
   }
   if (!any_ready() && !stop_requested() && !tune_pending_.load(std::memory_order_acquire)) {
+    flush_wakeups();
     doorbell_.wait(options_.idle_wait);
   }
   for (auto& in : inputs_) {
@@ -698,6 +728,12 @@ void NodeRunner::apply_pending_tune() {
     if (!s.is_ok()) {
       logger_->warn("tune rejected: {}", s.to_string());
     }
+  }
+}
+
+void NodeRunner::flush_wakeups() {
+  for (auto& out : outputs_) {
+    out->flush_wakeups();
   }
 }
 

@@ -168,18 +168,24 @@ class Worker {
         }
         spec.outputs.push_back(std::move(o));
       }
-      auto runner = std::make_unique<runtime::NodeRunner>(std::move(spec), std::move(node).value(),
-                                                          pools_, events_);
+      runners_.push_back(std::make_unique<runtime::NodeRunner>(
+          std::move(spec), std::move(node).value(), pools_, events_));
+    }
+    // Bind every doorbell first, so that connections between this worker's own nodes are
+    // made in-process (inproc://).
+    for (auto& runner : runners_) {
+      runner->bind_doorbell();
+    }
+    for (auto& runner : runners_) {
       Status st = runner->attach();
       if (st.is_ok()) {
         st = runner->prepare();
       }
       if (!st.is_ok()) {
-        st.where().node_id = n.node_id();
+        st.where().node_id = runner->spec().node_id;
         return st;
       }
-      doorbell_.connect(n.doorbell());
-      runners_.push_back(std::move(runner));
+      doorbell_.connect(runner->spec().doorbell);
     }
     if (assign.sandbox().enabled()) {
       SandboxPolicy policy;
