@@ -16,7 +16,7 @@ PACKAGES=(
   # the reference pipelines that benchmarks compare against
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   # process/shm inspection used by tests
-  procps psmisc bc time
+  procps psmisc bc time python3
 )
 
 missing=()

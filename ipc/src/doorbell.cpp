@@ -67,6 +67,10 @@ void Doorbell::connect(std::string_view endpoint) {
   auto socket = std::make_unique<zmq::socket_t>(zmq_context(), zmq::socket_type::push);
   socket->set(zmq::sockopt::linger, 0);
   socket->set(zmq::sockopt::sndhwm, 64);  // a doorbell backlog carries no information
+  // Peers often bind a moment after we connect (workers start after the supervisor's own
+  // nodes): retry fast at first instead of ZeroMQ's default 100 ms.
+  socket->set(zmq::sockopt::reconnect_ivl, 2);
+  socket->set(zmq::sockopt::reconnect_ivl_max, 100);
   bool local = false;
   {
     std::lock_guard lock(g_local_mutex);
