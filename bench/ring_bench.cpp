@@ -196,6 +196,9 @@ struct Control {
   alignas(64) std::atomic<std::uint64_t> t_start_ns;  // producer: first timed message
   std::atomic<std::uint64_t> sent;                    // producer: timed messages pushed
   std::atomic<std::uint64_t> rings;                   // producer: doorbells rung
+  // Latency cases: probes the consumer has finished with. A probe is sent only once the
+  // previous one is done, so no probe ever waits behind another in a queue.
+  alignas(64) std::atomic<std::uint64_t> acked;
   // Written by the consumer before consumer_done; read by the parent after both exited.
   std::uint64_t received;
   std::uint64_t t_end_ns;
@@ -251,6 +254,17 @@ std::int64_t involuntary_switches() {
 void wait_flag(const std::atomic<std::uint32_t>& flag) {
   while (flag.load(std::memory_order_acquire) == 0) {
     sleep_ns(50000);
+  }
+}
+
+/// Latency probes: waits until the consumer has finished with probe `seq - 1`.
+void wait_acked(const Control& ctl, std::uint64_t seq, bool spin) {
+  while (ctl.acked.load(std::memory_order_acquire) < seq) {
+    if (spin) {
+      SKIT_BENCH_RELAX();
+    } else {
+      sleep_ns(20000);
+    }
   }
 }
 
@@ -365,6 +379,7 @@ void ring_producer(const Names& n, Control& ctl, Mode mode, const Payload& p, co
   } else if (mode == Mode::kRingBusyLatency) {
     const std::uint64_t deadline = t0 + o.budget_ms * 1000000ULL;
     while (true) {
+      wait_acked(ctl, seq, true);
       const std::uint64_t next = now_ns() + o.busy_gap_ns;
       while (now_ns() < next) {
         SKIT_BENCH_RELAX();
@@ -378,6 +393,7 @@ void ring_producer(const Names& n, Control& ctl, Mode mode, const Payload& p, co
     }
   } else {  // kRingSleepLatency
     for (std::uint32_t i = 0; i < o.sleep_samples; ++i) {
+      wait_acked(ctl, seq, false);
       sleep_ns(o.sleep_gap_ns);
       const SlotDescriptor d = produce(seq++);
       stamp(d);
@@ -465,6 +481,8 @@ void ring_consumer(const Names& n, Control& ctl, Mode mode, const Payload& p, co
     ++received;
     if (throughput) {
       marks.on_message(received);
+    } else {
+      ctl.acked.store(received, std::memory_order_release);
     }
   }
   keep(sink);
@@ -518,6 +536,7 @@ void zmq_producer(const Names& n, Control& ctl, Mode mode, const Payload& p, con
     } while (now_ns() < deadline);
   } else {
     for (std::uint32_t i = 0; i < o.sleep_samples; ++i) {
+      wait_acked(ctl, seq, false);
       sleep_ns(o.sleep_gap_ns);
       send(seq++, true);
     }
@@ -573,6 +592,8 @@ void zmq_consumer(const Names& n, Control& ctl, Mode mode, const Payload& p, con
     ++received;
     if (mode == Mode::kZmqThroughput) {
       marks.on_message(received);
+    } else {
+      ctl.acked.store(received, std::memory_order_release);
     }
   }
   keep(sink);
@@ -650,6 +671,9 @@ CaseResult run_case(int case_no, Mode mode, const Payload& p, const Options& o,
                     const std::vector<int>& cpus) {
   CaseResult r;
   const Names n = names_for(case_no);
+  // Let deferred kernel work of the previous case (exited processes, freed segments) finish
+  // before the next case starts.
+  sleep_ns(100000000ULL);
   auto ctl_seg = SharedSegment::create(n.control, sizeof(Control));
   if (!ctl_seg) {
     r.error = ctl_seg.status().to_string();
@@ -758,6 +782,73 @@ CaseResult run_case(int case_no, Mode mode, const Payload& p, const Options& o,
 
 // In-process baseline: copy the payload into one of kSlotCount slot-sized buffers in turn, as a
 // producer would if it copied into the pool instead of writing in place.
+/// Cost of moving one cache line from one CPU to the other: two processes pinned to `cpus[0]`
+/// and `cpus[1]` bounce a counter; half the median round trip (batches of 1000), in ns. On a
+/// VM this depends on where the host runs the two vCPUs and can change during a run, so it is
+/// measured before and after the cases. Returns a negative value if it cannot be measured.
+double core_to_core_ns(const std::vector<int>& cpus) {
+  if (cpus.size() < 2) {
+    return -1;
+  }
+  constexpr int kBatches = 40;
+  constexpr std::uint64_t kRounds = 1000;
+  struct PingPong {
+    alignas(64) std::atomic<std::uint64_t> ball;
+    alignas(64) std::array<std::uint64_t, kBatches> batch_ns;
+  };
+  const std::string name = "skit-" + std::to_string(::getpid()) + "-bench-c2c";
+  auto seg = SharedSegment::create(name, sizeof(PingPong));
+  if (!seg) {
+    return -1;
+  }
+  auto* pp = new (seg->data()) PingPong{};
+  std::array<pid_t, 2> pids{};
+  for (int side = 0; side < 2; ++side) {
+    std::fflush(nullptr);
+    pids[side] = ::fork();
+    if (pids[side] == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      ::alarm(kChildTimeoutS);
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpus[side], &set);
+      ::sched_setaffinity(0, sizeof(set), &set);
+      // Side 0 serves odd values, side 1 answers with the next even one.
+      std::uint64_t v = side == 0 ? 1 : 2;
+      for (int b = 0; b < kBatches; ++b) {
+        const std::uint64_t t0 = now_ns();
+        for (std::uint64_t i = 0; i < kRounds; ++i, v += 2) {
+          if (side == 0) {
+            pp->ball.store(v, std::memory_order_release);
+          }
+          while (pp->ball.load(std::memory_order_acquire) != (side == 0 ? v + 1 : v - 1)) {
+            SKIT_BENCH_RELAX();
+          }
+          if (side == 1) {
+            pp->ball.store(v, std::memory_order_release);
+          }
+        }
+        if (side == 0) {
+          pp->batch_ns[static_cast<std::size_t>(b)] = now_ns() - t0;
+        }
+      }
+      ::_exit(0);
+    }
+  }
+  bool ok = true;
+  for (const pid_t pid : pids) {
+    int status = 0;
+    ok = ok && pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+         WEXITSTATUS(status) == 0;
+  }
+  if (!ok) {
+    return -1;
+  }
+  std::array<std::uint64_t, kBatches> batches = pp->batch_ns;
+  std::sort(batches.begin(), batches.end());
+  return static_cast<double>(batches[kBatches / 2]) / static_cast<double>(kRounds) / 2.0;
+}
+
 CaseResult memcpy_case(const Payload& p, const Options& o) {
   const std::size_t stride = (p.bytes + kLine - 1) / kLine * kLine;
   const std::vector<std::byte> source = pattern(p.bytes);
@@ -968,11 +1059,18 @@ int main(int argc, char** argv) {
   const CpuSample idle_start = CpuSample::take();
   sleep_ns(500000000ULL);
   const double background = CpuSample::take().others_since(idle_start);
+  const double c2c_before = core_to_core_ns(cpus);
   std::printf("skit_ring_bench: one ring hop between two processes\n");
   std::printf(
       "machine : %s, %ld CPUs online, %zu allowed, kernel %s, clocksource %s\n",
       cpu_model().c_str(), ::sysconf(_SC_NPROCESSORS_ONLN), cpus.size(), uts.release,
       read_first_line("/sys/devices/system/clocksource/clocksource0/current_clocksource").c_str());
+  if (c2c_before >= 0) {
+    std::printf(
+        "c2c     : one cache line from CPU %d to CPU %d takes %.0f ns (half a ping-pong round "
+        "trip; on a VM it depends on\n          where the host runs the vCPUs)\n",
+        cpus[0], cpus[1], c2c_before);
+  }
   std::printf("load    : other processes used %.0f%% of the CPUs in the 0.5 s before the run%s\n",
               background * 100,
               background > 0.05 ? "  WARNING: the machine is busy, figures will be noisy" : "");
@@ -998,7 +1096,9 @@ int main(int argc, char** argv) {
   const CpuSample run_start = CpuSample::take();
   for (std::size_t i = 0; i < kPayloads.size(); ++i) {
     const Payload& p = kPayloads[i];
-    std::fprintf(stderr, "  running %s ...\n", p.name);
+    if (::isatty(STDERR_FILENO) != 0) {
+      std::fprintf(stderr, "  running %s ...\n", p.name);
+    }
     res[i].mem = memcpy_case(p, o);
     res[i].ring_thr = run_case(case_no++, Mode::kRingThroughput, p, o, cpus);
     res[i].ring_busy = run_case(case_no++, Mode::kRingBusyLatency, p, o, cpus);
@@ -1009,6 +1109,7 @@ int main(int argc, char** argv) {
   frame_full = run_case(case_no++, Mode::kRingThroughput, kFrameFullTouch, o, cpus);
   const double total_s = static_cast<double>(now_ns() - started) / 1e9;
   const double others = CpuSample::take().others_since(run_start);
+  const double c2c_after = core_to_core_ns(cpus);
 
   std::printf("%-34s %-7s %9s %8s %9s %9s %9s %8s  %s\n", "case", "payload", "msgs/s", "GB/s",
               "p50 us", "p99 us", "p99.9 us", "preempt", "notes");
@@ -1035,16 +1136,16 @@ int main(int argc, char** argv) {
   print_row({"ring, busy, frame written+read", &kFrameFullTouch, &frame_full, nullptr,
              "informative: whole 1.4 MB memcpy'd in, read out"});
   std::printf(
-      "\nmsgs/s: unpaced producer, median of %u windows over the time budget (GB/s = msgs/s x "
-      "payload; by reference that is\n  payload passed, not copied). latency: one way, "
-      "CLOCK_MONOTONIC stamped into the payload just before the push and read just\n  after the "
-      "pop; a probe every %" PRIu64 " us (busy) / %" PRIu64
-      " us (sleeping, ZeroMQ). preempt: involuntary context switches of\n  the pinned busy "
-      "producer + consumer over the row's cases (a few dozen on a quiet machine). Run took %.1f s; "
-      "other processes used %.0f%% of the CPUs meanwhile"
-      "%s\n\n",
+      "\nmsgs/s: unpaced producer, median of %u windows over the time budget; GB/s = msgs/s x "
+      "payload (by reference: bytes\n  passed, not copied). latency: one way, CLOCK_MONOTONIC "
+      "stamped into the payload just before the push, read just after the\n  pop; each probe "
+      "waits until the previous one was consumed, then %" PRIu64 " us (busy) / %" PRIu64
+      " us (sleeping, ZeroMQ).\n  preempt: involuntary context switches of the pinned busy "
+      "producer + consumer over the row's cases (a few dozen\n  on a quiet machine). Run took "
+      "%.1f s; other processes used %.0f%% of the CPUs meanwhile%s.\n  CPU to CPU cache line: "
+      "%.0f ns before the run, %.0f ns after.\n\n",
       kWindows, o.busy_gap_ns / 1000, o.sleep_gap_ns / 1000, total_s, others * 100,
-      others > 0.05 ? " (WARNING: figures disturbed)" : "");
+      others > 0.05 ? " (WARNING: figures disturbed)" : "", c2c_before, c2c_after);
 
   // Targets.
   const PerSize& small = res[0];
@@ -1068,7 +1169,8 @@ int main(int argc, char** argv) {
       "ring: 64B %s msg/s = %.1fx the 2M target %s; 64B busy p50 %s us p99 %s us vs <5 us %s;"
       " 1.4MB by reference %s frames/s vs ZeroMQ copy %s frames/s = %.0fx vs >=100x %s;"
       " sleeping p50/p99 64B %s/%s us; 3840B %s msg/s %.1f GB/s p50 %s us;"
-      " ZeroMQ 64B %s msg/s p50 %s us; memcpy 1.4MB %s/s %.1f GB/s; other load %.0f%%",
+      " ZeroMQ 64B %s msg/s p50 %s us; memcpy 1.4MB %s/s %.1f GB/s; other load %.0f%%;"
+      " c2c %.0f/%.0f ns",
       si(small.ring_thr.msgs_per_s).c_str(), small.ring_thr.msgs_per_s / 2e6,
       verdict(small.ring_thr.ok, t1), us(small.ring_busy.p50_us).c_str(),
       us(small.ring_busy.p99_us).c_str(), verdict(small.ring_busy.ok, t2),
@@ -1077,7 +1179,8 @@ int main(int argc, char** argv) {
       us(small.ring_sleep.p99_us).c_str(), si(audio.ring_thr.msgs_per_s).c_str(),
       audio.ring_thr.gbytes_per_s, us(audio.ring_busy.p50_us).c_str(),
       si(small.zmq_thr.msgs_per_s).c_str(), us(small.zmq_lat.p50_us).c_str(),
-      si(frame.mem.msgs_per_s).c_str(), frame.mem.gbytes_per_s, others * 100);
+      si(frame.mem.msgs_per_s).c_str(), frame.mem.gbytes_per_s, others * 100, c2c_before,
+      c2c_after);
   std::printf("%s\n", line);
   return all_ok ? 0 : 1;
 }
