@@ -1136,7 +1136,8 @@ int main(int argc, char** argv) {
   print_row({"ring, busy, frame written+read", &kFrameFullTouch, &frame_full, nullptr,
              "informative: whole 1.4 MB memcpy'd in, read out"});
   std::printf(
-      "\nmsgs/s: unpaced producer, median of %u windows over the time budget; GB/s = msgs/s x "
+      "\nmsgs/s: unpaced producer, median rate over %" PRIu64
+      " ms windows of the budget; GB/s = msgs/s x "
       "payload (by reference: bytes\n  passed, not copied). latency: one way, CLOCK_MONOTONIC "
       "stamped into the payload just before the push, read just after the\n  pop; each probe "
       "waits until the previous one was consumed, then %" PRIu64 " us (busy) / %" PRIu64
@@ -1144,7 +1145,7 @@ int main(int argc, char** argv) {
       "producer + consumer over the row's cases (a few dozen\n  on a quiet machine). Run took "
       "%.1f s; other processes used %.0f%% of the CPUs meanwhile%s.\n  CPU to CPU cache line: "
       "%.0f ns before the run, %.0f ns after.\n\n",
-      kWindows, o.busy_gap_ns / 1000, o.sleep_gap_ns / 1000, total_s, others * 100,
+      o.budget_ms / kWindows, o.busy_gap_ns / 1000, o.sleep_gap_ns / 1000, total_s, others * 100,
       others > 0.05 ? " (WARNING: figures disturbed)" : "", c2c_before, c2c_after);
 
   // Targets.
