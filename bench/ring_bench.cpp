@@ -617,6 +617,7 @@ struct CaseResult {
   double overall_msgs_per_s = 0;  // whole budget, disturbances included
   std::uint64_t rings = 0, timeouts = 0;
   std::int64_t preempted = -1;  // busy cases only: involuntary context switches of both
+  double c2c_ns = -1;           // busy cases only: CPU-to-CPU cache line just before the case
 };
 
 /// Median rate over the full windows a consumer marked; the overall rate if there are few.
@@ -667,6 +668,8 @@ std::string describe_exit(int status) {
   return "exit code " + std::to_string(WEXITSTATUS(status));
 }
 
+double core_to_core_ns(const std::vector<int>& cpus);
+
 CaseResult run_case(int case_no, Mode mode, const Payload& p, const Options& o,
                     const std::vector<int>& cpus) {
   CaseResult r;
@@ -703,6 +706,9 @@ CaseResult run_case(int case_no, Mode mode, const Payload& p, const Options& o,
                    (mode == Mode::kRingThroughput || mode == Mode::kRingBusyLatency);
   const int producer_cpu = pin ? cpus[0] : -1;
   const int consumer_cpu = pin ? cpus[1] : -1;
+  if (pin) {
+    r.c2c_ns = core_to_core_ns(cpus);
+  }
 
   auto consumer = [&] {
     if (is_zmq(mode)) {
@@ -979,6 +985,15 @@ void print_row(const Row& row) {
   if (switches >= 0) {
     preempted = std::to_string(switches);
   }
+  std::string c2c;
+  for (const CaseResult* c : {row.thr, row.lat}) {
+    if (c != nullptr && c->ok && c->c2c_ns >= 0) {
+      c2c += (c2c.empty() ? "" : "/") + std::to_string(std::lround(c->c2c_ns));
+    }
+  }
+  if (!c2c.empty()) {
+    note += "; c2c " + c2c + " ns";
+  }
   std::printf("%-34s %-7s %9s %8s %9s %9s %9s %8s  %s\n", row.what.c_str(), row.payload->name,
               msgs.c_str(), gbs.c_str(), p50.c_str(), p99.c_str(), p999.c_str(), preempted.c_str(),
               note.c_str());
@@ -1137,16 +1152,17 @@ int main(int argc, char** argv) {
              "informative: whole 1.4 MB memcpy'd in, read out"});
   std::printf(
       "\nmsgs/s: unpaced producer, median rate over %" PRIu64
-      " ms windows of the budget; GB/s = msgs/s x "
-      "payload (by reference: bytes\n  passed, not copied). latency: one way, CLOCK_MONOTONIC "
-      "stamped into the payload just before the push, read just after the\n  pop; each probe "
-      "waits until the previous one was consumed, then %" PRIu64 " us (busy) / %" PRIu64
-      " us (sleeping, ZeroMQ).\n  preempt: involuntary context switches of the pinned busy "
-      "producer + consumer over the row's cases (a few dozen\n  on a quiet machine). Run took "
-      "%.1f s; other processes used %.0f%% of the CPUs meanwhile%s.\n  CPU to CPU cache line: "
-      "%.0f ns before the run, %.0f ns after.\n\n",
-      o.budget_ms / kWindows, o.busy_gap_ns / 1000, o.sleep_gap_ns / 1000, total_s, others * 100,
-      others > 0.05 ? " (WARNING: figures disturbed)" : "", c2c_before, c2c_after);
+      " ms windows of the budget; "
+      "GB/s = msgs/s x payload (by reference:\n  bytes passed, not copied). latency: one way, "
+      "CLOCK_MONOTONIC stamped into the payload just before the push, read just\n  after the pop; "
+      "each probe waits until the previous one was consumed, then %" PRIu64 " us (busy) / %" PRIu64
+      " us\n  (sleeping, ZeroMQ). preempt: involuntary context switches of the pinned busy "
+      "producer + consumer over the\n  row's cases (a few dozen on a quiet machine). c2c: what "
+      "one cache line costs from CPU to CPU, measured just\n  before the row's throughput/latency "
+      "case (%.0f ns before the run, %.0f ns after). Run took %.1f s; other\n  processes used "
+      "%.0f%% of the CPUs meanwhile%s.\n\n",
+      o.budget_ms / kWindows, o.busy_gap_ns / 1000, o.sleep_gap_ns / 1000, c2c_before, c2c_after,
+      total_s, others * 100, others > 0.05 ? " (WARNING: figures disturbed)" : "");
 
   // Targets.
   const PerSize& small = res[0];
