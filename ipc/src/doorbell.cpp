@@ -96,7 +96,8 @@ void* Doorbell::handle() const { return pull_ ? pull_->handle() : nullptr; }
 
 bool Doorbell::wait(std::chrono::microseconds timeout) {
   zmq::pollitem_t item{pull_->handle(), 0, ZMQ_POLLIN, 0};
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+  // Round up: a sub-millisecond timeout must still sleep, not turn into a busy poll.
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout);
   int rc = 0;
   try {
     rc = zmq::poll(&item, 1, ms);

@@ -85,7 +85,6 @@ std::optional<std::uint32_t> SlotPool::try_acquire() {
       return slot;
     }
   }
-  header_->exhausted_waits.fetch_add(1, std::memory_order_relaxed);
   return std::nullopt;
 }
 
@@ -113,7 +112,11 @@ bool SlotPool::release(std::uint32_t slot) {
 }
 
 void SlotPool::set_owner_waiting(bool waiting) {
+  if (waiting) {
+    header_->exhausted_waits.fetch_add(1, std::memory_order_relaxed);
+  }
   header_->owner_waiting.store(waiting ? 1 : 0, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the re-scan must not move above
 }
 
 std::uint32_t SlotPool::refcount(std::uint32_t slot) const {

@@ -55,6 +55,8 @@ class Ring {
   RingHeader* header_ = nullptr;
   SlotDescriptor* entries_ = nullptr;
   std::uint64_t mask_ = 0;
+  std::uint64_t cached_tail_ = 0;  // producer's last view of tail (only grows)
+  std::uint64_t cached_head_ = 0;  // consumer's last view of head (only grows)
 };
 
 }  // namespace skit::ipc
