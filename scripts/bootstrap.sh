@@ -11,12 +11,13 @@ PACKAGES=(
   nlohmann-json3-dev libprotobuf-dev protobuf-compiler libseccomp-dev
   libgtest-dev libgmock-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
+  libgrpc++-dev protobuf-compiler-grpc libsystemd-dev
   # media tools used by tests and benchmarks to generate and check media
   ffmpeg sox espeak-ng
   # the reference pipelines that benchmarks compare against
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   # process/shm inspection used by tests
-  procps psmisc bc time python3
+  procps psmisc bc time python3 curl systemd
 )
 
 missing=()
