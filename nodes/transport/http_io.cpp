@@ -88,6 +88,17 @@ class HttpOutputNode final : public NodeWithParams<HttpOutputParams> {
     return sink->write(packet.data);
   }
 
+  Status on_stream_info(NodeContext& ctx, std::size_t /*input*/, const StreamInfo& info) override {
+    if (HostByteSink* sink = ctx.host_sink()) {
+      StreamInfo announced = info;
+      if (!params().content_type.empty()) {
+        announced.content_type = params().content_type;  // an explicit param wins
+      }
+      sink->on_stream_info(announced);
+    }
+    return Status::ok();
+  }
+
   Status finish(NodeContext& ctx) override {
     HostByteSink* sink = ctx.host_sink();
     return sink != nullptr ? sink->close() : Status::ok();

@@ -564,6 +564,9 @@ class PipelineRun {
     if (options_.cancel != nullptr && options_.cancel->load()) {
       return Status(ErrorCode::kCancelled, "interrupted");
     }
+    if (Clock::now() > options_.deadline) {
+      return Status(ErrorCode::kDeadlineExceeded, "the pipeline ran past its time limit");
+    }
     return Status::ok();
   }
 

@@ -88,6 +88,8 @@ class HostByteSink {
   virtual ~HostByteSink() = default;
   virtual Status write(std::span<const std::byte> bytes) = 0;
   virtual Status close() = 0;
+  /// The stream's format, announced before its bytes (a muxer's content type).
+  virtual void on_stream_info(const StreamInfo& /*info*/) {}
 };
 
 /// What the runtime offers a running node.

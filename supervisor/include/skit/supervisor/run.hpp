@@ -52,6 +52,8 @@ struct RunOptions {
   HostByteSource* input = nullptr;  // for streamkit::http_input
   HostByteSink* output = nullptr;   // for streamkit::http_output
   const std::atomic<bool>* cancel = nullptr;
+  /// The run fails with kDeadlineExceeded past this point (default: none).
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<void(const RunProgress&)> on_progress;  // called about every 200 ms
 };
 

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "skit/supervisor/engine.hpp"
+
+#include <algorithm>
+
+namespace skit::supervisor {
+
+Engine::Engine(EngineConfig config)
+    : config_(std::move(config)),
+      paths_(config_.base_dir, config_.allowed_file_paths, config_.allowed_write_paths) {}
+
+CompiledPipeline Engine::compile_oneshot(std::string_view yaml, bool has_media) const {
+  CompiledPipeline compiled = compile_pipeline_yaml(yaml);
+  if (!compiled.ok()) {
+    return compiled;
+  }
+  const auto& p = compiled.pipeline;
+  int inputs = 0;
+  int outputs = 0;
+  int readers = 0;
+  const v1::NodeSpec* output = nullptr;
+  for (const auto& n : p.nodes()) {
+    inputs += n.kind() == "streamkit::http_input" ? 1 : 0;
+    readers += n.kind() == "core::file_reader" ? 1 : 0;
+    if (n.kind() == "streamkit::http_output") {
+      ++outputs;
+      output = &n;
+    }
+  }
+  auto rule = [&](const std::string& message, const v1::NodeSpec* at = nullptr) {
+    compiled.errors.emplace_back(
+        ErrorCode::kInvalidArgument, message,
+        SourceLocation{at != nullptr ? at->id() : "", "", at != nullptr ? at->position().line() : 0,
+                       at != nullptr ? at->position().column() : 0});
+  };
+  if (has_media && inputs == 0) {
+    rule("the request carries media but the pipeline has no streamkit::http_input to receive it");
+  }
+  if (!has_media && inputs > 0) {
+    rule("the pipeline reads streamkit::http_input but the request carries no media");
+  }
+  if (!has_media && readers == 0) {
+    rule("a oneshot pipeline without media needs a core::file_reader as its source");
+  }
+  if (inputs > 1) {
+    rule("a oneshot pipeline takes at most one streamkit::http_input");
+  }
+  if (outputs != 1) {
+    rule("a oneshot pipeline needs exactly one streamkit::http_output (found " +
+         std::to_string(outputs) + ")");
+  }
+  for (Status& s : paths_.check_pipeline(p)) {
+    compiled.errors.push_back(std::move(s));
+  }
+  (void)output;
+  return compiled;
+}
+
+RunReport Engine::run_oneshot(const v1::Pipeline& pipeline, HostByteSource* media,
+                              HostByteSink* output, const std::atomic<bool>* cancel) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stats_.active_oneshots >= config_.max_concurrent_oneshots) {
+      ++stats_.oneshots_rejected;
+      RunReport rejected;
+      rejected.status = Status(ErrorCode::kResourceExhausted,
+                               "too many oneshot pipelines running (limit " +
+                                   std::to_string(config_.max_concurrent_oneshots) + ")");
+      return rejected;
+    }
+    ++stats_.active_oneshots;
+    ++stats_.oneshots_started;
+  }
+  RunOptions options;
+  options.placement = config_.placement;
+  options.sandbox = config_.sandbox;
+  options.worker_executable = config_.worker_executable;
+  options.ring_capacity = config_.ring_capacity;
+  options.input = media;
+  options.output = output;
+  options.cancel = cancel;
+  options.deadline = std::chrono::steady_clock::now() + config_.oneshot_timeout;
+  RunReport report = run_pipeline(pipeline, options);
+  std::lock_guard lock(mutex_);
+  --stats_.active_oneshots;
+  (report.status.is_ok() ? stats_.oneshots_succeeded : stats_.oneshots_failed)++;
+  stats_.workers_started += report.worker_count;
+  stats_.run_seconds_total += report.wall_seconds;
+  for (const auto& n : report.nodes) {
+    stats_.packets += n.stats.packets_out;
+    stats_.dropped += n.stats.dropped;
+  }
+  return report;
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+}  // namespace skit::supervisor
