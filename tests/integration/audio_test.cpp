@@ -196,7 +196,10 @@ TEST_P(WavToOpusDuration, OpusRoundTripKeepsTheDurationWithinOneFrame) {
 }
 
 // 1 s, 2.3456 s, and 100000 samples (not a whole number of 20 ms frames).
-INSTANTIATE_TEST_SUITE_P(Lengths, WavToOpusDuration, ::testing::Values(48000, 112589, 100000));
+INSTANTIATE_TEST_SUITE_P(Lengths, WavToOpusDuration, ::testing::Values(48000, 112589, 100000),
+                         [](const ::testing::TestParamInfo<int>& p) {
+                           return "samples_" + std::to_string(p.param);
+                         });
 
 /// Ogg/Opus in, Ogg/Opus out (volume_boost): decode, gain, encode again.
 class OggOpusDuration : public Audio, public ::testing::WithParamInterface<const char*> {};
@@ -224,8 +227,10 @@ TEST_P(OggOpusDuration, OpusRoundTripKeepsTheDurationWithinOneFrame) {
   EXPECT_LE(std::abs(diff), kOpusFrame) << "in " << a.samples.size() << " out " << b.samples.size();
 }
 
-INSTANTIATE_TEST_SUITE_P(Inputs, OggOpusDuration,
-                         ::testing::Values("sine_2500ms", "speech_sample"));
+INSTANTIATE_TEST_SUITE_P(Inputs, OggOpusDuration, ::testing::Values("sine_2500ms", "speech_sample"),
+                         [](const ::testing::TestParamInfo<const char*>& p) {
+                           return std::string(p.param);
+                         });
 
 /// Decodes `in` with skit (`decode_steps` between http_input and a float WAV muxer).
 Decoded decode_with_skit(const TempDir& dir, const std::string& in, const std::string& steps) {
