@@ -70,7 +70,9 @@ class DecoderNode : public NodeWithParams<NoParams> {
     std::memcpy(packet_->data, packet.data.data(), packet.data.size());
     packet_->pts = packet.header.pts_us >= 0 ? packet.header.pts_us : AV_NOPTS_VALUE;
     packet_->duration = packet.header.duration_us;
+    av::write_trim(packet.header, *packet_);  // pre-skip, priming, end padding
     ++packets_;
+    av::LogScope log(ctx);
     const int rc = avcodec_send_packet(decoder_.get(), packet_.get());
     av_packet_unref(packet_.get());
     if (rc < 0) {
@@ -186,10 +188,12 @@ class EncoderNode : public NodeWithParams<P> {
       return Status::ok();
     }
     if (!pending_.empty()) {
-      const std::size_t frame_floats = static_cast<std::size_t>(frame_size_) * channels_;
-      const std::size_t real = pending_.size();
-      pending_.resize(frame_floats, 0.0F);  // pad with silence; duration counts real samples
-      SKIT_RETURN_IF_ERROR(encode(ctx, pending_, static_cast<int>(real / channels_)));
+      const int real = static_cast<int>(pending_.size() / channels_);
+      if ((encoder_->codec->capabilities & AV_CODEC_CAP_SMALL_LAST_FRAME) == 0) {
+        pending_.resize(static_cast<std::size_t>(frame_size_) * channels_, 0.0F);
+      }
+      // A short last frame: the encoder pads it and marks the padding for trimming.
+      SKIT_RETURN_IF_ERROR(encode(ctx, pending_, real));
       pending_.clear();
     }
     avcodec_send_frame(encoder_.get(), nullptr);
@@ -245,7 +249,8 @@ class EncoderNode : public NodeWithParams<P> {
   Status encode(NodeContext& ctx, std::span<const float> interleaved, int real_samples = -1) {
     AVFrame& f = *frame_;
     av_frame_unref(&f);
-    f.nb_samples = frame_size_;
+    const int samples = static_cast<int>(interleaved.size() / channels_);
+    f.nb_samples = samples;
     f.format = Self::kSampleFormat;
     f.sample_rate = static_cast<int>(rate_);
     av_channel_layout_default(&f.ch_layout, channels_);
@@ -257,13 +262,13 @@ class EncoderNode : public NodeWithParams<P> {
     } else {  // planar float
       for (int ch = 0; ch < channels_; ++ch) {
         auto* plane = reinterpret_cast<float*>(f.extended_data[ch]);
-        for (int i = 0; i < frame_size_; ++i) {
+        for (int i = 0; i < samples; ++i) {
           plane[i] = interleaved[static_cast<std::size_t>(i) * channels_ + static_cast<std::size_t>(ch)];
         }
       }
     }
     f.pts = samples_in_;
-    samples_in_ += real_samples >= 0 ? real_samples : frame_size_;
+    samples_in_ += real_samples >= 0 ? real_samples : samples;
     const int rc = avcodec_send_frame(encoder_.get(), &f);
     if (rc < 0) {
       return av::error(ErrorCode::kInternal, "encoding", rc);
@@ -285,6 +290,11 @@ class EncoderNode : public NodeWithParams<P> {
                      .pts_us = next_pts_ + av::to_us(packet_->pts, tb),
                      .duration_us = av::to_us(packet_->duration, tb),
                      .flags = kFlagKeyframe};
+      av::read_trim(*packet_, h);
+      if (packets_out_++ == 0 && h.trim_start == 0 && encoder_->initial_padding > 0) {
+        // A decoder right behind us (no container) must also skip the priming samples.
+        h.trim_start = static_cast<std::uint32_t>(encoder_->initial_padding);
+      }
       Status s = ctx.output(0).write(
           {reinterpret_cast<const std::byte*>(packet_->data), static_cast<std::size_t>(packet_->size)}, h);
       av_packet_unref(packet_.get());
@@ -300,6 +310,7 @@ class EncoderNode : public NodeWithParams<P> {
   std::uint16_t channels_ = 0;
   int frame_size_ = 0;
   std::int64_t samples_in_ = 0;
+  std::uint64_t packets_out_ = 0;
   std::int64_t next_pts_ = 0;  // pts of the first input packet (us); packets follow from it
 };
 

@@ -7,6 +7,7 @@
 //   (StreamKit's Binary-in decoders) also decode to RawAudio f32.
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "ffmpeg/libav.hpp"
 #include "skit/core/registry.hpp"
@@ -21,6 +22,79 @@ struct FormatContextDeleter {
   void operator()(AVFormatContext* f) const { avformat_close_input(&f); }
 };
 using FormatPtr = std::unique_ptr<AVFormatContext, FormatContextDeleter>;
+
+/// Follows Ogg page framing in the raw bytes, to tell a complete stream (every logical
+/// stream closed by an end-of-stream page) from one cut short, which libavformat reads as a
+/// normal end.
+class OggPageTracker {
+ public:
+  void feed(std::span<const std::byte> bytes) {
+    for (std::size_t i = 0; i < bytes.size() && !lost_sync_;) {
+      if (body_left_ > 0) {
+        const std::size_t n = std::min<std::size_t>(body_left_, bytes.size() - i);
+        body_left_ -= n;
+        i += n;
+        if (body_left_ == 0) {
+          page_done();
+        }
+        continue;
+      }
+      header_.push_back(static_cast<std::uint8_t>(bytes[i++]));
+      if (header_.size() == 27) {
+        if (header_[0] != 'O' || header_[1] != 'g' || header_[2] != 'g' || header_[3] != 'S') {
+          lost_sync_ = true;  // not plain page-after-page: leave the judgement to libavformat
+        }
+      } else if (header_.size() > 27 && header_.size() == 27U + header_[26]) {
+        std::size_t body = 0;
+        for (std::size_t k = 27; k < header_.size(); ++k) {
+          body += header_[k];
+        }
+        body_left_ = body;
+        if (body == 0) {
+          page_done();
+        }
+      } else if (header_.size() == 27 && header_[26] == 0) {
+        page_done();
+      }
+    }
+  }
+
+  /// Empty if the stream ended cleanly; otherwise why it looks truncated.
+  [[nodiscard]] std::string truncation() const {
+    if (lost_sync_) {
+      return {};
+    }
+    if (!header_.empty() || body_left_ > 0) {
+      return "the input ends inside an Ogg page (the file is cut short)";
+    }
+    for (std::uint32_t serial : open_) {
+      if (!ended_.contains(serial)) {
+        return "the Ogg stream has no end-of-stream page (the file is cut short)";
+      }
+    }
+    return {};
+  }
+
+ private:
+  void page_done() {
+    const std::uint8_t flags = header_[5];
+    const std::uint32_t serial = header_[14] | (header_[15] << 8) | (header_[16] << 16) |
+                                 (static_cast<std::uint32_t>(header_[17]) << 24);
+    if ((flags & 0x02) != 0) {
+      open_.insert(serial);
+    }
+    if ((flags & 0x04) != 0) {
+      ended_.insert(serial);
+    }
+    header_.clear();
+  }
+
+  std::vector<std::uint8_t> header_;
+  std::size_t body_left_ = 0;
+  bool lost_sync_ = false;
+  std::set<std::uint32_t> open_;
+  std::set<std::uint32_t> ended_;
+};
 
 /// Reads a whole input into memory and serves it seekably: MP4 keeps its index (moov) at the
 /// end, which a forward-only stream cannot reach.
@@ -87,8 +161,9 @@ class BufferedInput {
 /// Demuxing shared by every container node; `decode` turns it into a demux+decode node.
 class LibavDemuxer {
  public:
-  LibavDemuxer(std::string_view kind, const char* format, bool buffer_whole_input)
-      : kind_(kind), format_(format), buffered_(buffer_whole_input) {}
+  LibavDemuxer(std::string_view kind, const char* format, const char* display,
+               bool buffer_whole_input)
+      : kind_(kind), format_(format), display_(display), buffered_(buffer_whole_input) {}
 
   /// Opens the container and picks the first audio stream.
   Status open(NodeContext& ctx) {
@@ -101,6 +176,9 @@ class LibavDemuxer {
       avio = whole_.avio();
     } else {
       reader_ = std::make_unique<AvioReader>(ctx);
+      if (format_ != nullptr && std::string_view(format_) == "ogg") {
+        reader_->observer = [this](std::span<const std::byte> bytes) { ogg_.feed(bytes); };
+      }
       avio = reader_->avio();
     }
     AVFormatContext* raw = avformat_alloc_context();
@@ -125,12 +203,19 @@ class LibavDemuxer {
 
   [[nodiscard]] const AVStream& stream() const { return *fmt_->streams[stream_]; }
 
-  /// The next packet of the audio stream; false at the end.
-  Result<bool> next(AVPacket& pkt) {
+  /// The next packet of the audio stream; false at the end. `log` catches problems that
+  /// libavformat only logs (a page failing its CRC is skipped, silently losing audio).
+  Result<bool> next(AVPacket& pkt, av::LogScope& log) {
     while (true) {
       av_packet_unref(&pkt);
       const int rc = av_read_frame(fmt_.get(), &pkt);
+      if (const std::string logged = log.take_error(); !logged.empty() && rc != AVERROR_EXIT) {
+        return input_error("corrupt " + describe() + " data (" + logged + ")", 0);
+      }
       if (rc == AVERROR_EOF) {
+        if (const std::string cut = ogg_.truncation(); !cut.empty()) {
+          return input_error("truncated " + describe() + " stream: " + cut, 0);
+        }
         return false;
       }
       if (rc < 0) {
@@ -147,26 +232,32 @@ class LibavDemuxer {
     if (reader_ && !reader_->failure().is_ok()) {
       return reader_->failure();  // cancelled, or upstream failed: not the media's fault
     }
-    const std::int64_t offset = buffered_ ? whole_.position() : (reader_ ? reader_->bytes_read() : 0);
+    const std::int64_t total = buffered_ ? static_cast<std::int64_t>(whole_.size())
+                                         : (reader_ ? reader_->bytes_read() : 0);
+    if (total == 0 && packets_ == 0) {
+      return Status(ErrorCode::kCorruptMedia, "empty input: no " + describe() + " data");
+    }
+    const std::int64_t offset = buffered_ ? whole_.position() : total;
     std::string where = " (near byte offset " + std::to_string(offset);
     if (packets_ > 0) {
       where += ", after packet " + std::to_string(packets_);
     }
     where += ")";
-    if (rc == AVERROR_EOF) {
-      return Status(ErrorCode::kCorruptMedia,
-                    what + ": the input ended early" + (offset == 0 ? " (empty input)" : where));
+    if (rc == AVERROR_EOF && packets_ == 0) {
+      return Status(ErrorCode::kCorruptMedia, "no " + describe() + " data found in the " +
+                                                  std::to_string(total) + " bytes of input");
     }
-    return Status(ErrorCode::kCorruptMedia, what + where + ": " + av::error_text(rc));
+    return Status(ErrorCode::kCorruptMedia,
+                  what + where + (rc != 0 ? ": " + av::error_text(rc) : std::string()));
   }
 
  private:
-  std::string describe() const {
-    return format_ != nullptr ? std::string(format_) : std::string("media");
-  }
+  std::string describe() const { return display_; }
 
   std::string kind_;
   const char* format_;
+  std::string display_;
+  OggPageTracker ogg_;
   bool buffered_;
   BufferedInput whole_;
   std::unique_ptr<AvioReader> reader_;
@@ -194,8 +285,10 @@ class EncodedDemuxerNode : public NodeWithParams<NoParams> {
   using NodeWithParams::NodeWithParams;
 
   Result<Produced> produce(NodeContext& ctx) override {
+    av::LogScope log(ctx);
     if (!demuxer_) {
-      demuxer_ = std::make_unique<LibavDemuxer>(Self::kKind, Self::kFormat, Self::kBuffered);
+      demuxer_ = std::make_unique<LibavDemuxer>(Self::kKind, Self::kFormat, Self::kDisplay,
+                                                Self::kBuffered);
       SKIT_RETURN_IF_ERROR(demuxer_->open(ctx));
       const AVStream& st = demuxer_->stream();
       StreamInfo info = av::stream_info_from(*st.codecpar);
@@ -207,7 +300,7 @@ class EncodedDemuxerNode : public NodeWithParams<NoParams> {
       SKIT_RETURN_IF_ERROR(ctx.output(0).write_stream_info(info, PacketKind::kEncodedAudio));
       packet_ = av::make_packet();
     }
-    auto more = demuxer_->next(*packet_);
+    auto more = demuxer_->next(*packet_, log);
     if (!more) {
       return more.status();
     }
@@ -220,6 +313,7 @@ class EncodedDemuxerNode : public NodeWithParams<NoParams> {
                    .pts_us = av::to_us(pts, st.time_base),
                    .duration_us = std::max<std::int64_t>(av::to_us(packet_->duration, st.time_base), 0),
                    .flags = (packet_->flags & AV_PKT_FLAG_KEY) != 0 ? kFlagKeyframe : kFlagNone};
+    av::read_trim(*packet_, h);
     SKIT_RETURN_IF_ERROR(ctx.output(0).write(
         {reinterpret_cast<const std::byte*>(packet_->data), static_cast<std::size_t>(packet_->size)}, h));
     return Produced::kMore;
@@ -236,6 +330,7 @@ class OggDemuxerNode final : public EncodedDemuxerNode<OggDemuxerNode> {
   static constexpr std::string_view kKind = "containers::ogg::demuxer";
   static constexpr std::string_view kSummary = "Ogg (Opus, Vorbis, FLAC) -> encoded audio packets.";
   static constexpr const char* kFormat = "ogg";
+  static constexpr const char* kDisplay = "Ogg";
   static constexpr bool kBuffered = false;
   using EncodedDemuxerNode::EncodedDemuxerNode;
 };
@@ -247,6 +342,7 @@ class Mp4DemuxerNode final : public EncodedDemuxerNode<Mp4DemuxerNode> {
   static constexpr std::string_view kSummary =
       "MP4/M4A (AAC, Opus) -> encoded audio packets. Buffers the input: MP4 indexes at the end.";
   static constexpr const char* kFormat = "mov,mp4,m4a,3gp,3g2,mj2";
+  static constexpr const char* kDisplay = "MP4";
   static constexpr bool kBuffered = true;
   using EncodedDemuxerNode::EncodedDemuxerNode;
 };
@@ -259,6 +355,7 @@ class AutoDemuxerNode final : public EncodedDemuxerNode<AutoDemuxerNode> {
       "Any container libavformat recognizes (probed) -> encoded audio packets of its first "
       "audio stream. Buffers the input so seek-dependent formats (MP4) work.";
   static constexpr const char* kFormat = nullptr;
+  static constexpr const char* kDisplay = "media";
   static constexpr bool kBuffered = true;
   using EncodedDemuxerNode::EncodedDemuxerNode;
 };
@@ -276,8 +373,9 @@ class DecodingDemuxerNode : public NodeWithParams<NoParams> {
   using NodeWithParams::NodeWithParams;
 
   Result<Produced> produce(NodeContext& ctx) override {
+    av::LogScope log(ctx);
     if (!demuxer_) {
-      demuxer_ = std::make_unique<LibavDemuxer>(Self::kKind, Self::kFormat, false);
+      demuxer_ = std::make_unique<LibavDemuxer>(Self::kKind, Self::kFormat, Self::kDisplay, false);
       SKIT_RETURN_IF_ERROR(demuxer_->open(ctx));
       const AVStream& st = demuxer_->stream();
       const AVCodec* codec = avcodec_find_decoder(st.codecpar->codec_id);
@@ -295,13 +393,13 @@ class DecodingDemuxerNode : public NodeWithParams<NoParams> {
       packet_ = av::make_packet();
       frame_ = av::make_frame();
     }
-    auto more = demuxer_->next(*packet_);
+    auto more = demuxer_->next(*packet_, log);
     if (!more) {
       return more.status();
     }
     int rc = avcodec_send_packet(decoder_.get(), *more ? packet_.get() : nullptr);
     if (rc < 0 && rc != AVERROR_EOF) {
-      return demuxer_->input_error("corrupt " + std::string(Self::kFormat) + " audio packet", rc);
+      return demuxer_->input_error("corrupt " + std::string(Self::kDisplay) + " audio packet", rc);
     }
     SKIT_RETURN_IF_ERROR(receive(ctx));
     return *more ? Produced::kMore : Produced::kDone;
@@ -347,6 +445,7 @@ class WavDemuxerNode final : public DecodingDemuxerNode<WavDemuxerNode> {
   static constexpr std::string_view kSummary = "WAV (PCM) -> RawAudio f32 at the file's rate.";
   static constexpr std::string_view kCategory = "containers";
   static constexpr const char* kFormat = "wav";
+  static constexpr const char* kDisplay = "WAV";
   using DecodingDemuxerNode::DecodingDemuxerNode;
 };
 SKIT_REGISTER_NODE(WavDemuxerNode);
@@ -357,6 +456,7 @@ class FlacDecoderNode final : public DecodingDemuxerNode<FlacDecoderNode> {
   static constexpr std::string_view kSummary = "A FLAC file (Binary) -> RawAudio f32.";
   static constexpr std::string_view kCategory = "audio/codecs";
   static constexpr const char* kFormat = "flac";
+  static constexpr const char* kDisplay = "FLAC";
   using DecodingDemuxerNode::DecodingDemuxerNode;
 };
 SKIT_REGISTER_NODE(FlacDecoderNode);
@@ -367,6 +467,7 @@ class Mp3DecoderNode final : public DecodingDemuxerNode<Mp3DecoderNode> {
   static constexpr std::string_view kSummary = "An MP3 file (Binary) -> RawAudio f32.";
   static constexpr std::string_view kCategory = "audio/codecs";
   static constexpr const char* kFormat = "mp3";
+  static constexpr const char* kDisplay = "MP3";
   using DecodingDemuxerNode::DecodingDemuxerNode;
 };
 SKIT_REGISTER_NODE(Mp3DecoderNode);

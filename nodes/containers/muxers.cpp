@@ -57,7 +57,8 @@ class LibavMuxer {
 
   [[nodiscard]] bool is_open() const { return fmt_ != nullptr; }
 
-  Status write(std::span<const std::byte> data, std::int64_t pts_us, std::int64_t duration_us) {
+  Status write(std::span<const std::byte> data, std::int64_t pts_us, std::int64_t duration_us,
+               const PacketHeader* header = nullptr) {
     AVStream* st = fmt_->streams[0];
     if (av_new_packet(packet_.get(), static_cast<int>(data.size())) < 0) {
       return Status(ErrorCode::kResourceExhausted, "out of memory");
@@ -71,6 +72,9 @@ class LibavMuxer {
     packet_->pts = packet_->dts = ts;
     packet_->duration = av_rescale_q(duration_us, av::kMicroseconds, st->time_base);
     packet_->stream_index = 0;
+    if (header != nullptr) {
+      av::write_trim(*header, *packet_);  // end padding -> container (WebM DiscardPadding)
+    }
     const int rc = av_write_frame(fmt_.get(), packet_.get());
     av_packet_unref(packet_.get());
     if (rc < 0) {
@@ -131,8 +135,8 @@ class EncodedMuxerNode : public NodeWithParams<P> {
       return Status(ErrorCode::kInvalidArgument,
                     "received audio before its stream info (is an encoder or demuxer upstream?)");
     }
-    return mux_.write(packet.data, std::max<std::int64_t>(packet.header.pts_us, 0),
-                      packet.header.duration_us);
+    return mux_.write(packet.data, packet.header.pts_us,
+                      packet.header.duration_us, &packet.header);
   }
 
   Status finish(NodeContext& /*ctx*/) override { return mux_.close(); }

@@ -1,8 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "libav.hpp"
 
+extern "C" {
+#include <libavutil/intreadwrite.h>
+}
+
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 
 namespace skit::nodes::av {
 
@@ -23,6 +31,68 @@ std::int64_t to_us(std::int64_t ts, AVRational tb) {
 std::int64_t from_us(std::int64_t us, AVRational tb) {
   return us < 0 ? AV_NOPTS_VALUE : av_rescale_q(us, kMicroseconds, tb);
 }
+
+void read_trim(const AVPacket& packet, PacketHeader& header) {
+  std::size_t size = 0;
+  const std::uint8_t* side = av_packet_get_side_data(&packet, AV_PKT_DATA_SKIP_SAMPLES, &size);
+  if (side != nullptr && size >= 8) {
+    header.trim_start = AV_RL32(side);
+    header.trim_end = AV_RL32(side + 4);
+  }
+}
+
+void write_trim(const PacketHeader& header, AVPacket& packet) {
+  if (header.trim_start == 0 && header.trim_end == 0) {
+    return;
+  }
+  std::uint8_t* side = av_packet_new_side_data(&packet, AV_PKT_DATA_SKIP_SAMPLES, 10);
+  if (side != nullptr) {
+    AV_WL32(side, header.trim_start);
+    AV_WL32(side + 4, header.trim_end);
+    side[8] = 0;
+    side[9] = 0;
+  }
+}
+
+namespace {
+thread_local LogScope* t_scope = nullptr;
+std::once_flag g_bridge_once;
+}  // namespace
+
+void LogScope::bridge(void* avcl, int level, const char* fmt, va_list args) {
+  if (level > av_log_get_level()) {
+    return;
+  }
+  char line[1024];
+  int prefix = 1;
+  av_log_format_line2(avcl, level, fmt, args, line, sizeof line, &prefix);
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+    text.pop_back();
+  }
+  if (text.empty()) {
+    return;
+  }
+  LogScope* scope = t_scope;
+  if (scope != nullptr && level <= AV_LOG_ERROR && scope->first_error_.empty()) {
+    scope->first_error_ = text;
+  }
+  spdlog::logger* logger = scope != nullptr ? scope->logger_ : spdlog::default_logger_raw();
+  logger->log(level <= AV_LOG_ERROR ? spdlog::level::warn : spdlog::level::debug, "ffmpeg: {}",
+              text);
+}
+
+LogScope::LogScope(NodeContext& ctx) : previous_(t_scope), logger_(&ctx.log()) {
+  std::call_once(g_bridge_once, [] {
+    av_log_set_level(AV_LOG_WARNING);
+    av_log_set_callback(&LogScope::bridge);
+  });
+  t_scope = this;
+}
+
+LogScope::~LogScope() { t_scope = previous_; }
+
+std::string LogScope::take_error() { return std::exchange(first_error_, std::string()); }
 
 std::string codec_name(AVCodecID id) { return avcodec_get_name(id); }
 
@@ -98,9 +168,13 @@ int AvioReader::read(void* opaque, std::uint8_t* buf, int size) {
     return AVERROR_EXIT;
   }
   if (*n == 0) {
+    self->at_end_ = true;
     return AVERROR_EOF;
   }
   self->bytes_read_ += static_cast<std::int64_t>(*n);
+  if (self->observer) {
+    self->observer({reinterpret_cast<const std::byte*>(buf), *n});
+  }
   return static_cast<int>(*n);
 }
 

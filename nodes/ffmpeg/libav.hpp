@@ -12,7 +12,9 @@ extern "C" {
 #include <libswresample/swresample.h>
 }
 
+#include <cstdarg>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -54,6 +56,29 @@ std::int64_t to_us(std::int64_t ts, AVRational tb);
 /// Microseconds to `tb` (negative -> AV_NOPTS_VALUE).
 std::int64_t from_us(std::int64_t us, AVRational tb);
 
+/// Trimming (AV_PKT_DATA_SKIP_SAMPLES side data) <-> PacketHeader::trim_start/trim_end.
+void read_trim(const AVPacket& packet, PacketHeader& header);
+void write_trim(const PacketHeader& header, AVPacket& packet);
+
+/// Routes FFmpeg's log lines to the calling node's logger (never raw to stderr) and records
+/// the first error-level line of the current scope, so nodes can fail on problems that
+/// libavformat only logs (an Ogg page with a bad CRC is skipped with just a log line).
+class LogScope {
+ public:
+  explicit LogScope(NodeContext& ctx);
+  LogScope(const LogScope&) = delete;
+  LogScope& operator=(const LogScope&) = delete;
+  ~LogScope();
+  /// The first error logged in this scope (empty if none), and forgets it.
+  std::string take_error();
+
+ private:
+  static void bridge(void* avcl, int level, const char* fmt, va_list args);
+  LogScope* previous_;
+  spdlog::logger* logger_;
+  std::string first_error_;
+};
+
 /// Codec name as StreamInfo spells it ("opus", "aac", "flac", "mp3", "pcm_s16le").
 std::string codec_name(AVCodecID id);
 AVCodecID codec_id(const std::string& name);
@@ -74,12 +99,17 @@ class AvioReader {
   [[nodiscard]] std::int64_t bytes_read() const { return bytes_read_; }
   /// The error read_input() returned, if reading stopped on one (cancellation, upstream).
   [[nodiscard]] const Status& failure() const { return failure_; }
+  /// True once read_input() reported the end of the input.
+  [[nodiscard]] bool at_end() const { return at_end_; }
+  /// Sees every byte read, in order (e.g. to check container framing).
+  std::function<void(std::span<const std::byte>)> observer;
 
  private:
   static int read(void* opaque, std::uint8_t* buf, int size);
   NodeContext& ctx_;
   AVIOContext* avio_ = nullptr;
   std::int64_t bytes_read_ = 0;
+  bool at_end_ = false;
   Status failure_;
 };
 
