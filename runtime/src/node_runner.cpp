@@ -240,6 +240,8 @@ class NodeRunner::Output final : public OutputWriter {
     d.flags = header.flags;
     d.sample_rate = header.sample_rate;
     d.channels = header.channels;
+    d.trim_start = header.trim_start;
+    d.trim_end = header.trim_end;
     d.kind = static_cast<std::uint8_t>(header.kind);
     d.control = ipc::kControlNone;
   }
@@ -531,6 +533,8 @@ Status NodeRunner::run_filter() {
     view.header.flags = d.flags;
     view.header.sample_rate = d.sample_rate;
     view.header.channels = d.channels;
+    view.header.trim_start = d.trim_start;
+    view.header.trim_end = d.trim_end;
     view.data = pool->slot_data(d.slot).subspan(d.offset, d.size);
     view.sequence = d.sequence;
     view.input_index = index;

@@ -37,6 +37,10 @@ struct PacketHeader {
   std::uint32_t flags = kFlagNone;
   std::uint32_t sample_rate = 0;  // RawAudio
   std::uint16_t channels = 0;     // RawAudio
+  // EncodedAudio: decoded samples to discard at the start / end of this packet (encoder
+  // priming, Opus pre-skip, padding of the last frame), at the codec's sample rate.
+  std::uint32_t trim_start = 0;
+  std::uint32_t trim_end = 0;
 };
 
 /// A received packet, borrowed for the duration of Node::process(). Its bytes live in a shared

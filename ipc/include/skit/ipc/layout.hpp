@@ -39,7 +39,8 @@ struct SlotDescriptor {
   std::uint8_t kind = 0;          // PacketKind
   std::uint8_t control = kControlNone;
   std::uint32_t reserved0 = 0;
-  std::uint64_t reserved1 = 0;
+  std::uint32_t trim_start = 0;  // EncodedAudio: samples to discard (see PacketHeader)
+  std::uint32_t trim_end = 0;
 };
 static_assert(std::is_standard_layout_v<SlotDescriptor> &&
               std::is_trivially_copyable_v<SlotDescriptor>);
