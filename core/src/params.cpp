@@ -140,6 +140,9 @@ void ParamSchema::decode(void* out, const Json& params, bool tuning,
                             SourceLocation{.param = key});
         continue;
       }
+      if (value.is_null() && !f->required) {
+        continue;  // null means "not set": keep the default (StreamKit's optional fields)
+      }
       if (tuning && !f->tunable) {
         errors.emplace_back(ErrorCode::kInvalidParam, "cannot be changed while running",
                             SourceLocation{.param = key});

@@ -646,7 +646,23 @@ class Compiler {
   }
 
   void emit() {
-    for (const auto& node : nodes_) {
+    for (auto& node : nodes_) {
+      // As StreamKit's compiler does: a oneshot audio::mixer without num_inputs gets the
+      // number of its connections, so it never waits to learn its inputs.
+      if (node.kind == "audio::mixer" && out_.pipeline.mode() != v1::PIPELINE_MODE_DYNAMIC &&
+          (!node.params.is_object() || !node.params.contains("num_inputs") ||
+           node.params["num_inputs"].is_null())) {
+        std::size_t count = 0;
+        for (const auto& e : connections_) {
+          count += e.to == &node ? 1 : 0;
+        }
+        if (count >= 2) {
+          if (!node.params.is_object()) {
+            node.params = Json::object();
+          }
+          node.params["num_inputs"] = count;
+        }
+      }
       auto* spec = out_.pipeline.add_nodes();
       spec->set_id(node.id);
       spec->set_kind(node.kind);

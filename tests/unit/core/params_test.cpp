@@ -201,6 +201,14 @@ TEST(Params, RejectsAFractionalNumberForAnIntegerParam) {
   expect_single_param_error(with_path({{"count", 2.5}}), "count");
 }
 
+TEST(Params, NullMeansNotSetAndKeepsTheDefault) {
+  // StreamKit writes optional params as `key: null` (e.g. sync_timeout_ms: null).
+  const auto p = decode_ok(with_path({{"label", nullptr}, {"count", nullptr}}));
+  EXPECT_EQ(p.label, TestParams{}.label);
+  EXPECT_EQ(p.count, TestParams{}.count);
+  expect_single_param_error(Json{{"path", nullptr}}, "path");  // a required param stays required
+}
+
 TEST(Params, RejectsWrongJsonTypesWithExpectedAndActualType) {
   expect_single_param_error(with_path({{"enabled", 1}}), "enabled");
   expect_single_param_error(with_path({{"enabled", "true"}}), "enabled");
@@ -210,7 +218,6 @@ TEST(Params, RejectsWrongJsonTypesWithExpectedAndActualType) {
   expect_single_param_error(with_path({{"gain", false}}), "gain");
   expect_single_param_error(with_path({{"label", 5}}), "label");
   expect_single_param_error(with_path({{"label", Json::array({"a"})}}), "label");
-  expect_single_param_error(with_path({{"label", nullptr}}), "label");
 
   const auto errors = errors_of(with_path({{"count", "five"}}));
   ASSERT_EQ(errors.size(), 1U);
