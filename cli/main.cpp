@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "skit/core/registry.hpp"
+#include "skit/gateway/config.hpp"
+#include "skit/gateway/server.hpp"
 #include "skit/supervisor/pipeline_compiler.hpp"
 #include "skit/supervisor/run.hpp"
 #include "skit/worker/worker.hpp"
@@ -44,6 +46,8 @@ Commands:
   validate PIPELINE.yml
                        Check a pipeline without running it
   nodes                List every node kind with its pins and params
+  serve                Run the server: StreamKit's HTTP API (oneshot /api/v1/process)
+  config check FILE    Check a server configuration file
   worker               (internal) Run as a worker process of a supervisor
 
 Options:
@@ -87,6 +91,28 @@ constexpr const char* kNodesHelp = R"(Usage: skit nodes [--json] [KIND]
 Lists every node kind with its pins and params (types, defaults, ranges).
   --json    Print the schema as JSON (what GET /api/v1/schema/nodes serves)
   KIND      Show only this kind
+)";
+
+constexpr const char* kServeHelp = R"(Usage: skit serve [--config skit.yaml] [--listen HOST:PORT] [--no-sandbox]
+
+Runs the server: StreamKit's HTTP API (GET /healthz, /metrics, /api/v1/config,
+/api/v1/permissions, /api/v1/schema/nodes, /api/v1/schema/packets,
+/api/v1/samples/oneshot[/{id}], POST /api/v1/process). Every config key is
+documented in docs/configuration.md. Port 0 picks a free port; the chosen one
+is printed on stderr ("skit serve: listening on http://HOST:PORT").
+SIGINT/SIGTERM stop accepting, cancel running pipelines and exit.
+
+Options:
+  -c, --config FILE     Configuration file (YAML); defaults apply without one
+      --listen ADDR     HTTP address (default 127.0.0.1:4545)
+      --no-sandbox      Do not confine workers (debugging, sanitizer builds)
+  -h, --help            Show this help
+)";
+
+constexpr const char* kConfigHelp = R"(Usage: skit config check FILE
+
+Checks a server configuration file: every error with its line, all at once.
+Exit status: 0 valid, 2 invalid.
 )";
 
 constexpr const char* kWorkerHelp = R"(Usage: skit worker --control ENDPOINT --worker-id N
@@ -446,6 +472,89 @@ int cmd_nodes(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_config(const std::vector<std::string>& args) {
+  if (wants_help(args) || args.size() != 2 || args[0] != "check") {
+    std::fputs(kConfigHelp, wants_help(args) ? stdout : stderr);
+    return wants_help(args) ? 0 : 2;
+  }
+  std::vector<skit::Status> errors;
+  auto cfg = skit::gateway::load_config(args[1], &errors);
+  if (!cfg) {
+    if (errors.empty()) {
+      errors.push_back(cfg.status());
+    }
+    for (const auto& e : errors) {
+      std::fprintf(stderr, "%s:%d:%d: error: %s\n", args[1].c_str(), e.where().line,
+                   e.where().column, e.message().c_str());
+    }
+    return 2;
+  }
+  if (auto s = skit::gateway::check_listen_policy(*cfg); !s.is_ok()) {
+    std::fprintf(stderr, "%s: error: %s\n", args[1].c_str(), s.message().c_str());
+    return 2;
+  }
+  std::printf("%s: valid (listen %s, %zu token(s), placement %s)\n", args[1].c_str(),
+              cfg->listen.c_str(), cfg->tokens.size(),
+              std::string(skit::supervisor::placement_name(cfg->engine.placement)).c_str());
+  return 0;
+}
+
+int cmd_serve(const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    std::fputs(kServeHelp, stdout);
+    return 0;
+  }
+  std::string config_path;
+  std::string listen;
+  bool no_sandbox = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else if (args[i] == "--listen" && i + 1 < args.size()) {
+      listen = args[++i];
+    } else if (args[i] == "--no-sandbox") {
+      no_sandbox = true;
+    } else {
+      std::fprintf(stderr, "skit serve: unexpected argument '%s' (see skit serve --help)\n",
+                   args[i].c_str());
+      return 2;
+    }
+  }
+  skit::gateway::ServerConfig cfg;
+  if (!config_path.empty()) {
+    std::vector<skit::Status> errors;
+    auto loaded = skit::gateway::load_config(config_path, &errors);
+    if (!loaded) {
+      if (errors.empty()) {
+        errors.push_back(loaded.status());
+      }
+      for (const auto& e : errors) {
+        std::fprintf(stderr, "%s:%d:%d: error: %s\n", config_path.c_str(), e.where().line,
+                     e.where().column, e.message().c_str());
+      }
+      return 2;
+    }
+    cfg = *loaded;
+  }
+  if (!listen.empty()) {
+    cfg.listen = listen;
+  }
+  if (no_sandbox) {
+    cfg.engine.sandbox.enabled = false;
+  }
+  if (cfg.log_format == "json" || (cfg.log_format == "auto" && !isatty(STDERR_FILENO))) {
+    spdlog::set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%f","level":"%l","logger":"%n","msg":"%v"})");
+  } else if (cfg.log_format == "text") {
+    spdlog::set_pattern("%^%L%$ %H:%M:%S.%e [%n] %v");
+  }
+  if (std::getenv("SKIT_LOG") == nullptr) {
+    spdlog::set_level(spdlog::level::info);
+  }
+  cfg.engine.worker_executable = self_executable();
+  skit::supervisor::Engine engine(cfg.engine);
+  return skit::gateway::serve(cfg, engine, g_cancel);
+}
+
 int cmd_worker(const std::vector<std::string>& args) {
   if (wants_help(args)) {
     std::fputs(kWorkerHelp, stdout);
@@ -503,6 +612,12 @@ int main(int argc, char** argv) {
   }
   if (command == "nodes") {
     return cmd_nodes(args);
+  }
+  if (command == "serve") {
+    return cmd_serve(args);
+  }
+  if (command == "config") {
+    return cmd_config(args);
   }
   std::fprintf(stderr, "skit: unknown command '%s' (see skit --help)\n", command.c_str());
   return 2;

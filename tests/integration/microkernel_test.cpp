@@ -392,7 +392,7 @@ TEST_F(Microkernel, InvalidPipelineIsRejectedWithEveryErrorAndItsLine) {
 }
 
 TEST(Cli, EverySubcommandHasHelpAndTheVersionPrints) {
-  for (const char* cmd : {"run", "validate", "nodes", "worker"}) {
+  for (const char* cmd : {"run", "validate", "nodes", "worker", "serve", "config"}) {
     auto r = run_skit({cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Usage: skit"), std::string::npos) << cmd;

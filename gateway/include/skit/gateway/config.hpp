@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MPL-2.0
+// `skit serve` configuration: a YAML file with server, auth, limits, engine, security and
+// paths sections. Every key is documented in docs/configuration.md; an unknown key is an
+// error that names its line.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "skit/core/status.hpp"
+#include "skit/supervisor/engine.hpp"
+
+namespace skit::gateway {
+
+enum class Role : std::uint8_t { kViewer, kOperator, kAdmin };
+std::string_view role_name(Role role);
+
+struct TokenConfig {
+  std::string name;  // who it belongs to (logs, /api/v1/permissions)
+  std::string token;
+  Role role = Role::kViewer;
+};
+
+struct ServerConfig {
+  // server
+  std::string listen = "127.0.0.1:4545";
+  std::string grpc_listen = "127.0.0.1:4546";  // empty: no gRPC
+  bool allow_insecure_non_loopback = false;    // listen beyond loopback without auth
+  std::vector<std::string> allowed_origins = {"http://localhost:*", "https://localhost:*",
+                                              "http://127.0.0.1:*", "https://127.0.0.1:*"};
+  std::string log_format = "auto";  // auto (text on a terminal, JSON otherwise), text, json
+  // auth
+  std::vector<TokenConfig> tokens;  // empty: no authentication (loopback only by default)
+  // limits
+  std::uint64_t max_body_bytes = 512ULL << 20;
+  std::uint64_t max_config_bytes = 1ULL << 20;
+  std::uint32_t max_header_bytes = 16 * 1024;
+  std::uint32_t max_connections = 256;
+  std::chrono::milliseconds request_timeout{10 * 60 * 1000};
+  // engine + security + paths
+  supervisor::EngineConfig engine;
+  std::string samples_dir = "samples/pipelines";
+  std::string ui_dir;  // static web UI build, empty: none
+};
+
+/// Parses a config document; all errors at once, each with its line.
+Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* errors = nullptr);
+Result<ServerConfig> load_config(const std::string& path, std::vector<Status>* errors = nullptr);
+
+}  // namespace skit::gateway

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "skit/gateway/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace skit::gateway {
+
+std::string_view role_name(Role role) {
+  switch (role) {
+    case Role::kViewer: return "viewer";
+    case Role::kOperator: return "operator";
+    case Role::kAdmin: return "admin";
+  }
+  return "viewer";
+}
+
+namespace {
+
+struct Parser {
+  std::vector<Status> errors;
+
+  void error(const YAML::Node& at, std::string message) {
+    const auto mark = at.Mark();
+    errors.emplace_back(ErrorCode::kInvalidArgument, std::move(message),
+                        SourceLocation{"", "", mark.is_null() ? 0 : mark.line + 1,
+                                       mark.is_null() ? 0 : mark.column + 1});
+  }
+
+  using Handler = std::function<void(const YAML::Node& key, const YAML::Node& value)>;
+
+  /// Walks a mapping, dispatching known keys and reporting unknown ones.
+  void section(const YAML::Node& node, const std::string& name,
+               const std::map<std::string, Handler>& handlers) {
+    if (!node.IsMap()) {
+      error(node, "'" + name + "' must be a mapping");
+      return;
+    }
+    for (const auto& kv : node) {
+      const std::string key = kv.first.Scalar();
+      auto it = handlers.find(key);
+      if (it == handlers.end()) {
+        std::string known;
+        for (const auto& [k, h] : handlers) {
+          known += (known.empty() ? "" : ", ") + k;
+        }
+        error(kv.first, "unknown key '" + (name.empty() ? key : name + "." + key) +
+                            "' (known: " + known + ")");
+        continue;
+      }
+      it->second(kv.first, kv.second);
+    }
+  }
+
+  template <typename T>
+  bool scalar(const YAML::Node& v, const std::string& key, T& out) {
+    try {
+      out = v.as<T>();
+      return true;
+    } catch (const YAML::Exception&) {
+      error(v, "'" + key + "' has the wrong type");
+      return false;
+    }
+  }
+
+  bool strings(const YAML::Node& v, const std::string& key, std::vector<std::string>& out) {
+    if (!v.IsSequence()) {
+      error(v, "'" + key + "' must be a list of strings");
+      return false;
+    }
+    out.clear();
+    for (const auto& item : v) {
+      std::string s;
+      if (scalar(item, key, s)) {
+        out.push_back(s);
+      }
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* all_errors) {
+  ServerConfig cfg;
+  Parser p;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    p.errors.emplace_back(ErrorCode::kInvalidArgument, "YAML syntax error: " + e.msg,
+                          SourceLocation{"", "", e.mark.line + 1, e.mark.column + 1});
+  }
+  if (p.errors.empty() && !root.IsNull()) {
+    auto u64 = [&](const char* key, std::uint64_t& out) {
+      return [&p, key, &out](const YAML::Node&, const YAML::Node& v) { p.scalar(v, key, out); };
+    };
+    p.section(root, "", {
+        {"server", [&](const YAML::Node&, const YAML::Node& v) {
+           p.section(v, "server", {
+               {"listen", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.listen", cfg.listen); }},
+               {"grpc_listen", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_listen", cfg.grpc_listen); }},
+               {"allow_insecure_non_loopback", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "server.allow_insecure_non_loopback", cfg.allow_insecure_non_loopback); }},
+               {"log_format", [&](const YAML::Node&, const YAML::Node& x) {
+                  if (p.scalar(x, "server.log_format", cfg.log_format) && cfg.log_format != "auto" &&
+                      cfg.log_format != "text" && cfg.log_format != "json") {
+                    p.error(x, "server.log_format must be auto, text or json");
+                  } }},
+               {"cors", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.section(x, "server.cors", {
+                      {"allowed_origins", [&](const YAML::Node&, const YAML::Node& y) {
+                         p.strings(y, "server.cors.allowed_origins", cfg.allowed_origins); }}}); }},
+           });
+         }},
+        {"auth", [&](const YAML::Node&, const YAML::Node& v) {
+           p.section(v, "auth", {
+               {"tokens", [&](const YAML::Node&, const YAML::Node& list) {
+                  if (!list.IsSequence()) {
+                    p.error(list, "auth.tokens must be a list of {name, token, role}");
+                    return;
+                  }
+                  for (const auto& item : list) {
+                    TokenConfig t;
+                    std::string role = "viewer";
+                    p.section(item, "auth.tokens[]", {
+                        {"name", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "name", t.name); }},
+                        {"token", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "token", t.token); }},
+                        {"role", [&](const YAML::Node&, const YAML::Node& x) {
+                           p.scalar(x, "role", role);
+                           if (role == "admin") t.role = Role::kAdmin;
+                           else if (role == "operator") t.role = Role::kOperator;
+                           else if (role == "viewer") t.role = Role::kViewer;
+                           else p.error(x, "role must be admin, operator or viewer (got '" + role + "')"); }},
+                    });
+                    if (t.token.size() < 16) {
+                      p.error(item, "auth token '" + t.name + "' must be at least 16 characters");
+                    }
+                    cfg.tokens.push_back(t);
+                  }
+                }}});
+         }},
+        {"limits", [&](const YAML::Node&, const YAML::Node& v) {
+           p.section(v, "limits", {
+               {"max_body_bytes", u64("limits.max_body_bytes", cfg.max_body_bytes)},
+               {"max_config_bytes", u64("limits.max_config_bytes", cfg.max_config_bytes)},
+               {"max_header_bytes", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "limits.max_header_bytes", cfg.max_header_bytes); }},
+               {"max_connections", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "limits.max_connections", cfg.max_connections); }},
+               {"max_concurrent_oneshots", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "limits.max_concurrent_oneshots", cfg.engine.max_concurrent_oneshots); }},
+               {"request_timeout_ms", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::uint64_t ms = 0;
+                  if (p.scalar(x, "limits.request_timeout_ms", ms)) {
+                    cfg.request_timeout = std::chrono::milliseconds(ms);
+                    cfg.engine.oneshot_timeout = cfg.request_timeout;
+                  } }},
+           });
+         }},
+        {"engine", [&](const YAML::Node&, const YAML::Node& v) {
+           p.section(v, "engine", {
+               {"placement", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::string s;
+                  if (p.scalar(x, "engine.placement", s)) {
+                    auto pl = supervisor::parse_placement(s);
+                    if (pl) cfg.engine.placement = *pl; else p.error(x, pl.status().message());
+                  } }},
+               {"sandbox", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "engine.sandbox", cfg.engine.sandbox.enabled); }},
+               {"worker_memory_bytes", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "engine.worker_memory_bytes", cfg.engine.sandbox.address_space_bytes); }},
+               {"ring_depth", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "engine.ring_depth", cfg.engine.ring_capacity); }},
+           });
+         }},
+        {"security", [&](const YAML::Node&, const YAML::Node& v) {
+           p.section(v, "security", {
+               {"allowed_file_paths", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.strings(x, "security.allowed_file_paths", cfg.engine.allowed_file_paths); }},
+               {"allowed_write_paths", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.strings(x, "security.allowed_write_paths", cfg.engine.allowed_write_paths); }},
+           });
+         }},
+        {"paths", [&](const YAML::Node&, const YAML::Node& v) {
+           p.section(v, "paths", {
+               {"base_dir", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::string s;
+                  if (p.scalar(x, "paths.base_dir", s)) cfg.engine.base_dir = s; }},
+               {"samples_dir", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "paths.samples_dir", cfg.samples_dir); }},
+               {"ui_dir", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "paths.ui_dir", cfg.ui_dir); }},
+           });
+         }},
+    });
+  }
+  if (p.errors.empty() && cfg.tokens.empty() && !cfg.allow_insecure_non_loopback) {
+    const std::string host = cfg.listen.substr(0, cfg.listen.rfind(':'));
+    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1") {
+      p.errors.emplace_back(ErrorCode::kInvalidArgument,
+                            "server.listen is " + cfg.listen +
+                                " but no auth tokens are configured: listen on loopback, add "
+                                "auth.tokens, or set server.allow_insecure_non_loopback: true");
+    }
+  }
+  if (!p.errors.empty()) {
+    Status first = p.errors.front();
+    if (all_errors != nullptr) {
+      *all_errors = std::move(p.errors);
+    }
+    return first;
+  }
+  return cfg;
+}
+
+Result<ServerConfig> load_config(const std::string& path, std::vector<Status>* errors) {
+  std::ifstream in(path);
+  if (!in) {
+    return Status(ErrorCode::kNotFound, "cannot read config '" + path + "'");
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return parse_config(s.str(), errors);
+}
+
+}  // namespace skit::gateway

@@ -1,0 +1,767 @@
+// SPDX-License-Identifier: MPL-2.0
+// The HTTP gateway on Boost.Beast: one thread per connection (bounded), StreamKit's paths and
+// shapes, auth and the Origin guard before any body byte is read, the oneshot endpoint
+// streaming its upload into the pipeline and the pipeline's output back as it is produced.
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "byte_queue.hpp"
+#include "multipart.hpp"
+#include "skit/core/packet_type.hpp"
+#include "skit/core/registry.hpp"
+#include "skit/gateway/server.hpp"
+
+#ifndef SKIT_VERSION
+#define SKIT_VERSION "0.0.0"
+#endif
+
+namespace skit::gateway {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Endpoint {
+  std::string host;
+  unsigned short port = 0;
+};
+
+Result<Endpoint> parse_endpoint(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return Status(ErrorCode::kInvalidArgument, "listen address must be HOST:PORT, got '" + listen + "'");
+  }
+  Endpoint e;
+  e.host = listen.substr(0, colon);
+  if (e.host.size() > 2 && e.host.front() == '[' && e.host.back() == ']') {
+    e.host = e.host.substr(1, e.host.size() - 2);
+  }
+  if (e.host == "localhost") {
+    e.host = "127.0.0.1";
+  }
+  try {
+    e.port = static_cast<unsigned short>(std::stoi(listen.substr(colon + 1)));
+  } catch (const std::exception&) {
+    return Status(ErrorCode::kInvalidArgument, "bad port in '" + listen + "'");
+  }
+  return e;
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
+}
+
+/// "http://localhost:*" matches "http://localhost:5173"; otherwise exact.
+bool origin_allowed(const std::vector<std::string>& allowed, std::string_view origin) {
+  for (const auto& pattern : allowed) {
+    if (pattern == "*" || pattern == origin) {
+      return true;
+    }
+    if (pattern.size() > 2 && pattern.substr(pattern.size() - 2) == ":*") {
+      const std::string prefix = pattern.substr(0, pattern.size() - 1);  // "http://localhost:"
+      if (origin.substr(0, prefix.size()) == prefix &&
+          origin.size() > prefix.size() &&
+          origin.substr(prefix.size()).find_first_not_of("0123456789") == std::string_view::npos) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+http::status status_for(const Status& s) {
+  switch (s.code()) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kInvalidParam:
+    case ErrorCode::kUnknownKind:
+    case ErrorCode::kPinTypeMismatch:
+    case ErrorCode::kGraphError: return http::status::bad_request;
+    case ErrorCode::kCorruptMedia: return http::status::unprocessable_entity;
+    case ErrorCode::kNotFound: return http::status::not_found;
+    case ErrorCode::kPermissionDenied: return http::status::forbidden;
+    case ErrorCode::kResourceExhausted: return http::status::service_unavailable;
+    case ErrorCode::kDeadlineExceeded: return http::status::gateway_timeout;
+    case ErrorCode::kCancelled: return http::status::bad_request;
+    default: return http::status::internal_server_error;
+  }
+}
+
+/// Permissions of a role, with StreamKit's names.
+json permissions_of(Role role) {
+  const bool op = role != Role::kViewer;
+  const bool admin = role == Role::kAdmin;
+  return json{{"create_sessions", op},        {"destroy_sessions", op},
+              {"list_sessions", true},        {"modify_sessions", op},
+              {"tune_nodes", op},             {"load_plugins", admin},
+              {"delete_plugins", admin},      {"list_nodes", true},
+              {"list_samples", true},         {"read_samples", true},
+              {"write_samples", op},          {"delete_samples", op},
+              {"access_all_sessions", admin}, {"upload_assets", op},
+              {"delete_assets", op},          {"process_oneshot", op}};
+}
+
+/// Request counters and durations for /metrics.
+class HttpMetrics {
+ public:
+  void record(const std::string& route, unsigned status, double seconds) {
+    std::lock_guard lock(mutex_);
+    ++requests_[{route, status}];
+    auto& d = durations_[route];
+    d.first += seconds;
+    d.second += 1;
+  }
+  std::string render(const supervisor::EngineStats& e, std::size_t connections) {
+    std::ostringstream out;
+    std::lock_guard lock(mutex_);
+    out << "# HELP skit_http_requests_total HTTP requests by route and status.\n"
+           "# TYPE skit_http_requests_total counter\n";
+    for (const auto& [key, n] : requests_) {
+      out << "skit_http_requests_total{route=\"" << key.first << "\",code=\"" << key.second
+          << "\"} " << n << '\n';
+    }
+    out << "# HELP skit_http_request_duration_seconds Time to serve requests by route.\n"
+           "# TYPE skit_http_request_duration_seconds summary\n";
+    for (const auto& [route, d] : durations_) {
+      out << "skit_http_request_duration_seconds_sum{route=\"" << route << "\"} " << d.first << '\n'
+          << "skit_http_request_duration_seconds_count{route=\"" << route << "\"} " << d.second
+          << '\n';
+    }
+    out << "# HELP skit_http_connections Open HTTP connections.\n# TYPE skit_http_connections gauge\n"
+        << "skit_http_connections " << connections << '\n'
+        << "# HELP skit_oneshot_active Oneshot pipelines running.\n# TYPE skit_oneshot_active gauge\n"
+        << "skit_oneshot_active " << e.active_oneshots << '\n'
+        << "# HELP skit_oneshots_total Oneshot pipelines by result.\n# TYPE skit_oneshots_total counter\n"
+        << "skit_oneshots_total{result=\"ok\"} " << e.oneshots_succeeded << '\n'
+        << "skit_oneshots_total{result=\"error\"} " << e.oneshots_failed << '\n'
+        << "skit_oneshots_total{result=\"rejected\"} " << e.oneshots_rejected << '\n'
+        << "# HELP skit_oneshot_duration_seconds_total Wall time of finished oneshot pipelines.\n"
+           "# TYPE skit_oneshot_duration_seconds_total counter\n"
+        << "skit_oneshot_duration_seconds_total " << e.run_seconds_total << '\n'
+        << "# HELP skit_workers_started_total Worker processes started.\n# TYPE skit_workers_started_total counter\n"
+        << "skit_workers_started_total " << e.workers_started << '\n'
+        << "# HELP skit_packets_total Packets produced by nodes of finished pipelines.\n# TYPE skit_packets_total counter\n"
+        << "skit_packets_total " << e.packets << '\n'
+        << "# HELP skit_dropped_packets_total Best-effort drops.\n# TYPE skit_dropped_packets_total counter\n"
+        << "skit_dropped_packets_total " << e.dropped << '\n'
+        << "# HELP skit_worker_restarts_total Worker restarts.\n# TYPE skit_worker_restarts_total counter\n"
+        << "skit_worker_restarts_total 0\n";
+    return out.str();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_;
+  std::map<std::string, std::pair<double, std::uint64_t>> durations_;
+};
+
+/// streamkit::http_output -> the response queue.
+class ResponseSink final : public HostByteSink {
+ public:
+  explicit ResponseSink(ByteQueue& queue) : queue_(queue) {}
+  Status write(std::span<const std::byte> bytes) override {
+    if (!queue_.push(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()))) {
+      return Status(ErrorCode::kCancelled, "the client went away");
+    }
+    return Status::ok();
+  }
+  Status close() override { return Status::ok(); }
+  void on_stream_info(const StreamInfo& info) override {
+    std::lock_guard lock(mutex_);
+    if (!info.content_type.empty()) {
+      content_type_ = info.content_type;
+    }
+  }
+  std::string content_type() {
+    std::lock_guard lock(mutex_);
+    return content_type_;
+  }
+
+ private:
+  ByteQueue& queue_;
+  std::mutex mutex_;
+  std::string content_type_;
+};
+
+/// The upload queue as streamkit::http_input's source.
+class UploadSource final : public HostByteSource {
+ public:
+  explicit UploadSource(ByteQueue& queue) : queue_(queue) {}
+  Result<std::size_t> read(std::span<std::byte> buffer) override { return queue_.read(buffer); }
+
+ private:
+  ByteQueue& queue_;
+};
+
+class Gateway {
+ public:
+  Gateway(const ServerConfig& config, supervisor::Engine& engine)
+      : config_(config), engine_(engine) {}
+
+  void handle(tcp::socket socket) {
+    ++connections_;
+    // Bound how long a silent client can hold a thread.
+    timeval tv{};
+    tv.tv_sec = std::max<long>(1, static_cast<long>(config_.request_timeout.count() / 1000));
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    beast::flat_buffer buffer;
+    try {
+      while (serve_one(socket, buffer)) {
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("connection ended: {}", e.what());
+    }
+    beast::error_code ec;
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    --connections_;
+  }
+
+  [[nodiscard]] std::size_t connections() const { return connections_.load(); }
+
+  void cancel_all() {
+    std::lock_guard lock(cancels_mutex_);
+    for (auto* c : cancels_) {
+      c->store(true);
+    }
+  }
+
+ private:
+  using Request = http::request<http::empty_body>;
+
+  struct Reply {
+    http::status status = http::status::ok;
+    std::string body;
+    std::string content_type = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+
+  static Reply text(http::status status, std::string message) {
+    return Reply{status, std::move(message) + "\n", "text/plain; charset=utf-8", {}};
+  }
+  static Reply json_reply(const json& body, http::status status = http::status::ok) {
+    return Reply{status, body.dump(), "application/json", {}};
+  }
+
+  void send(tcp::socket& socket, const Request& req, Reply reply, bool keep_alive) {
+    http::response<http::string_body> res{reply.status, req.version()};
+    res.set(http::field::server, "skit/" SKIT_VERSION);
+    res.set(http::field::content_type, reply.content_type);
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("Referrer-Policy", "no-referrer");
+    for (const auto& [k, v] : reply.headers) {
+      res.set(k, v);
+    }
+    res.keep_alive(keep_alive);
+    res.body() = std::move(reply.body);
+    res.prepare_payload();
+    http::write(socket, res);
+  }
+
+  /// Reads and answers one request; false when the connection must close.
+  bool serve_one(tcp::socket& socket, beast::flat_buffer& buffer) {
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(config_.max_header_bytes);
+    parser.body_limit(config_.max_body_bytes);
+    beast::error_code ec;
+    http::read_header(socket, buffer, parser, ec);
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) {
+      return false;
+    }
+    if (ec == http::error::header_limit) {
+      Request dummy;
+      send(socket, dummy, text(http::status::request_header_fields_too_large,
+                               "request headers exceed limits.max_header_bytes"), false);
+      return false;
+    }
+    if (ec) {
+      return false;
+    }
+    const auto t0 = Clock::now();
+    Request& req = parser.get();
+    const std::string target(req.target());
+    const std::string path = target.substr(0, target.find('?'));
+    std::string route = path;
+    const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
+    bool keep_alive = req.keep_alive() && !has_body;
+
+    Reply reply;
+    bool streamed = false;
+    const auto finish = [&](unsigned status) {
+      metrics_.record(route, status,
+                      std::chrono::duration<double>(Clock::now() - t0).count());
+    };
+
+    // Guards that run before a single body byte is read.
+    const bool api = path.rfind("/api/", 0) == 0;
+    const auto method = req.method();
+    const bool mutating = method == http::verb::post || method == http::verb::put ||
+                          method == http::verb::patch || method == http::verb::delete_;
+    const bool upgrade = beast::iequals(req[http::field::upgrade], "websocket");
+    if (((api && mutating) || upgrade) && req.count(http::field::origin) > 0 &&
+        !origin_allowed(config_.allowed_origins, std::string(req[http::field::origin]))) {
+      reply = text(http::status::forbidden, "origin '" + std::string(req[http::field::origin]) +
+                                                "' is not allowed (server.cors.allowed_origins)");
+      send(socket, req, std::move(reply), false);
+      finish(403);
+      return false;
+    }
+    Role role = Role::kAdmin;
+    if (!config_.tokens.empty() && path != "/healthz" && path != "/health") {
+      const std::string auth(req[http::field::authorization]);
+      const TokenConfig* who = nullptr;
+      if (auth.rfind("Bearer ", 0) == 0) {
+        const std::string_view token = std::string_view(auth).substr(7);
+        for (const auto& t : config_.tokens) {
+          if (constant_time_equal(t.token, token)) {
+            who = &t;
+          }
+        }
+      }
+      if (who == nullptr) {
+        reply = text(http::status::unauthorized,
+                     auth.empty() ? "authentication required: send Authorization: Bearer <token>"
+                                  : "invalid token");
+        reply.headers.emplace_back("WWW-Authenticate", "Bearer");
+        send(socket, req, std::move(reply), !has_body && keep_alive);
+        finish(401);
+        return !has_body && keep_alive;
+      }
+      role = who->role;
+    }
+
+    if (method == http::verb::get && (path == "/healthz" || path == "/health")) {
+      reply = json_reply({{"status", "ok"}, {"version", SKIT_VERSION},
+                          {"active_oneshots", engine_.stats().active_oneshots}});
+    } else if (method == http::verb::get && path == "/metrics") {
+      reply = Reply{http::status::ok, metrics_.render(engine_.stats(), connections_.load()),
+                    "text/plain; version=0.0.4", {}};
+    } else if (method == http::verb::get && path == "/api/v1/config") {
+      reply = json_reply({{"version", SKIT_VERSION},
+                          {"limits", {{"max_body_bytes", config_.max_body_bytes},
+                                      {"max_concurrent_oneshots", engine_.config().max_concurrent_oneshots}}},
+                          {"placement", supervisor::placement_name(engine_.config().placement)}});
+    } else if (method == http::verb::get && path == "/api/v1/permissions") {
+      reply = json_reply({{"role", role_name(role)}, {"permissions", permissions_of(role)}});
+    } else if (method == http::verb::get && path == "/api/v1/schema/nodes") {
+      json kinds = json::array();
+      for (const auto* d : NodeRegistry::builtin().all()) {
+        kinds.push_back(d->to_json());
+      }
+      reply = json_reply(kinds);
+    } else if (method == http::verb::get && path == "/api/v1/schema/packets") {
+      reply = json_reply(packet_schema_json());
+    } else if (method == http::verb::get && path.rfind("/api/v1/samples/oneshot", 0) == 0) {
+      route = "/api/v1/samples/oneshot";
+      reply = samples(path.substr(std::string("/api/v1/samples/oneshot").size()));
+    } else if (method == http::verb::post && path == "/api/v1/process") {
+      if (role == Role::kViewer) {
+        reply = text(http::status::forbidden, "role 'viewer' may not run pipelines (needs operator)");
+      } else {
+        streamed = true;
+        const unsigned code = process(socket, std::move(parser), buffer);
+        finish(code);
+        return false;  // the body was consumed as a stream: close, simplest and safe
+      }
+    } else {
+      reply = text(http::status::not_found, "no route for " + std::string(req.method_string()) +
+                                                " " + path);
+      route = "other";
+    }
+    (void)streamed;
+    const unsigned code = static_cast<unsigned>(reply.status);
+    send(socket, req, std::move(reply), keep_alive);
+    finish(code);
+    return keep_alive;
+  }
+
+  Reply samples(const std::string& rest) {
+    namespace fs = std::filesystem;
+    const fs::path dir = engine_.config().base_dir / config_.samples_dir / "oneshot";
+    auto load = [&](const fs::path& file) -> json {
+      std::ifstream in(file);
+      std::stringstream s;
+      s << in.rdbuf();
+      const std::string yaml = s.str();
+      auto compiled = supervisor::compile_pipeline_yaml(yaml);
+      return json{{"id", "oneshot/" + file.stem().string()},
+                  {"name", compiled.pipeline.name().empty() ? file.stem().string()
+                                                            : compiled.pipeline.name()},
+                  {"description", compiled.pipeline.description()},
+                  {"yaml", yaml},
+                  {"is_system", true},
+                  {"mode", "oneshot"},
+                  {"is_fragment", false}};
+    };
+    std::error_code ec;
+    if (rest.empty() || rest == "/") {
+      json list = json::array();
+      std::vector<fs::path> files;
+      for (const auto& e : fs::directory_iterator(dir, ec)) {
+        if (e.path().extension() == ".yml" || e.path().extension() == ".yaml") {
+          files.push_back(e.path());
+        }
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) {
+        list.push_back(load(f));
+      }
+      return json_reply(list);
+    }
+    std::string id = rest.substr(1);
+    if (id.rfind("oneshot/", 0) == 0) {
+      id = id.substr(8);
+    }
+    if (id.empty() || id.find('/') != std::string::npos || id.find("..") != std::string::npos) {
+      return text(http::status::bad_request, "bad sample id '" + id + "'");
+    }
+    for (const char* ext : {".yml", ".yaml"}) {
+      if (fs::exists(dir / (id + ext))) {
+        return json_reply(load(dir / (id + ext)));
+      }
+    }
+    return text(http::status::not_found, "no oneshot sample '" + id + "'");
+  }
+
+  static json error_json(const std::vector<Status>& errors) {
+    json list = json::array();
+    for (const auto& e : errors) {
+      json item{{"message", e.message()}, {"code", error_code_name(e.code())}};
+      if (e.where().line > 0) {
+        item["line"] = e.where().line;
+        item["column"] = e.where().column;
+      }
+      if (!e.where().node_id.empty()) item["node"] = e.where().node_id;
+      if (!e.where().param.empty()) item["param"] = e.where().param;
+      list.push_back(item);
+    }
+    return list;
+  }
+
+  /// POST /api/v1/process. Returns the status code sent.
+  unsigned process(tcp::socket& socket, http::request_parser<http::empty_body>&& header_parser,
+                   beast::flat_buffer& buffer) {
+    const Request req = header_parser.get();
+    auto fail = [&](http::status status, std::string message, std::vector<Status> errors = {}) {
+      Reply r = text(status, std::move(message));
+      if (!errors.empty()) {
+        // Plain text like StreamKit, one problem per line, each with its place.
+        std::string body;
+        for (const auto& e : errors) {
+          body += e.to_string() + "\n";
+        }
+        r.body = body;
+      }
+      if (status == http::status::service_unavailable) {
+        r.headers.emplace_back("Retry-After", "1");
+      }
+      send(socket, req, std::move(r), false);
+      return static_cast<unsigned>(status);
+    };
+    if (auto length = header_parser.content_length(); length && *length > config_.max_body_bytes) {
+      return fail(http::status::payload_too_large,
+                  "the upload is " + std::to_string(*length) + " bytes; limits.max_body_bytes is " +
+                      std::to_string(config_.max_body_bytes));
+    }
+    const std::string boundary = MultipartReader::boundary_of(std::string(req[http::field::content_type]));
+    if (boundary.empty()) {
+      return fail(http::status::bad_request,
+                  "expected a multipart/form-data body with a 'config' part (and optional 'media')");
+    }
+    http::request_parser<http::buffer_body> body(std::move(header_parser));
+    body.body_limit(config_.max_body_bytes);
+    Status body_error;
+    auto pull = [&](std::span<char> out) -> Result<std::size_t> {
+      if (body.is_done()) {
+        return std::size_t{0};
+      }
+      body.get().body().data = out.data();
+      body.get().body().size = out.size();
+      beast::error_code ec;
+      http::read(socket, buffer, body, ec);
+      if (ec == http::error::need_buffer) {
+        ec = {};
+      }
+      if (ec == http::error::body_limit) {
+        body_error = Status(ErrorCode::kResourceExhausted,
+                            "the upload exceeds limits.max_body_bytes (" +
+                                std::to_string(config_.max_body_bytes) + " bytes)");
+        return body_error;
+      }
+      if (ec) {
+        return Status(ErrorCode::kCancelled, "reading the upload failed: " + ec.message());
+      }
+      return out.size() - body.get().body().size;
+    };
+    MultipartReader parts(pull, boundary);
+    auto first = parts.next_part();
+    if (!first || !*first) {
+      return fail(body_error.is_ok() ? http::status::bad_request : http::status::payload_too_large,
+                  first ? "missing the 'config' part" : first.status().message());
+    }
+    if ((*first)->name != "config") {
+      return fail(http::status::bad_request, "the first multipart part must be 'config' (got '" +
+                                                 (*first)->name + "')");
+    }
+    std::string yaml;
+    char chunk[64 * 1024];
+    while (true) {
+      auto n = parts.read(chunk);
+      if (!n) {
+        return fail(body_error.is_ok() ? http::status::bad_request : http::status::payload_too_large,
+                    n.status().message());
+      }
+      if (*n == 0) {
+        break;
+      }
+      yaml.append(chunk, *n);
+      if (yaml.size() > config_.max_config_bytes) {
+        return fail(http::status::payload_too_large, "the 'config' part exceeds limits.max_config_bytes");
+      }
+    }
+    auto second = parts.next_part();
+    if (!second) {
+      return fail(body_error.is_ok() ? http::status::bad_request : http::status::payload_too_large,
+                  second.status().message());
+    }
+    const bool has_media = second->has_value();
+    if (has_media && (*second)->name != "media") {
+      return fail(http::status::bad_request,
+                  "unexpected multipart part '" + (*second)->name + "' (expected 'media')");
+    }
+    auto compiled = engine_.compile_oneshot(yaml, has_media);
+    if (!compiled.ok()) {
+      const Status& e = compiled.errors.front();
+      return fail(e.code() == ErrorCode::kPermissionDenied ? http::status::forbidden
+                                                           : http::status::bad_request,
+                  "", compiled.errors);
+    }
+
+    // Run: this thread pumps the upload, a runner thread runs the pipeline, a writer thread
+    // streams the response.
+    ByteQueue upload(1 << 20);
+    ByteQueue output(1 << 20);
+    UploadSource source(upload);
+    ResponseSink sink(output);
+    std::atomic<bool> cancel{false};
+    {
+      std::lock_guard lock(cancels_mutex_);
+      cancels_.insert(&cancel);
+    }
+    supervisor::RunReport report;
+    std::thread runner([&] {
+      report = engine_.run_oneshot(compiled.pipeline, has_media ? &source : nullptr, &sink, &cancel);
+      output.close(report.status);
+      upload.abort();  // stop pumping if the pipeline ended before the upload did
+    });
+    unsigned code = 200;
+    std::thread writer([&] { code = write_response(socket, req, output, sink, cancel); });
+    if (has_media) {
+      while (!cancel.load()) {
+        auto n = parts.read(chunk);
+        if (!n) {
+          upload.close(n.status());
+          if (!body_error.is_ok()) {
+            cancel.store(true);
+          }
+          break;
+        }
+        if (*n == 0) {
+          upload.close();
+          break;
+        }
+        if (!upload.push(std::string(chunk, *n))) {
+          break;
+        }
+      }
+    }
+    runner.join();
+    writer.join();
+    {
+      std::lock_guard lock(cancels_mutex_);
+      cancels_.erase(&cancel);
+    }
+    if (!body_error.is_ok() && code == 200) {
+      code = 413;
+    }
+    return code;
+  }
+
+  /// Streams the pipeline's output as a chunked response; an error before the first byte
+  /// becomes a proper error response instead.
+  unsigned write_response(tcp::socket& socket, const Request& req, ByteQueue& output,
+                          ResponseSink& sink, std::atomic<bool>& cancel) {
+    std::optional<std::string> first = output.pop();
+    if (!first) {
+      Status s = output.status();
+      if (!s.is_ok()) {
+        Reply r = text(status_for(s), s.to_string());
+        if (r.status == http::status::service_unavailable) {
+          r.headers.emplace_back("Retry-After", "1");
+        }
+        const unsigned code = static_cast<unsigned>(r.status);
+        beast::error_code ec;
+        try {
+          send(socket, req, std::move(r), false);
+        } catch (const std::exception&) {
+        }
+        return code;
+      }
+    }
+    http::response<http::empty_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "skit/" SKIT_VERSION);
+    const std::string ct = sink.content_type();
+    res.set(http::field::content_type, ct.empty() ? "application/octet-stream" : ct);
+    res.set("X-Content-Type-Options", "nosniff");
+    res.chunked(true);
+    res.keep_alive(false);
+    http::response_serializer<http::empty_body> sr{res};
+    beast::error_code ec;
+    http::write_header(socket, sr, ec);
+    auto write_chunk = [&](const std::string& data) {
+      if (!ec && !data.empty()) {
+        net::write(socket, http::make_chunk(net::buffer(data)), ec);
+      }
+    };
+    if (first) {
+      write_chunk(*first);
+    }
+    while (!ec) {
+      auto next = output.pop();
+      if (!next) {
+        break;
+      }
+      write_chunk(*next);
+    }
+    if (ec) {
+      cancel.store(true);  // the client went away: stop the pipeline
+      output.abort();
+      return 200;
+    }
+    const Status s = output.status();
+    if (s.is_ok()) {
+      net::write(socket, http::make_chunk_last(), ec);
+    } else {
+      spdlog::warn("oneshot failed after its response started: {}", s.to_string());
+      // No last chunk: the client sees a truncated body rather than a silent success.
+    }
+    return 200;
+  }
+
+  const ServerConfig& config_;
+  supervisor::Engine& engine_;
+  HttpMetrics metrics_;
+  std::atomic<std::size_t> connections_{0};
+  std::mutex cancels_mutex_;
+  std::set<std::atomic<bool>*> cancels_;
+};
+
+}  // namespace
+
+Status check_listen_policy(const ServerConfig& config) {
+  auto ep = parse_endpoint(config.listen);
+  if (!ep) {
+    return ep.status();
+  }
+  if (config.tokens.empty() && !config.allow_insecure_non_loopback && !is_loopback(ep->host)) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "refusing to listen on " + config.listen +
+                      " without authentication: listen on 127.0.0.1, configure auth.tokens, or "
+                      "set server.allow_insecure_non_loopback: true");
+  }
+  return Status::ok();
+}
+
+int serve_http(const ServerConfig& config, supervisor::Engine& engine,
+               const std::atomic<bool>& stop, std::function<void(unsigned short)> on_listening) {
+  auto ep = parse_endpoint(config.listen);
+  if (!ep) {
+    spdlog::error("{}", ep.status().message());
+    return 2;
+  }
+  net::io_context io;
+  tcp::acceptor acceptor(io);
+  beast::error_code ec;
+  const tcp::endpoint endpoint(net::ip::make_address(ep->host, ec), ep->port);
+  if (ec) {
+    spdlog::error("bad listen address {}: {}", config.listen, ec.message());
+    return 2;
+  }
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(net::socket_base::reuse_address(true));
+  acceptor.bind(endpoint, ec);
+  if (ec) {
+    spdlog::error("cannot listen on {}: {}", config.listen, ec.message());
+    return 2;
+  }
+  acceptor.listen();
+  const unsigned short port = acceptor.local_endpoint().port();
+  spdlog::info("HTTP listening on {}:{}", ep->host, port);
+  if (on_listening) {
+    on_listening(port);
+  }
+  Gateway gateway(config, engine);
+  std::vector<std::thread> threads;
+  std::mutex threads_mutex;
+  acceptor.non_blocking(true);
+  while (!stop.load()) {
+    tcp::socket socket(io);
+    acceptor.accept(socket, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      pollfd p{acceptor.native_handle(), POLLIN, 0};
+      ::poll(&p, 1, 100);
+      continue;
+    }
+    if (ec) {
+      continue;
+    }
+    socket.non_blocking(false);
+    if (gateway.connections() >= config.max_connections) {
+      http::response<http::string_body> res{http::status::service_unavailable, 11};
+      res.set("Retry-After", "1");
+      res.body() = "too many connections\n";
+      res.prepare_payload();
+      http::write(socket, res, ec);
+      continue;
+    }
+    std::thread([&gateway, s = std::move(socket)]() mutable { gateway.handle(std::move(s)); })
+        .detach();
+  }
+  spdlog::info("HTTP shutting down: cancelling running pipelines");
+  acceptor.close();
+  gateway.cancel_all();
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (gateway.connections() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    gateway.cancel_all();
+  }
+  return 0;
+}
+
+}  // namespace skit::gateway
