@@ -444,8 +444,8 @@ bool NodeRunner::sleep_until(Clock::time_point deadline) {
 
 spdlog::logger& NodeRunner::log() { return *logger_; }
 
-void NodeRunner::report(NodeState state, const std::string& message) {
-  events_.post(spec_.node_id, state, message, stats());
+void NodeRunner::report(NodeState state, const std::string& message, ErrorCode error) {
+  events_.post(spec_.node_id, state, message, error, stats());
   doorbell_.ring(events_.wake_endpoint());
 }
 
@@ -466,7 +466,7 @@ void NodeRunner::thread_main() {
   }
   if (failed) {
     last_error_ = status.to_string();
-    report(NodeState::kFailed, last_error_);
+    report(NodeState::kFailed, last_error_, status.code());
   } else {
     report(NodeState::kStopped, stop_requested() ? "shutdown" : "completed");
   }

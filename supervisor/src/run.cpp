@@ -70,9 +70,9 @@ class HostEvents final : public runtime::EventSink {
  public:
   explicit HostEvents(std::string endpoint) : endpoint_(std::move(endpoint)) {}
   void post(const std::string& node_id, NodeState state, const std::string& message,
-            const NodeStats& stats) override {
+            ErrorCode error, const NodeStats& stats) override {
     std::lock_guard lock(mutex_);
-    queue_.push_back(Event{node_id, state, message, stats});
+    queue_.push_back(Event{node_id, state, message, error, stats});
   }
   [[nodiscard]] const std::string& wake_endpoint() const override { return endpoint_; }
 
@@ -80,6 +80,7 @@ class HostEvents final : public runtime::EventSink {
     std::string node_id;
     NodeState state;
     std::string message;
+    ErrorCode error;
     NodeStats stats;
   };
   std::deque<Event> drain() {
@@ -416,7 +417,7 @@ class PipelineRun {
            ", node" + (w.nodes.size() > 1 ? "s " : " ") + ids + ")";
   }
 
-  void on_node_state(NodeSlot& n, NodeState state, const std::string& message,
+  void on_node_state(NodeSlot& n, NodeState state, const std::string& message, ErrorCode error,
                      const NodeStats& stats) {
     n.report.state = state;
     n.report.stats = stats;
@@ -427,7 +428,9 @@ class PipelineRun {
       n.done = true;
     }
     if (state == NodeState::kFailed && failure_.is_ok()) {
-      failure_ = Status(ErrorCode::kInternal, n.spec->kind() + " failed: " + message,
+      // The node's own code (corrupt media, a bad param...) when it sent one.
+      failure_ = Status(error != ErrorCode::kOk ? error : ErrorCode::kInternal,
+                        n.spec->kind() + " failed: " + message,
                         {.node_id = n.spec->id()});
     }
   }
@@ -457,7 +460,10 @@ class PipelineRun {
       case v1::WorkerMessage::kState: {
         const auto& st = msg.state();
         if (auto it = by_id_.find(st.node_id()); it != by_id_.end()) {
-          on_node_state(*it->second, from_proto(st.state()), st.message(),
+          const ErrorCode error = st.error_code() <= static_cast<std::uint32_t>(ErrorCode::kInternal)
+                                      ? static_cast<ErrorCode>(st.error_code())
+                                      : ErrorCode::kInternal;
+          on_node_state(*it->second, from_proto(st.state()), st.message(), error,
                         from_proto(st.stats()));
         }
         break;
@@ -518,7 +524,7 @@ class PipelineRun {
     doorbell_->wait(std::chrono::microseconds(0));
     for (auto& e : host_events_->drain()) {
       if (auto it = by_id_.find(e.node_id); it != by_id_.end()) {
-        on_node_state(*it->second, e.state, e.message, e.stats);
+        on_node_state(*it->second, e.state, e.message, e.error, e.stats);
       }
     }
     for (auto& w : workers_) {

@@ -48,11 +48,12 @@ class EventQueue final : public runtime::EventSink {
  public:
   explicit EventQueue(std::string endpoint) : endpoint_(std::move(endpoint)) {}
   void post(const std::string& node_id, NodeState state, const std::string& message,
-            const NodeStats& stats) override {
+            ErrorCode error, const NodeStats& stats) override {
     v1::NodeStateChanged e;
     e.set_node_id(node_id);
     e.set_state(to_proto(state));
     e.set_message(message);
+    e.set_error_code(static_cast<std::uint32_t>(error));
     fill_stats(*e.mutable_stats(), node_id, stats);
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(e));

@@ -43,8 +43,10 @@ class PoolTable {
 class EventSink {
  public:
   virtual ~EventSink() = default;
+  /// `error`: the code of a failure (kFailed), so that the run's status keeps it (a corrupt
+  /// input stays kCorruptMedia); kOk for every other state.
   virtual void post(const std::string& node_id, NodeState state, const std::string& message,
-                    const NodeStats& stats) = 0;
+                    ErrorCode error, const NodeStats& stats) = 0;
   /// Endpoint of the thread that drains the events; runners ring it after post().
   [[nodiscard]] virtual const std::string& wake_endpoint() const = 0;
 };
@@ -153,7 +155,7 @@ class NodeRunner final : public NodeContext {
   void flush_wakeups();
   Status handle_stream_info(const ipc::SlotDescriptor& d, std::size_t index);
   void drain_inputs();
-  void report(NodeState state, const std::string& message);
+  void report(NodeState state, const std::string& message, ErrorCode error = ErrorCode::kOk);
 
   RunnerSpec spec_;
   std::unique_ptr<Node> node_;
