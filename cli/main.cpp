@@ -93,20 +93,24 @@ Lists every node kind with its pins and params (types, defaults, ranges).
   KIND      Show only this kind
 )";
 
-constexpr const char* kServeHelp = R"(Usage: skit serve [--config skit.yaml] [--listen HOST:PORT] [--no-sandbox]
+constexpr const char* kServeHelp = R"(Usage: skit serve [--config skit.yaml] [--listen HOST:PORT]
+                  [--grpc-listen HOST:PORT] [--no-sandbox]
 
 Runs the server: StreamKit's HTTP API (GET /healthz, /metrics, /api/v1/config,
 /api/v1/permissions, /api/v1/schema/nodes, /api/v1/schema/packets,
-/api/v1/samples/oneshot[/{id}], POST /api/v1/process). Every config key is
-documented in docs/configuration.md. Port 0 picks a free port; the chosen one
-is printed on stderr ("skit serve: listening on http://HOST:PORT").
+/api/v1/samples/oneshot[/{id}], POST /api/v1/process) and the gRPC API
+(skit.v1.Control, grpc.health.v1.Health, reflection; docs/grpc.md). Every
+config key is documented in docs/configuration.md. Port 0 picks a free port;
+the chosen ones are printed on stderr ("skit serve: listening on
+http://HOST:PORT", "skit serve: grpc listening on HOST:PORT").
 SIGINT/SIGTERM stop accepting, cancel running pipelines and exit.
 
 Options:
-  -c, --config FILE     Configuration file (YAML); defaults apply without one
-      --listen ADDR     HTTP address (default 127.0.0.1:4545)
-      --no-sandbox      Do not confine workers (debugging, sanitizer builds)
-  -h, --help            Show this help
+  -c, --config FILE       Configuration file (YAML); defaults apply without one
+      --listen ADDR       HTTP address (default 127.0.0.1:4545)
+      --grpc-listen ADDR  gRPC address (default 127.0.0.1:4546; "" disables gRPC)
+      --no-sandbox        Do not confine workers (debugging, sanitizer builds)
+  -h, --help              Show this help
 )";
 
 constexpr const char* kConfigHelp = R"(Usage: skit config check FILE
@@ -506,12 +510,15 @@ int cmd_serve(const std::vector<std::string>& args) {
   }
   std::string config_path;
   std::string listen;
+  std::optional<std::string> grpc_listen;
   bool no_sandbox = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {
       config_path = args[++i];
     } else if (args[i] == "--listen" && i + 1 < args.size()) {
       listen = args[++i];
+    } else if (args[i] == "--grpc-listen" && i + 1 < args.size()) {
+      grpc_listen = args[++i];
     } else if (args[i] == "--no-sandbox") {
       no_sandbox = true;
     } else {
@@ -538,6 +545,9 @@ int cmd_serve(const std::vector<std::string>& args) {
   }
   if (!listen.empty()) {
     cfg.listen = listen;
+  }
+  if (grpc_listen) {
+    cfg.grpc_listen = *grpc_listen;
   }
   if (no_sandbox) {
     cfg.engine.sandbox.enabled = false;

@@ -194,12 +194,18 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
     });
   }
   if (p.errors.empty() && cfg.tokens.empty() && !cfg.allow_insecure_non_loopback) {
-    const std::string host = cfg.listen.substr(0, cfg.listen.rfind(':'));
-    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1") {
-      p.errors.emplace_back(ErrorCode::kInvalidArgument,
-                            "server.listen is " + cfg.listen +
-                                " but no auth tokens are configured: listen on loopback, add "
-                                "auth.tokens, or set server.allow_insecure_non_loopback: true");
+    const auto check = [&](const char* key, const std::string& listen) {
+      const std::string host = listen.substr(0, listen.rfind(':'));
+      if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1") {
+        p.errors.emplace_back(ErrorCode::kInvalidArgument,
+                              std::string(key) + " is " + listen +
+                                  " but no auth tokens are configured: listen on loopback, add "
+                                  "auth.tokens, or set server.allow_insecure_non_loopback: true");
+      }
+    };
+    check("server.listen", cfg.listen);
+    if (!cfg.grpc_listen.empty()) {
+      check("server.grpc_listen", cfg.grpc_listen);
     }
   }
   if (!p.errors.empty()) {

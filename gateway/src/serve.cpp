@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
-// `skit serve`: starts the HTTP gateway, tells systemd when it is ready, pings its watchdog,
-// and drains on SIGINT/SIGTERM.
+// `skit serve`: starts the gRPC server (server.grpc_listen) and the HTTP gateway, tells
+// systemd when it is ready, pings its watchdog, and drains both on SIGINT/SIGTERM.
 #include <systemd/sd-daemon.h>
 
 #include <spdlog/spdlog.h>
@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "grpc_service.hpp"
 #include "skit/gateway/server.hpp"
 
 namespace skit::gateway {
@@ -32,6 +33,35 @@ int serve(const ServerConfig& config, supervisor::Engine& engine, const std::ato
       }
     });
   }
+  // gRPC first, so that it is up when systemd hears READY (from the HTTP side).
+  std::unique_ptr<GrpcServer> grpc;
+  if (!config.grpc_listen.empty()) {
+    auto started = GrpcServer::start(config, engine);
+    if (!started) {
+      spdlog::error("{}", started.status().message());
+      watchdog_stop.store(true);
+      if (watchdog.joinable()) {
+        watchdog.join();
+      }
+      return 2;
+    }
+    grpc = std::move(*started);
+    std::fprintf(stderr, "skit serve: grpc listening on %s:%u\n",
+                 config.grpc_listen.substr(0, config.grpc_listen.rfind(':')).c_str(),
+                 static_cast<unsigned>(grpc->port()));
+    std::fflush(stderr);
+  }
+  // Drains gRPC as soon as a stop is asked for (or HTTP ends), alongside HTTP's own drain.
+  std::atomic<bool> http_done{false};
+  std::thread grpc_stopper;
+  if (grpc) {
+    grpc_stopper = std::thread([&] {
+      while (!stop.load() && !http_done.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      grpc->shutdown();
+    });
+  }
   const int rc = serve_http(config, engine, stop, [&](unsigned short port) {
     // Tests and scripts that pass port 0 learn the real one from this line.
     std::fprintf(stderr, "skit serve: listening on http://%s:%u\n",
@@ -39,6 +69,10 @@ int serve(const ServerConfig& config, supervisor::Engine& engine, const std::ato
     std::fflush(stderr);
     sd_notifyf(0, "READY=1\nSTATUS=listening on port %u", port);
   });
+  http_done.store(true);
+  if (grpc_stopper.joinable()) {
+    grpc_stopper.join();
+  }
   sd_notify(0, "STOPPING=1");
   watchdog_stop.store(true);
   if (watchdog.joinable()) {
