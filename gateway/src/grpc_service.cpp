@@ -34,7 +34,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kQueueBytes = 1 << 20;
 constexpr int kMaxMessageBytes = 4 << 20;  // a media chunk; the config may need more
-constexpr auto kShutdownGrace = std::chrono::seconds(5);
+constexpr auto kShutdownGrace = std::chrono::seconds(5);   // for Process calls to end
+constexpr auto kUnaryGrace = std::chrono::milliseconds(300);  // then for the rest
+constexpr auto kTimeoutGrace = std::chrono::seconds(5);  // past the run's own deadline
 constexpr const char* kErrorCodeKey = "skit-error-code";
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -120,6 +122,12 @@ class CallRegistry {
   void remove(grpc::ServerContext* ctx) {
     std::lock_guard lock(mutex_);
     calls_.erase(ctx);
+    empty_.notify_all();
+  }
+  /// True when every call has ended within `timeout`.
+  bool wait_empty(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return empty_.wait_for(lock, timeout, [&] { return calls_.empty(); });
   }
   void cancel_all() {
     std::lock_guard lock(mutex_);
@@ -143,6 +151,7 @@ class CallRegistry {
 
  private:
   std::mutex mutex_;
+  std::condition_variable empty_;
   bool draining_ = false;
   std::map<grpc::ServerContext*, Entry> calls_;
 };
@@ -279,7 +288,7 @@ class ControlService final : public v1::Control::Service {
     }
     std::atomic<bool> cancel{false};
     const CallGuard guard(calls_, {ctx, &cancel,
-                                   Clock::now() + config_.request_timeout + kShutdownGrace});
+                                   Clock::now() + config_.request_timeout + kTimeoutGrace});
     if (!guard.admitted()) {
       return {grpc::StatusCode::UNAVAILABLE, "the server is shutting down"};
     }
@@ -620,8 +629,13 @@ void GrpcServer::shutdown() {
   spdlog::info("gRPC shutting down: cancelling running pipelines");
   impl_->server->GetHealthCheckService()->SetServingStatus(false);
   impl_->calls.cancel_all();
-  impl_->server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  // Process calls end as soon as their pipelines are torn down. Then only short calls can be
+  // left: they get a moment. (gRPC's Shutdown waits until its deadline while any client
+  // keeps an idle connection open, so the deadline is kept short rather than generous.)
+  const bool drained = impl_->calls.wait_empty(kShutdownGrace);
+  impl_->server->Shutdown(std::chrono::system_clock::now() + kUnaryGrace);
   impl_->server->Wait();
+  spdlog::info("gRPC stopped{}", drained ? "" : " (some calls did not end in time)");
 }
 
 }  // namespace skit::gateway
