@@ -863,5 +863,19 @@ TEST(GrpcServe, ATakenGrpcPortIsAnError) {
   EXPECT_NE(second.log().find("cannot serve gRPC"), std::string::npos) << second.log();
 }
 
+TEST(GrpcServe, StopIsPromptWhileIdleClientsStayConnected) {
+  // gRPC's own Shutdown waits for its whole deadline while a client keeps a connection open;
+  // the server must not make every restart that slow.
+  Server server(grpc_config());
+  ASSERT_TRUE(server.up()) << server.log();
+  auto stub = v1::Control::NewStub(server.channel());
+  v1::ListNodeKindsResponse resp;
+  auto ctx = context();
+  ASSERT_TRUE(stub->ListNodeKinds(ctx.get(), {}, &resp).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(server.stop(), 0) << server.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "the idle connection held the shutdown";
+}
+
 }  // namespace
 }  // namespace skit::testing
