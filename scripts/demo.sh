@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds skit and runs a sample pipeline end to end:
-# a generated 8 MiB file through 16 passthrough nodes, each in its own sandboxed worker.
+# Sets up a fresh Debian 12 machine, builds skit and runs sample pipelines end to end: the
+# Ogg/Opus volume boost on a sample clip (levels measured before and after), and 8 MiB through
+# 16 passthrough nodes, each in its own sandboxed worker process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,12 @@ head -c $((8 << 20)) /dev/urandom >"$work/input.bin"
 
 echo "== skit nodes"
 "$skit" nodes | grep -E '^[a-z]+::' || true
+echo
+echo "== skit run samples/pipelines/oneshot/volume_boost.yml (gain 2.0 on samples/audio/speech.ogg)"
+"$skit" run samples/pipelines/oneshot/volume_boost.yml \
+  --input samples/audio/speech.ogg --output "$work/louder.ogg" --stats "$work/boost.json"
+level() { ffmpeg -hide_banner -nostats -i "$1" -af volumedetect -f null - 2>&1 | sed -n 's/.*mean_volume: //p'; }
+echo "ok: mean volume $(level samples/audio/speech.ogg) -> $(level "$work/louder.ogg") ($work/louder.ogg, $(ffprobe -v error -show_entries format=duration -of csv=p=0 "$work/louder.ogg") s)"
 echo
 echo "== skit run samples/pipelines/oneshot/passthrough_chain_16.yml --placement per-node"
 "$skit" run samples/pipelines/oneshot/passthrough_chain_16.yml \
