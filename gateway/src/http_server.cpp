@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -288,7 +289,11 @@ class Gateway {
   bool serve_one(tcp::socket& socket, beast::flat_buffer& buffer) {
     http::request_parser<http::empty_body> parser;
     parser.header_limit(config_.max_header_bytes);
-    parser.body_limit(config_.max_body_bytes);
+    // No body limit on the header parser: with one, Beast fails read_header itself on a large
+    // Content-Length and the client got no response at all. process() answers 413 after the
+    // auth and Origin guards; its body parser enforces the limit on chunked uploads. (Not
+    // boost::none: Boost 1.74 compares a Content-Length against an empty optional as larger.)
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     beast::error_code ec;
     http::read_header(socket, buffer, parser, ec);
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) {
