@@ -499,6 +499,14 @@ class Gateway {
       return fail(http::status::bad_request,
                   "expected a multipart/form-data body with a 'config' part (and optional 'media')");
     }
+    // The request is accepted as far as its head goes: a client that sent
+    // `Expect: 100-continue` (curl does above 1 MiB and for chunked uploads) waits for this
+    // before sending the body; without it curl stalls a second on every large upload.
+    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      beast::error_code ec;
+      net::write(socket, net::buffer(kContinue.data(), kContinue.size()), ec);
+    }
     http::request_parser<http::buffer_body> body(std::move(header_parser));
     body.body_limit(config_.max_body_bytes);
     Status body_error;
