@@ -583,6 +583,10 @@ class Gateway {
     UploadSource source(upload);
     ResponseSink sink(output);
     std::atomic<bool> cancel{false};
+    // Set before the upload is failed and the run cancelled, so the runner, which ends only
+    // after seeing one of those, reads it and answers 413 instead of the run's own error
+    // (the cancellation, or http_input's read error).
+    std::atomic<bool> too_large{false};
     {
       std::lock_guard lock(cancels_mutex_);
       cancels_.insert(&cancel);
@@ -590,15 +594,22 @@ class Gateway {
     supervisor::RunReport report;
     std::thread runner([&] {
       report = engine_.run_oneshot(compiled.pipeline, has_media ? &source : nullptr, &sink, &cancel);
-      output.close(report.status);
+      output.close(too_large.load() ? Status(ErrorCode::kResourceExhausted,
+                                             "the upload exceeds limits.max_body_bytes (" +
+                                                 std::to_string(config_.max_body_bytes) + " bytes)")
+                                    : report.status);
       upload.abort();  // stop pumping if the pipeline ended before the upload did
     });
     unsigned code = 200;
-    std::thread writer([&] { code = write_response(socket, req, output, sink, cancel); });
+    std::thread writer(
+        [&] { code = write_response(socket, req, output, sink, cancel, too_large); });
     if (has_media) {
       while (!cancel.load()) {
         auto n = parts.read(chunk);
         if (!n) {
+          if (!body_error.is_ok()) {
+            too_large.store(true);
+          }
           upload.close(n.status());
           if (!body_error.is_ok()) {
             cancel.store(true);
@@ -620,21 +631,20 @@ class Gateway {
       std::lock_guard lock(cancels_mutex_);
       cancels_.erase(&cancel);
     }
-    if (!body_error.is_ok() && code == 200) {
-      code = 413;
-    }
     return code;
   }
 
   /// Streams the pipeline's output as a chunked response; an error before the first byte
   /// becomes a proper error response instead.
   unsigned write_response(tcp::socket& socket, const Request& req, ByteQueue& output,
-                          ResponseSink& sink, std::atomic<bool>& cancel) {
+                          ResponseSink& sink, std::atomic<bool>& cancel,
+                          const std::atomic<bool>& too_large) {
     std::optional<std::string> first = output.pop();
     if (!first) {
       Status s = output.status();
       if (!s.is_ok()) {
-        Reply r = text(status_for(s), s.to_string());
+        Reply r = text(too_large.load() ? http::status::payload_too_large : status_for(s),
+                       s.to_string());
         if (r.status == http::status::service_unavailable) {
           r.headers.emplace_back("Retry-After", "1");
         }
