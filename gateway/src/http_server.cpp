@@ -2,6 +2,7 @@
 // The HTTP gateway on Boost.Beast: one thread per connection (bounded), StreamKit's paths and
 // shapes, auth and the Origin guard before any body byte is read, the oneshot endpoint
 // streaming its upload into the pipeline and the pipeline's output back as it is produced.
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -239,8 +240,7 @@ class Gateway {
     } catch (const std::exception& e) {
       spdlog::debug("connection ended: {}", e.what());
     }
-    beast::error_code ec;
-    socket.shutdown(tcp::socket::shutdown_both, ec);
+    linger_close(socket);
     --connections_;
   }
 
@@ -255,6 +255,35 @@ class Gateway {
 
  private:
   using Request = http::request<http::empty_body>;
+
+  /// Closes the way HTTP servers must when a response may have left before the request body
+  /// was read (401, 403, 413, 503, a bad config with its media still coming): closing a socket
+  /// with unread bytes makes the kernel send RST, which can destroy the response before the
+  /// client reads it (curl: "Send failure: Broken pipe", "Empty reply from server"). So send
+  /// FIN after the response, then read and discard what the client still sends until it
+  /// closes: at most 5 s in all and 1 s of silence, through a fixed buffer.
+  static void linger_close(tcp::socket& socket) {
+    beast::error_code ec;
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) {
+      return;
+    }
+    const int fd = socket.native_handle();
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    char discard[16 * 1024];
+    while (true) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      pollfd p{fd, POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000))) <= 0) {
+        return;
+      }
+      const ssize_t n = ::recv(fd, discard, sizeof discard, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        return;
+      }
+    }
+  }
 
   struct Reply {
     http::status status = http::status::ok;
