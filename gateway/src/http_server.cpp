@@ -245,6 +245,31 @@ class Gateway {
   }
 
   [[nodiscard]] std::size_t connections() const { return connections_.load(); }
+  [[nodiscard]] std::size_t rejecting() const { return rejecting_.load(); }
+
+  /// A connection over limits.max_connections: 503 from a short-lived thread (the accept loop
+  /// must not wait for it) that then lingers like every close, so the client reads the 503
+  /// instead of a reset. Past 64 such threads at once the connection is just closed.
+  void reject(tcp::socket socket) {
+    if (rejecting_.load() >= 64) {
+      return;
+    }
+    ++rejecting_;
+    std::thread([this, s = std::move(socket)]() mutable {
+      Reply r = text(http::status::service_unavailable,
+                     "too many connections (limits.max_connections is " +
+                         std::to_string(config_.max_connections) + ")");
+      r.headers.emplace_back("Retry-After", "1");
+      try {
+        send(s, Request{}, std::move(r), false);
+      } catch (const std::exception&) {
+      }
+      linger_close(s, std::chrono::seconds(1));
+      beast::error_code ec;
+      s.close(ec);
+      --rejecting_;
+    }).detach();
+  }
 
   void cancel_all() {
     std::lock_guard lock(cancels_mutex_);
@@ -262,14 +287,15 @@ class Gateway {
   /// client reads it (curl: "Send failure: Broken pipe", "Empty reply from server"). So send
   /// FIN after the response, then read and discard what the client still sends until it
   /// closes: at most 5 s in all and 1 s of silence, through a fixed buffer.
-  static void linger_close(tcp::socket& socket) {
+  static void linger_close(tcp::socket& socket,
+                           std::chrono::milliseconds total = std::chrono::seconds(5)) {
     beast::error_code ec;
     socket.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) {
       return;
     }
     const int fd = socket.native_handle();
-    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    const auto deadline = Clock::now() + total;
     char discard[16 * 1024];
     while (true) {
       const auto left =
@@ -730,6 +756,7 @@ class Gateway {
   supervisor::Engine& engine_;
   HttpMetrics metrics_;
   std::atomic<std::size_t> connections_{0};
+  std::atomic<std::size_t> rejecting_{0};
   std::mutex cancels_mutex_;
   std::set<std::atomic<bool>*> cancels_;
 };
@@ -795,11 +822,7 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
     }
     socket.non_blocking(false);
     if (gateway.connections() >= config.max_connections) {
-      http::response<http::string_body> res{http::status::service_unavailable, 11};
-      res.set("Retry-After", "1");
-      res.body() = "too many connections\n";
-      res.prepare_payload();
-      http::write(socket, res, ec);
+      gateway.reject(std::move(socket));
       continue;
     }
     std::thread([&gateway, s = std::move(socket)]() mutable { gateway.handle(std::move(s)); })
@@ -809,7 +832,7 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
   acceptor.close();
   gateway.cancel_all();
   const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (gateway.connections() > 0 && Clock::now() < deadline) {
+  while ((gateway.connections() > 0 || gateway.rejecting() > 0) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     gateway.cancel_all();
   }
