@@ -647,6 +647,7 @@ class Gateway {
       cancels_.insert(&cancel);
     }
     supervisor::RunReport report;
+    std::atomic<bool> run_done{false};
     std::thread runner([&] {
       report = engine_.run_oneshot(compiled.pipeline, has_media ? &source : nullptr, &sink, &cancel);
       output.close(too_large.load() ? Status(ErrorCode::kResourceExhausted,
@@ -654,6 +655,7 @@ class Gateway {
                                                  std::to_string(config_.max_body_bytes) + " bytes)")
                                     : report.status);
       upload.abort();  // stop pumping if the pipeline ended before the upload did
+      run_done.store(true);
     });
     unsigned code = 200;
     std::thread writer(
@@ -678,6 +680,17 @@ class Gateway {
         if (!upload.push(std::string(chunk, *n))) {
           break;
         }
+      }
+    }
+    // The whole request is in: until the run ends, watch the connection, so a client that
+    // goes away cancels its pipeline now. Otherwise only the next response write notices,
+    // and a pipeline with sparse output (paced, or a muxer that writes at the end) ran to
+    // its end for nobody, holding a max_concurrent_oneshots slot and its workers.
+    while (!run_done.load() && !cancel.load()) {
+      pollfd p{socket.native_handle(), POLLRDHUP, 0};
+      if (::poll(&p, 1, 20) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        spdlog::info("the client closed the connection: cancelling its pipeline");
+        cancel.store(true);
       }
     }
     runner.join();

@@ -883,6 +883,30 @@ TEST_F(Gateway, AllBadRequestsInARowThenAGoodOne) {
   }
 }
 
+TEST_F(Gateway, AClientThatGoesAwayCancelsItsPipelineAtOnce) {
+  start();
+  const pid_t pid = server_->pid();
+  // The paced pipeline runs about 4 s and writes its output rarely (Ogg pages): only watching
+  // the connection notices the client leaving before the end.
+  Curl gone(dir_, process_args(pipeline_file("slow.yml", kSlowPipeline), "", kOperatorToken,
+                               {"--max-time", "1"}));
+  const Response r = gone.finish();
+  EXPECT_EQ(r.curl_exit, 28) << r.describe();  // curl's own timeout: it hung up
+  const auto t0 = std::chrono::steady_clock::now();
+  auto active = [&] {
+    const json h = get("/healthz", "").body_json();
+    return h.is_object() ? h.value("active_oneshots", -1) : -1;
+  };
+  EXPECT_TRUE(wait_until([&] { return active() == 0; }, 1500ms))
+      << "the pipeline kept running for nobody";
+  EXPECT_TRUE(wait_until([&] { return skit_workers(pid).empty(); }, 2s)) << "workers left";
+  report("cancelled_after_s",
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const Response metrics = get("/metrics");
+  EXPECT_TRUE(contains(metrics.body, "skit_oneshots_total{result=\"error\"} 1\n")) << metrics.body;
+  expect_still_serving();
+}
+
 /// A TCP connection to the server that sends nothing (holds one of its connection slots).
 class IdleConnection {
  public:
