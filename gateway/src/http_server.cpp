@@ -278,6 +278,15 @@ class Gateway {
     }
   }
 
+  /// Ends the connections that wait for their next request (keep-alive): they have nothing
+  /// to finish, and would otherwise hold the shutdown until its deadline.
+  void close_idle() {
+    std::lock_guard lock(idle_mutex_);
+    for (const int fd : idle_) {
+      ::shutdown(fd, SHUT_RD);
+    }
+  }
+
  private:
   using Request = http::request<http::empty_body>;
 
@@ -350,7 +359,15 @@ class Gateway {
     // boost::none: Boost 1.74 compares a Content-Length against an empty optional as larger.)
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     beast::error_code ec;
+    {
+      std::lock_guard lock(idle_mutex_);
+      idle_.insert(socket.native_handle());
+    }
     http::read_header(socket, buffer, parser, ec);
+    {
+      std::lock_guard lock(idle_mutex_);
+      idle_.erase(socket.native_handle());
+    }
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) {
       return false;
     }
@@ -772,6 +789,8 @@ class Gateway {
   std::atomic<std::size_t> rejecting_{0};
   std::mutex cancels_mutex_;
   std::set<std::atomic<bool>*> cancels_;
+  std::mutex idle_mutex_;
+  std::set<int> idle_;  // sockets waiting for a request head (open while in the set)
 };
 
 }  // namespace
@@ -844,10 +863,12 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
   spdlog::info("HTTP shutting down: cancelling running pipelines");
   acceptor.close();
   gateway.cancel_all();
+  gateway.close_idle();
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   while ((gateway.connections() > 0 || gateway.rejecting() > 0) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     gateway.cancel_all();
+    gateway.close_idle();
   }
   return 0;
 }

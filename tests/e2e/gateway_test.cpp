@@ -954,6 +954,23 @@ TEST_F(Gateway, OverTheConnectionLimitIs503WithRetryAfterAndNosniff) {
   expect_still_serving();
 }
 
+TEST_F(Gateway, SigtermWithAnIdleConnectionOpenExitsAtOnce) {
+  start();
+  IdleConnection idle(server_->port());
+  ASSERT_TRUE(idle.connected());
+  EXPECT_EQ(get("/healthz", "").status, 200);  // the idle connection has been accepted by now
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t pid = server_->pid();
+  const int code = server_->stop();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report("exit_seconds", seconds);
+  EXPECT_EQ(code, 0) << server_->log();
+  EXPECT_LT(seconds, 2.0) << "a connection waiting for its next request held the shutdown";
+  EXPECT_TRUE(shm_segments_of(pid).empty());
+  server_.reset();  // stopped and checked here
+}
+
 // ---------------------------------------------------------------------------------------------
 // Load
 
