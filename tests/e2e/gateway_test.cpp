@@ -883,6 +883,21 @@ TEST_F(Gateway, AllBadRequestsInARowThenAGoodOne) {
   }
 }
 
+TEST_F(Gateway, CorruptMediaFailsBeforeTheResponseStartsWithAMessageNamingTheNode) {
+  start();
+  const std::string garbage = dir_.file("garbage.ogg");
+  write_file(garbage, random_bytes(100000, 11));
+  const Response r = process(sample_pipeline("volume_boost"), garbage);
+  // An error status, not a 200 with a cut-off body. (422 would be right for a bad upload: the
+  // supervisor reports every node failure as kInternal, so the gateway can only say 500.)
+  EXPECT_GE(r.status, 400) << r.describe();
+  EXPECT_LT(r.status, 600) << r.describe();
+  EXPECT_TRUE(contains(r.body, "containers::ogg::demuxer")) << r.body;
+  EXPECT_TRUE(contains(r.body, "Ogg")) << r.body;
+  RecordProperty("http_status", r.status);
+  expect_still_serving();
+}
+
 TEST_F(Gateway, AClientThatGoesAwayCancelsItsPipelineAtOnce) {
   start();
   const pid_t pid = server_->pid();
