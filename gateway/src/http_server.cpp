@@ -2,6 +2,7 @@
 // The HTTP gateway on Boost.Beast: one thread per connection (bounded), StreamKit's paths and
 // shapes, auth and the Origin guard before any body byte is read, the oneshot endpoint
 // streaming its upload into the pipeline and the pipeline's output back as it is produced.
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -9,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -238,12 +240,36 @@ class Gateway {
     } catch (const std::exception& e) {
       spdlog::debug("connection ended: {}", e.what());
     }
-    beast::error_code ec;
-    socket.shutdown(tcp::socket::shutdown_both, ec);
+    linger_close(socket);
     --connections_;
   }
 
   [[nodiscard]] std::size_t connections() const { return connections_.load(); }
+  [[nodiscard]] std::size_t rejecting() const { return rejecting_.load(); }
+
+  /// A connection over limits.max_connections: 503 from a short-lived thread (the accept loop
+  /// must not wait for it) that then lingers like every close, so the client reads the 503
+  /// instead of a reset. Past 64 such threads at once the connection is just closed.
+  void reject(tcp::socket socket) {
+    if (rejecting_.load() >= 64) {
+      return;
+    }
+    ++rejecting_;
+    std::thread([this, s = std::move(socket)]() mutable {
+      Reply r = text(http::status::service_unavailable,
+                     "too many connections (limits.max_connections is " +
+                         std::to_string(config_.max_connections) + ")");
+      r.headers.emplace_back("Retry-After", "1");
+      try {
+        send(s, Request{}, std::move(r), false);
+      } catch (const std::exception&) {
+      }
+      linger_close(s, std::chrono::seconds(1));
+      beast::error_code ec;
+      s.close(ec);
+      --rejecting_;
+    }).detach();
+  }
 
   void cancel_all() {
     std::lock_guard lock(cancels_mutex_);
@@ -252,8 +278,47 @@ class Gateway {
     }
   }
 
+  /// Ends the connections that wait for their next request (keep-alive): they have nothing
+  /// to finish, and would otherwise hold the shutdown until its deadline.
+  void close_idle() {
+    std::lock_guard lock(idle_mutex_);
+    for (const int fd : idle_) {
+      ::shutdown(fd, SHUT_RD);
+    }
+  }
+
  private:
   using Request = http::request<http::empty_body>;
+
+  /// Closes the way HTTP servers must when a response may have left before the request body
+  /// was read (401, 403, 413, 503, a bad config with its media still coming): closing a socket
+  /// with unread bytes makes the kernel send RST, which can destroy the response before the
+  /// client reads it (curl: "Send failure: Broken pipe", "Empty reply from server"). So send
+  /// FIN after the response, then read and discard what the client still sends until it
+  /// closes: at most 5 s in all and 1 s of silence, through a fixed buffer.
+  static void linger_close(tcp::socket& socket,
+                           std::chrono::milliseconds total = std::chrono::seconds(5)) {
+    beast::error_code ec;
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) {
+      return;
+    }
+    const int fd = socket.native_handle();
+    const auto deadline = Clock::now() + total;
+    char discard[16 * 1024];
+    while (true) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      pollfd p{fd, POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000))) <= 0) {
+        return;
+      }
+      const ssize_t n = ::recv(fd, discard, sizeof discard, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        return;
+      }
+    }
+  }
 
   struct Reply {
     http::status status = http::status::ok;
@@ -288,9 +353,21 @@ class Gateway {
   bool serve_one(tcp::socket& socket, beast::flat_buffer& buffer) {
     http::request_parser<http::empty_body> parser;
     parser.header_limit(config_.max_header_bytes);
-    parser.body_limit(config_.max_body_bytes);
+    // No body limit on the header parser: with one, Beast fails read_header itself on a large
+    // Content-Length and the client got no response at all. process() answers 413 after the
+    // auth and Origin guards; its body parser enforces the limit on chunked uploads. (Not
+    // boost::none: Boost 1.74 compares a Content-Length against an empty optional as larger.)
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     beast::error_code ec;
+    {
+      std::lock_guard lock(idle_mutex_);
+      idle_.insert(socket.native_handle());
+    }
     http::read_header(socket, buffer, parser, ec);
+    {
+      std::lock_guard lock(idle_mutex_);
+      idle_.erase(socket.native_handle());
+    }
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) {
       return false;
     }
@@ -494,6 +571,14 @@ class Gateway {
       return fail(http::status::bad_request,
                   "expected a multipart/form-data body with a 'config' part (and optional 'media')");
     }
+    // The request is accepted as far as its head goes: a client that sent
+    // `Expect: 100-continue` (curl does above 1 MiB and for chunked uploads) waits for this
+    // before sending the body; without it curl stalls a second on every large upload.
+    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      beast::error_code ec;
+      net::write(socket, net::buffer(kContinue.data(), kContinue.size()), ec);
+    }
     http::request_parser<http::buffer_body> body(std::move(header_parser));
     body.body_limit(config_.max_body_bytes);
     Status body_error;
@@ -570,22 +655,35 @@ class Gateway {
     UploadSource source(upload);
     ResponseSink sink(output);
     std::atomic<bool> cancel{false};
+    // Set before the upload is failed and the run cancelled, so the runner, which ends only
+    // after seeing one of those, reads it and answers 413 instead of the run's own error
+    // (the cancellation, or http_input's read error).
+    std::atomic<bool> too_large{false};
     {
       std::lock_guard lock(cancels_mutex_);
       cancels_.insert(&cancel);
     }
     supervisor::RunReport report;
+    std::atomic<bool> run_done{false};
     std::thread runner([&] {
       report = engine_.run_oneshot(compiled.pipeline, has_media ? &source : nullptr, &sink, &cancel);
-      output.close(report.status);
+      output.close(too_large.load() ? Status(ErrorCode::kResourceExhausted,
+                                             "the upload exceeds limits.max_body_bytes (" +
+                                                 std::to_string(config_.max_body_bytes) + " bytes)")
+                                    : report.status);
       upload.abort();  // stop pumping if the pipeline ended before the upload did
+      run_done.store(true);
     });
     unsigned code = 200;
-    std::thread writer([&] { code = write_response(socket, req, output, sink, cancel); });
+    std::thread writer(
+        [&] { code = write_response(socket, req, output, sink, cancel, too_large); });
     if (has_media) {
       while (!cancel.load()) {
         auto n = parts.read(chunk);
         if (!n) {
+          if (!body_error.is_ok()) {
+            too_large.store(true);
+          }
           upload.close(n.status());
           if (!body_error.is_ok()) {
             cancel.store(true);
@@ -601,14 +699,22 @@ class Gateway {
         }
       }
     }
+    // The whole request is in: until the run ends, watch the connection, so a client that
+    // goes away cancels its pipeline now. Otherwise only the next response write notices,
+    // and a pipeline with sparse output (paced, or a muxer that writes at the end) ran to
+    // its end for nobody, holding a max_concurrent_oneshots slot and its workers.
+    while (!run_done.load() && !cancel.load()) {
+      pollfd p{socket.native_handle(), POLLRDHUP, 0};
+      if (::poll(&p, 1, 20) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        spdlog::info("the client closed the connection: cancelling its pipeline");
+        cancel.store(true);
+      }
+    }
     runner.join();
     writer.join();
     {
       std::lock_guard lock(cancels_mutex_);
       cancels_.erase(&cancel);
-    }
-    if (!body_error.is_ok() && code == 200) {
-      code = 413;
     }
     return code;
   }
@@ -616,12 +722,14 @@ class Gateway {
   /// Streams the pipeline's output as a chunked response; an error before the first byte
   /// becomes a proper error response instead.
   unsigned write_response(tcp::socket& socket, const Request& req, ByteQueue& output,
-                          ResponseSink& sink, std::atomic<bool>& cancel) {
+                          ResponseSink& sink, std::atomic<bool>& cancel,
+                          const std::atomic<bool>& too_large) {
     std::optional<std::string> first = output.pop();
     if (!first) {
       Status s = output.status();
       if (!s.is_ok()) {
-        Reply r = text(status_for(s), s.to_string());
+        Reply r = text(too_large.load() ? http::status::payload_too_large : status_for(s),
+                       s.to_string());
         if (r.status == http::status::service_unavailable) {
           r.headers.emplace_back("Retry-After", "1");
         }
@@ -678,8 +786,11 @@ class Gateway {
   supervisor::Engine& engine_;
   HttpMetrics metrics_;
   std::atomic<std::size_t> connections_{0};
+  std::atomic<std::size_t> rejecting_{0};
   std::mutex cancels_mutex_;
   std::set<std::atomic<bool>*> cancels_;
+  std::mutex idle_mutex_;
+  std::set<int> idle_;  // sockets waiting for a request head (open while in the set)
 };
 
 }  // namespace
@@ -743,11 +854,7 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
     }
     socket.non_blocking(false);
     if (gateway.connections() >= config.max_connections) {
-      http::response<http::string_body> res{http::status::service_unavailable, 11};
-      res.set("Retry-After", "1");
-      res.body() = "too many connections\n";
-      res.prepare_payload();
-      http::write(socket, res, ec);
+      gateway.reject(std::move(socket));
       continue;
     }
     std::thread([&gateway, s = std::move(socket)]() mutable { gateway.handle(std::move(s)); })
@@ -756,10 +863,12 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
   spdlog::info("HTTP shutting down: cancelling running pipelines");
   acceptor.close();
   gateway.cancel_all();
+  gateway.close_idle();
   const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (gateway.connections() > 0 && Clock::now() < deadline) {
+  while ((gateway.connections() > 0 || gateway.rejecting() > 0) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     gateway.cancel_all();
+    gateway.close_idle();
   }
   return 0;
 }

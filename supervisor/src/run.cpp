@@ -611,6 +611,9 @@ class PipelineRun {
           v1::SupervisorMessage msg;
           msg.mutable_stop()->set_reason(reason.message());
           send(w, msg);
+        } else if (w.process.running()) {
+          // Still starting: it would wait for an assignment that never comes.
+          w.process.kill(SIGKILL);
         }
       }
     }
