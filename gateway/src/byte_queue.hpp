@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "skit/core/node.hpp"
 #include "skit/core/status.hpp"
 
 namespace skit::gateway {
@@ -105,6 +106,46 @@ class ByteQueue {
   bool closed_ = false;
   bool aborted_ = false;
   Status status_;
+};
+
+/// A request's media queue as streamkit::http_input's source.
+class QueueSource final : public HostByteSource {
+ public:
+  explicit QueueSource(ByteQueue& queue) : queue_(queue) {}
+  Result<std::size_t> read(std::span<std::byte> buffer) override { return queue_.read(buffer); }
+
+ private:
+  ByteQueue& queue_;
+};
+
+/// streamkit::http_output into the queue a response writer sends from; remembers the
+/// content type the stream announced.
+class QueueSink final : public HostByteSink {
+ public:
+  explicit QueueSink(ByteQueue& queue) : queue_(queue) {}
+  Status write(std::span<const std::byte> bytes) override {
+    if (!queue_.push(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()))) {
+      return Status(ErrorCode::kCancelled, "the client went away");
+    }
+    return Status::ok();
+  }
+  Status close() override { return Status::ok(); }
+  void on_stream_info(const StreamInfo& info) override {
+    std::lock_guard lock(mutex_);
+    if (!info.content_type.empty()) {
+      content_type_ = info.content_type;
+    }
+  }
+  /// The announced content type, or application/octet-stream.
+  std::string content_type() {
+    std::lock_guard lock(mutex_);
+    return content_type_.empty() ? "application/octet-stream" : content_type_;
+  }
+
+ private:
+  ByteQueue& queue_;
+  std::mutex mutex_;
+  std::string content_type_;
 };
 
 }  // namespace skit::gateway

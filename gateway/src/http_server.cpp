@@ -184,43 +184,7 @@ class HttpMetrics {
   std::map<std::string, std::pair<double, std::uint64_t>> durations_;
 };
 
-/// streamkit::http_output -> the response queue.
-class ResponseSink final : public HostByteSink {
- public:
-  explicit ResponseSink(ByteQueue& queue) : queue_(queue) {}
-  Status write(std::span<const std::byte> bytes) override {
-    if (!queue_.push(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()))) {
-      return Status(ErrorCode::kCancelled, "the client went away");
-    }
-    return Status::ok();
-  }
-  Status close() override { return Status::ok(); }
-  void on_stream_info(const StreamInfo& info) override {
-    std::lock_guard lock(mutex_);
-    if (!info.content_type.empty()) {
-      content_type_ = info.content_type;
-    }
-  }
-  std::string content_type() {
-    std::lock_guard lock(mutex_);
-    return content_type_;
-  }
 
- private:
-  ByteQueue& queue_;
-  std::mutex mutex_;
-  std::string content_type_;
-};
-
-/// The upload queue as streamkit::http_input's source.
-class UploadSource final : public HostByteSource {
- public:
-  explicit UploadSource(ByteQueue& queue) : queue_(queue) {}
-  Result<std::size_t> read(std::span<std::byte> buffer) override { return queue_.read(buffer); }
-
- private:
-  ByteQueue& queue_;
-};
 
 class Gateway {
  public:
@@ -652,8 +616,8 @@ class Gateway {
     // streams the response.
     ByteQueue upload(1 << 20);
     ByteQueue output(1 << 20);
-    UploadSource source(upload);
-    ResponseSink sink(output);
+    QueueSource source(upload);
+    QueueSink sink(output);
     std::atomic<bool> cancel{false};
     // Set before the upload is failed and the run cancelled, so the runner, which ends only
     // after seeing one of those, reads it and answers 413 instead of the run's own error
@@ -722,7 +686,7 @@ class Gateway {
   /// Streams the pipeline's output as a chunked response; an error before the first byte
   /// becomes a proper error response instead.
   unsigned write_response(tcp::socket& socket, const Request& req, ByteQueue& output,
-                          ResponseSink& sink, std::atomic<bool>& cancel,
+                          QueueSink& sink, std::atomic<bool>& cancel,
                           const std::atomic<bool>& too_large) {
     std::optional<std::string> first = output.pop();
     if (!first) {
@@ -745,7 +709,7 @@ class Gateway {
     http::response<http::empty_body> res{http::status::ok, req.version()};
     res.set(http::field::server, "skit/" SKIT_VERSION);
     const std::string ct = sink.content_type();
-    res.set(http::field::content_type, ct.empty() ? "application/octet-stream" : ct);
+    res.set(http::field::content_type, ct);
     res.set("X-Content-Type-Options", "nosniff");
     res.chunked(true);
     res.keep_alive(false);
