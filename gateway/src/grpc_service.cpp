@@ -66,8 +66,9 @@ grpc::Status to_grpc(const Status& s) {
   return {grpc_code_for(s.code()), s.to_string()};
 }
 
-/// Every problem of a pipeline, one per line; PERMISSION_DENIED when any is a path-policy
-/// refusal, else the first one's code.
+/// Every problem of a pipeline, one per line. A path-policy refusal makes the request's
+/// pipeline invalid: INVALID_ARGUMENT (HTTP answers 403), with "permission_denied" in the
+/// skit-error-code trailer; otherwise the first problem's code.
 grpc::Status compile_error(grpc::ServerContext* ctx, const std::vector<Status>& errors) {
   std::string message;
   ErrorCode code = errors.empty() ? ErrorCode::kInvalidArgument : errors.front().code();
@@ -78,7 +79,10 @@ grpc::Status compile_error(grpc::ServerContext* ctx, const std::vector<Status>& 
     }
   }
   ctx->AddTrailingMetadata(kErrorCodeKey, std::string(error_code_name(code)));
-  return {grpc_code_for(code), message};
+  const grpc::StatusCode status = code == ErrorCode::kPermissionDenied
+                                      ? grpc::StatusCode::INVALID_ARGUMENT
+                                      : grpc_code_for(code);
+  return {status, message};
 }
 
 v1::NodeKind::Cardinality cardinality_of(Cardinality c) {

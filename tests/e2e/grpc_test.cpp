@@ -499,7 +499,7 @@ TEST_F(Grpc, ValidatePipelineOfBadYamlIsInvalidArgumentWithTheLine) {
   EXPECT_EQ(trailer(*ctx2, "skit-error-code"), "invalid_param");
 }
 
-TEST_F(Grpc, AFileOutsideTheAllowedPathsIsPermissionDenied) {
+TEST_F(Grpc, AFileOutsideTheAllowedPathsIsInvalidArgumentNamingThePath) {
   v1::ValidatePipelineRequest req;
   req.set_pipeline_yaml(
       "mode: oneshot\nsteps:\n  - kind: core::file_reader\n    params:\n      path: /etc/passwd\n"
@@ -507,11 +507,11 @@ TEST_F(Grpc, AFileOutsideTheAllowedPathsIsPermissionDenied) {
   v1::ValidatePipelineResponse resp;
   auto ctx = context();
   const grpc::Status s = stub_->ValidatePipeline(ctx.get(), req, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_NE(s.error_message().find("/etc/passwd"), std::string::npos) << s.error_message();
 
   const ProcessOutcome r = process(*stub_, {.yaml = req.pipeline_yaml()});
-  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << r.status.error_message();
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << r.status.error_message();
   EXPECT_FALSE(r.result) << "no run, no result";
   EXPECT_EQ(r.error_code, "permission_denied");
 }
