@@ -490,41 +490,69 @@ Status NodeRunner::run_source() {
   return Status(ErrorCode::kCancelled, "stopped");
 }
 
+Result<std::optional<NodeRunner::Received>> NodeRunner::receive() {
+  if (stop_requested()) {
+    return Status(ErrorCode::kCancelled, "stopped");
+  }
+  apply_pending_tune();
+  Received r;
+  if (!pop_any(r.descriptor, r.index)) {
+    wait_for_input();
+    return std::optional<Received>{};
+  }
+  const ipc::SlotDescriptor& d = r.descriptor;
+  if ((d.control & ipc::kControlEndOfStream) != 0) {
+    inputs_[r.index].ended = true;
+    if ((d.control & ipc::kControlError) != 0) {
+      return Status(ErrorCode::kCancelled,
+                    "upstream of input '" + inputs_[r.index].pin + "' failed");
+    }
+    r.end = true;
+    return std::optional<Received>{r};
+  }
+  if ((d.flags & kFlagStreamInfo) != 0) {
+    Status s = handle_stream_info(d, r.index);
+    release(d);
+    SKIT_RETURN_IF_ERROR(s);
+    return std::optional<Received>{};
+  }
+  packets_in_.fetch_add(1, std::memory_order_relaxed);
+  bytes_in_.fetch_add(d.size, std::memory_order_relaxed);
+  return std::optional<Received>{r};
+}
+
+Result<std::span<const std::byte>> NodeRunner::payload(const ipc::SlotDescriptor& d,
+                                                       std::size_t index) {
+  ipc::SlotPool* pool = pools_.find(d.pool);
+  if (pool == nullptr || d.slot >= pool->slot_count() ||
+      static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
+    return Status(ErrorCode::kInternal,
+                  "malformed descriptor on input '" + inputs_[index].pin + "'");
+  }
+  return std::span<const std::byte>(pool->slot_data(d.slot).subspan(d.offset, d.size));
+}
+
 Status NodeRunner::run_filter() {
   std::size_t open_inputs = inputs_.size();
   while (open_inputs > 0) {
-    if (stop_requested()) {
-      return Status(ErrorCode::kCancelled, "stopped");
+    auto received = receive();
+    if (!received) {
+      return received.status();
     }
-    apply_pending_tune();
-    ipc::SlotDescriptor d;
-    std::size_t index = 0;
-    if (!pop_any(d, index)) {
-      wait_for_input();
+    if (!*received) {
       continue;
     }
-    if ((d.control & ipc::kControlEndOfStream) != 0) {
-      inputs_[index].ended = true;
+    const ipc::SlotDescriptor d = (*received)->descriptor;
+    const std::size_t index = (*received)->index;
+    if ((*received)->end) {
       --open_inputs;
-      if ((d.control & ipc::kControlError) != 0) {
-        return Status(ErrorCode::kCancelled, "upstream of input '" + inputs_[index].pin +
-                                                 "' failed");
-      }
       NodeCall call(*this);
       SKIT_RETURN_IF_ERROR(node_->on_input_end(*this, index));
       continue;
     }
-    if ((d.flags & kFlagStreamInfo) != 0) {
-      Status s = handle_stream_info(d, index);
-      release(d);
-      SKIT_RETURN_IF_ERROR(s);
-      continue;
-    }
-    ipc::SlotPool* pool = pools_.find(d.pool);
-    if (pool == nullptr || d.slot >= pool->slot_count() ||
-        static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
-      return Status(ErrorCode::kInternal, "malformed descriptor on input '" +
-                                              inputs_[index].pin + "'");
+    auto data = payload(d, index);
+    if (!data) {
+      return data.status();
     }
     PacketView view;
     view.header.kind = static_cast<PacketKind>(d.kind);
@@ -535,13 +563,11 @@ Status NodeRunner::run_filter() {
     view.header.channels = d.channels;
     view.header.trim_start = d.trim_start;
     view.header.trim_end = d.trim_end;
-    view.data = pool->slot_data(d.slot).subspan(d.offset, d.size);
+    view.data = *data;
     view.sequence = d.sequence;
     view.input_index = index;
     view.forward_token = d.sequence + 1;
     current_ = d;
-    packets_in_.fetch_add(1, std::memory_order_relaxed);
-    bytes_in_.fetch_add(d.size, std::memory_order_relaxed);
     Status s = [&] {
       NodeCall call(*this);
       return node_->process(*this, view);
@@ -554,11 +580,11 @@ Status NodeRunner::run_filter() {
 }
 
 Status NodeRunner::handle_stream_info(const ipc::SlotDescriptor& d, std::size_t index) {
-  ipc::SlotPool* pool = pools_.find(d.pool);
-  if (pool == nullptr || static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
-    return Status(ErrorCode::kInternal, "malformed stream info descriptor");
+  auto bytes = payload(d, index);
+  if (!bytes) {
+    return bytes.status();
   }
-  auto info = StreamInfo::parse(pool->slot_data(d.slot).subspan(d.offset, d.size));
+  auto info = StreamInfo::parse(*bytes);
   if (!info) {
     return info.status();
   }
@@ -590,41 +616,25 @@ Result<std::size_t> NodeRunner::read_input(std::span<std::byte> buffer) {
     if (in.ended) {
       return std::size_t{0};
     }
-    if (stop_requested()) {
-      return Status(ErrorCode::kCancelled, "stopped");
+    auto received = receive();
+    if (!received) {
+      return received.status();
     }
-    apply_pending_tune();
-    ipc::SlotDescriptor d;
-    std::size_t index = 0;
-    if (!pop_any(d, index)) {
-      wait_for_input();
+    if (!*received) {
       continue;
     }
-    if ((d.control & ipc::kControlEndOfStream) != 0) {
-      in.ended = true;
-      if ((d.control & ipc::kControlError) != 0) {
-        return Status(ErrorCode::kCancelled, "upstream of input '" + in.pin + "' failed");
-      }
+    if ((*received)->end) {
       return std::size_t{0};
     }
-    if ((d.flags & kFlagStreamInfo) != 0) {
-      Status s = handle_stream_info(d, index);
-      release(d);
-      SKIT_RETURN_IF_ERROR(s);
-      continue;
-    }
-    packets_in_.fetch_add(1, std::memory_order_relaxed);
-    bytes_in_.fetch_add(d.size, std::memory_order_relaxed);
-    pull_packet_ = d;
+    pull_packet_ = (*received)->descriptor;
     pull_offset_ = 0;
   }
   const ipc::SlotDescriptor& d = *pull_packet_;
-  ipc::SlotPool* pool = pools_.find(d.pool);
-  if (pool == nullptr || static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
-    return Status(ErrorCode::kInternal, "malformed descriptor on input '" + in.pin + "'");
+  auto data = payload(d, 0);
+  if (!data) {
+    return data.status();
   }
-  const auto bytes = pool->slot_data(d.slot).subspan(d.offset + pull_offset_,
-                                                     d.size - pull_offset_);
+  const auto bytes = data->subspan(pull_offset_);
   const std::size_t n = std::min(bytes.size(), buffer.size());
   std::memcpy(buffer.data(), bytes.data(), n);
   pull_offset_ += static_cast<std::uint32_t>(n);

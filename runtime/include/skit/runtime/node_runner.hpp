@@ -153,6 +153,17 @@ class NodeRunner final : public NodeContext {
   void release(const ipc::SlotDescriptor& d);
   /// Rings the consumers whose wake-up was deferred (see RunnerOptions::wake_batch).
   void flush_wakeups();
+  /// One received packet or end of stream.
+  struct Received {
+    ipc::SlotDescriptor descriptor{};
+    std::size_t index = 0;
+    bool end = false;
+  };
+  /// Takes the next data packet or end of stream from any input, handling stream info and
+  /// live tuning on the way. Nothing (after sleeping) when no input is ready yet.
+  Result<std::optional<Received>> receive();
+  /// The payload bytes a descriptor points at, bounds-checked.
+  Result<std::span<const std::byte>> payload(const ipc::SlotDescriptor& d, std::size_t index);
   Status handle_stream_info(const ipc::SlotDescriptor& d, std::size_t index);
   void drain_inputs();
   void report(NodeState state, const std::string& message, ErrorCode error = ErrorCode::kOk);
