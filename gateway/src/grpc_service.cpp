@@ -504,6 +504,7 @@ grpc::StatusCode grpc_code_for(ErrorCode code) {
     case ErrorCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
     case ErrorCode::kPermissionDenied: return grpc::StatusCode::PERMISSION_DENIED;
     case ErrorCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case ErrorCode::kAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
     case ErrorCode::kCancelled: return grpc::StatusCode::CANCELLED;
     case ErrorCode::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case ErrorCode::kUnavailable:  // a worker died: retrying the same input would not help

@@ -110,6 +110,7 @@ http::status status_for(const Status& s) {
     case ErrorCode::kNotFound: return http::status::not_found;
     case ErrorCode::kPermissionDenied: return http::status::forbidden;
     case ErrorCode::kResourceExhausted: return http::status::service_unavailable;
+    case ErrorCode::kAlreadyExists: return http::status::conflict;
     case ErrorCode::kDeadlineExceeded: return http::status::gateway_timeout;
     case ErrorCode::kCancelled: return http::status::bad_request;
     default: return http::status::internal_server_error;

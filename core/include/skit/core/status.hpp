@@ -26,6 +26,7 @@ enum class ErrorCode : std::uint8_t {
   kUnavailable,       // a worker or peer went away
   kCancelled,
   kDeadlineExceeded,
+  kAlreadyExists,     // a session name is taken
   kInternal,
 };
 

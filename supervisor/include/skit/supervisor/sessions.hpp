@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MPL-2.0
+// Dynamic sessions: long-running pipelines that are edited while they run (add/remove nodes,
+// connect/disconnect, tune params, all-or-nothing batches), observed through events, and kept
+// alive through worker crashes (restart with backoff, failure after a restart budget).
+//
+// The SessionManager owns one control thread. Every public method is thread-safe: it posts a
+// command to that thread and waits for its answer, so no lock is held across worker I/O and a
+// slow session never blocks another's API calls for longer than one command.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "skit/core/params.hpp"
+#include "skit/core/pins.hpp"
+#include "skit/core/status.hpp"
+#include "skit/supervisor/run.hpp"
+#include "skit/v1/pipeline.pb.h"
+
+namespace skit::supervisor {
+
+struct SessionConfig {
+  /// Initial nodes of a session: one worker each (per-node, the default: a crash or a restart
+  /// touches one node) or one worker for the session (grouped). Nodes added later, and
+  /// `isolation: dedicated` nodes, always get a worker of their own.
+  PlacementPolicy placement = PlacementPolicy::kPerNode;
+  SandboxOptions sandbox;
+  std::string worker_executable;     // the skit binary, re-executed as `skit worker`
+  std::uint32_t ring_capacity = 16;  // packets per connection (16 x 20 ms = 320 ms of audio)
+  std::chrono::milliseconds heartbeat_interval{250};
+  std::chrono::milliseconds heartbeat_timeout{3000};  // missed heartbeats: killed as hung
+  std::chrono::milliseconds node_timeout{10000};      // stuck in one call: killed as hung
+  std::chrono::milliseconds start_timeout{10000};     // spawn -> ready
+  // Limits.
+  std::size_t max_sessions = 64;
+  std::size_t max_nodes_per_session = 64;
+  /// A session whose nodes have all stopped (or that has none) and that saw no API call for
+  /// this long is destroyed. 0 = never.
+  std::chrono::seconds idle_timeout{0};
+  // Crash handling: a worker is restarted after backoff_initial, doubling up to backoff_max;
+  // more than max_restarts crashes within restart_window mark its nodes failed for good.
+  std::uint32_t max_restarts = 5;
+  std::chrono::seconds restart_window{60};
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{5000};
+  /// A worker whose resident memory exceeds this is killed and reported. 0 = no watch.
+  std::uint64_t worker_memory_limit_bytes = 1ULL << 30;
+  /// Events queued per subscriber before the oldest are dropped (stats are coalesced first).
+  std::size_t event_queue_capacity = 1024;
+  /// Extra checks of a node before it joins a session (file path allow-lists, allowed kinds).
+  std::function<std::vector<Status>(const v1::NodeSpec&)> node_policy;
+};
+
+struct SessionInfo {
+  std::string id;          // UUIDv4
+  std::string name;        // unique; generated ("adjective-noun-xxxx") when not given
+  std::string created_at;  // RFC 3339, UTC
+  std::size_t node_count = 0;
+};
+
+/// One operation of a batch, as StreamKit's BatchOperation (`action`-tagged JSON).
+struct BatchOperation {
+  enum class Action : std::uint8_t { kAddNode, kRemoveNode, kConnect, kDisconnect };
+  Action action = Action::kAddNode;
+  std::string node_id;  // addnode, removenode
+  std::string kind;     // addnode
+  Json params;          // addnode: null or an object
+  std::string from_node, from_pin, to_node, to_pin;  // connect, disconnect
+  ConnectionMode mode = ConnectionMode::kReliable;   // connect
+};
+
+/// Parses `{"action":"addnode","node_id":...}` (and the other three actions).
+Result<BatchOperation> batch_operation_from_json(const Json& json);
+
+/// A problem found by validate_batch(); `operation` is the index in the batch.
+struct BatchIssue {
+  std::size_t operation = 0;
+  std::string node_id;
+  std::string message;
+};
+
+/// A session event, shaped as StreamKit's WebSocket event payload: `payload["event"]` is the
+/// lower-case name (nodestatechanged, nodestatsupdated, nodeparamschanged, sessioncreated,
+/// sessiondestroyed, nodeadded, noderemoved, connectionadded, connectionremoved).
+struct SessionEvent {
+  std::string session_id;
+  Json payload;
+};
+
+/// A subscriber's bounded event queue. A subscriber that lags loses events, never slows a
+/// session: stats events for one node replace the queued one, and past the capacity the
+/// oldest event is dropped and counted.
+class EventSubscription {
+ public:
+  explicit EventSubscription(std::size_t capacity) : capacity_(capacity) {}
+  /// The next event, waiting up to `timeout`; nothing on timeout or once closed.
+  std::optional<SessionEvent> next(std::chrono::milliseconds timeout);
+  [[nodiscard]] std::uint64_t dropped() const;
+  [[nodiscard]] std::uint64_t coalesced() const;
+  /// Stops delivery; a waiting next() returns at once.
+  void close();
+  [[nodiscard]] bool closed() const;
+
+  /// Producer side (the session manager).
+  void push(SessionEvent event, bool coalesce_stats);
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<SessionEvent> queue_;
+  std::size_t capacity_;
+  std::uint64_t dropped_ = 0;
+  std::uint64_t coalesced_ = 0;
+  bool closed_ = false;
+};
+
+struct SessionManagerStats {
+  std::size_t sessions = 0;
+  std::size_t nodes = 0;
+  std::size_t workers = 0;
+  std::uint64_t sessions_created = 0;
+  std::uint64_t sessions_destroyed = 0;
+  std::uint64_t worker_restarts = 0;
+  std::uint64_t worker_crashes = 0;
+  std::uint64_t nodes_failed = 0;
+  std::uint64_t events_dropped = 0;  // over all subscribers
+};
+
+class SessionManager {
+ public:
+  explicit SessionManager(SessionConfig config);
+  SessionManager(const SessionManager&) = delete;
+  SessionManager& operator=(const SessionManager&) = delete;
+  SessionManager(SessionManager&&) = delete;
+  SessionManager& operator=(SessionManager&&) = delete;
+  /// Destroys every session: no worker or shared-memory segment outlives the manager.
+  ~SessionManager();
+
+  [[nodiscard]] const SessionConfig& config() const;
+
+  /// Creates a session from pipeline YAML (its `mode` may be absent or `dynamic`), or an empty
+  /// one when `yaml` is empty. Errors: kInvalidArgument (and the compiler's codes) for a bad
+  /// pipeline, kAlreadyExists for a taken name, kResourceExhausted past max_sessions or
+  /// max_nodes_per_session, kPermissionDenied from the node policy. Returns once every worker
+  /// of the session has started (or failed to start, then the session is not created).
+  Result<SessionInfo> create_session(const std::optional<std::string>& name,
+                                     std::string_view yaml);
+  /// Stops and removes a session (by id or name). kNotFound if there is none.
+  Result<SessionInfo> destroy_session(std::string_view id_or_name);
+  std::vector<SessionInfo> list_sessions();
+  Result<SessionInfo> find_session(std::string_view id_or_name);
+
+  /// StreamKit's Pipeline JSON with live state: {name, description, mode, nodes: {id: {kind,
+  /// params, state, stats, worker_pid, restarts}}, connections: [...]}.
+  Result<Json> pipeline_json(std::string_view id_or_name);
+
+  /// Checks a batch against the session as it would be after each operation; changes nothing.
+  Result<std::vector<BatchIssue>> validate_batch(std::string_view id_or_name,
+                                                 const std::vector<BatchOperation>& operations);
+  /// Applies a batch all or nothing: every operation is checked first (types, ids, limits,
+  /// policy); on any problem nothing changes and the error lists every problem.
+  Status apply_batch(std::string_view id_or_name, const std::vector<BatchOperation>& operations);
+
+  /// Merges `patch` into the node's params (validated against its schema first). With `wait`,
+  /// returns once the node has applied it between two packets (or fails after 2 s); without,
+  /// returns once it is sent.
+  Status tune_node(std::string_view id_or_name, std::string_view node_id, const Json& patch,
+                   bool wait);
+
+  /// Every event of every session from now on, into a bounded queue of its own.
+  std::shared_ptr<EventSubscription> subscribe(std::size_t capacity = 0);
+
+  SessionManagerStats stats();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace skit::supervisor
