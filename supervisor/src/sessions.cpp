@@ -434,8 +434,7 @@ class SessionManager::Impl {
     if (!yaml.empty()) {
       CompiledPipeline compiled = compile_pipeline_yaml(yaml);
       if (!compiled.ok()) {
-        Status first = compiled.errors.front();
-        return Status(first.code(), compiled.error_report(), first.where());
+        return Status(compiled.errors.front().code(), compiled.error_report());
       }
       pipeline = compiled.pipeline;
       if (pipeline.mode() == v1::PIPELINE_MODE_ONESHOT) {
