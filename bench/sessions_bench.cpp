@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <numeric>
 #include <sstream>
 #include <string>
@@ -41,6 +43,7 @@ struct Args {
   double seconds = 20;
   int tune_sessions = 50;
   int tunes = 400;
+  std::string placement = "per-node";
 };
 
 int run(const std::string& command) { return std::system(command.c_str()); }
@@ -133,6 +136,7 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
   SessionConfig config;
   config.worker_executable = args.skit;
   config.max_sessions = static_cast<std::size_t>(n) + 8;
+  config.placement = *skit::supervisor::parse_placement(args.placement);
   LoadResult r;
   r.sessions = n;
   const double cpu0 = cpu_seconds(RUSAGE_CHILDREN) + cpu_seconds(RUSAGE_SELF);
@@ -153,14 +157,43 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
     std::this_thread::sleep_for(std::chrono::duration<double>(args.seconds / 2));
     std::uint64_t pss = pss_bytes(::getpid());
     std::uint64_t rss = rss_bytes(::getpid());
+    std::set<int> workers;  // grouped nodes share one
     for (int i = 0; i < n; ++i) {
       auto p = m.pipeline_json("s" + std::to_string(i));
       for (const auto& [id, node] : (*p)["nodes"].items()) {
         const int pid = node["worker_pid"].get<int>();
-        if (pid > 0) {
+        if (pid > 0 && workers.insert(pid).second) {
           pss += pss_bytes(pid);
           rss += rss_bytes(pid);
         }
+      }
+    }
+    if (std::getenv("SKIT_BENCH_PROFILE") != nullptr) {
+      // CPU seconds per node kind (per-node placement: one worker per node).
+      std::map<std::string, double> by_node;
+      for (int i = 0; i < n; ++i) {
+        auto p = m.pipeline_json("s" + std::to_string(i));
+        for (const auto& [id, node] : (*p)["nodes"].items()) {
+          std::ifstream stat("/proc/" + std::to_string(node["worker_pid"].get<int>()) + "/stat");
+          std::string line;
+          std::getline(stat, line);
+          const auto close = line.rfind(')');
+          if (close == std::string::npos) {
+            continue;
+          }
+          std::istringstream rest(line.substr(close + 2));
+          std::string field;
+          double ut = 0;
+          double st = 0;
+          for (int f = 3; f <= 15 && rest >> field; ++f) {
+            if (f == 14) ut = std::stod(field);
+            if (f == 15) st = std::stod(field);
+          }
+          by_node[id] += (ut + st) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+        }
+      }
+      for (const auto& [id, cpu] : by_node) {
+        std::fprintf(stderr, "  cpu %-7s %.3f s per session\n", id.c_str(), cpu / n);
       }
     }
     r.pss_per_session_mb = static_cast<double>(pss) / n / (1 << 20);
@@ -201,9 +234,20 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
       }
       std::this_thread::sleep_for(20ms);
     }
-    for (auto& l : lags) {
-      if (l < 0) {
-        l = 1e9;
+    for (int i = 0; i < n; ++i) {
+      if (lags[static_cast<std::size_t>(i)] < 0) {
+        lags[static_cast<std::size_t>(i)] = 1e9;
+        auto p = m.pipeline_json("s" + std::to_string(i));
+        std::fprintf(stderr, "session s%d did not finish:\n", i);
+        if (std::getenv("SKIT_BENCH_HOLD") != nullptr) {
+          std::fprintf(stderr, "%s\n", p->dump().c_str());
+          std::this_thread::sleep_for(120s);
+        }
+        for (const auto& [id, node] : (*p)["nodes"].items()) {
+          std::fprintf(stderr, "  %-7s %s in %llu out %llu\n", id.c_str(), node["state"].dump().c_str(),
+                       static_cast<unsigned long long>(node["stats"]["received"].get<std::uint64_t>()),
+                       static_cast<unsigned long long>(node["stats"]["sent"].get<std::uint64_t>()));
+        }
       }
     }
     r.worst_lag_s = *std::max_element(lags.begin(), lags.end());
@@ -270,6 +314,8 @@ int main(int argc, char** argv) {
       args.seconds = std::stod(next());
     } else if (a == "--tune-sessions") {
       args.tune_sessions = std::stoi(next());
+    } else if (a == "--placement") {
+      args.placement = next();
     } else if (a == "--tunes") {
       args.tunes = std::stoi(next());
     } else {
@@ -296,8 +342,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("Live sessions: %.0f s stereo Opus clip, paced in real time, 8 nodes per session "
-              "(per-node workers), on %u CPUs\n\n",
-              args.seconds, std::thread::hardware_concurrency());
+              "(%s placement), on %u CPUs\n\n",
+              args.seconds, args.placement.c_str(), std::thread::hardware_concurrency());
   std::printf("%9s %10s %10s %8s %12s %12s %11s %12s\n", "sessions", "worst lag", "median lag",
               "short", "PSS/session", "RSS/session", "CPU/sess-s", "keeps pace");
   int best = 0;

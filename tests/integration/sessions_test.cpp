@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "audio_measure.hpp"
@@ -24,9 +25,11 @@ using supervisor::SessionConfig;
 using supervisor::SessionManager;
 using Clock = std::chrono::steady_clock;
 
+/// Per-node placement: each node in a worker of its own, so a test can kill one node's.
 SessionConfig test_config() {
   SessionConfig c;
   c.worker_executable = SKIT_BINARY;
+  c.placement = supervisor::PlacementPolicy::kPerNode;
   c.backoff_initial = 50ms;
   c.backoff_max = 400ms;
   return c;
@@ -129,8 +132,14 @@ class SessionsTest : public ::testing::Test {
   std::string input_;
 };
 
+SessionConfig grouped_config() {
+  SessionConfig c = test_config();
+  c.placement = supervisor::PlacementPolicy::kGrouped;
+  return c;
+}
+
 TEST_F(SessionsTest, TuneGainMidStreamStepsTheOutputByMinus12dB) {
-  SessionManager m(test_config());
+  SessionManager m(grouped_config());
   const std::string out = dir_.file("out.ogg");
   auto created = m.create_session("tune", live_yaml(input_, out));
   ASSERT_TRUE(created) << created.status().to_string();
@@ -165,7 +174,7 @@ TEST_F(SessionsTest, TuneGainMidStreamStepsTheOutputByMinus12dB) {
 }
 
 TEST_F(SessionsTest, ApplyBatchInsertsAndRemovesANodeWithoutAGap) {
-  SessionManager m(test_config());
+  SessionManager m(grouped_config());
   const std::string out = dir_.file("out.ogg");
   ASSERT_TRUE(m.create_session("splice", live_yaml(input_, out)));
   const auto started = Clock::now();
@@ -379,6 +388,43 @@ TEST_F(SessionsTest, ANodeThatAlwaysCrashesEndsFailedAndTheSessionStaysUp) {
   EXPECT_GE(m.stats().worker_crashes, 3U);
   // And the manager still creates sessions.
   EXPECT_TRUE(m.create_session("after", ""));
+}
+
+TEST_F(SessionsTest, AKilledGroupedWorkerRestartsTheWholeSession) {
+  SessionManager m(grouped_config());
+  auto events = m.subscribe();
+  const std::string out = dir_.file("out.ogg");
+  ASSERT_TRUE(m.create_session("grouped", live_yaml(input_, out)));
+  std::this_thread::sleep_for(1500ms);
+  const int victim = worker_pid(m, "grouped", "gain");
+  EXPECT_EQ(worker_pid(m, "grouped", "reader"), victim) << "one worker for the session";
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  // Every node of the worker reports the crash, then runs again (the reader may already be
+  // done: it reads the whole file at once).
+  bool saw_recovering = false;
+  const auto all_restarted = [&] {
+    while (auto e = events->next(0ms)) {
+      const Json& st = e->payload["state"];
+      saw_recovering = saw_recovering || (st.is_object() && st.contains("Recovering"));
+    }
+    auto p = m.pipeline_json("grouped");
+    for (const auto& [id, node] : (*p)["nodes"].items()) {
+      const Json& st = node["state"];
+      if (node["restarts"] != 1 || (st.is_object() && st.contains("Recovering"))) {
+        return false;
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(wait_until(all_restarted, 5s));
+  EXPECT_TRUE(saw_recovering);
+  EXPECT_NE(worker_pid(m, "grouped", "gain"), victim);
+  // The restarted nodes start over: the reader from the top, the writer a new file, which
+  // is complete when the stream ends.
+  ASSERT_TRUE(wait_stopped(m, "grouped", "writer", 15s));
+  const Decoded d = decode_f32(out);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_NEAR(d.seconds(), 6.0, 0.021);
 }
 
 TEST_F(SessionsTest, AHungWorkerIsKilledAndRestarted) {
