@@ -153,8 +153,9 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
       }
       started.push_back(Clock::now());
     }
-    // Memory once everything runs (middle of the stream).
-    std::this_thread::sleep_for(std::chrono::duration<double>(args.seconds / 2));
+    // Memory once everything runs: shortly after the last session started (the first ones
+    // may end early when creating many sessions takes a while).
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(2.0, args.seconds / 2)));
     std::uint64_t pss = pss_bytes(::getpid());
     std::uint64_t rss = rss_bytes(::getpid());
     std::set<int> workers;  // grouped nodes share one
@@ -216,7 +217,7 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
     }
     // Completion of every session (its writer stopped).
     std::vector<double> lags(static_cast<std::size_t>(n), -1);
-    const auto give_up = Clock::now() + std::chrono::duration<double>(args.seconds * 3 + 10);
+    const auto give_up = started.back() + std::chrono::duration<double>(args.seconds * 3 + 10);
     int done = 0;
     while (done < n && Clock::now() < give_up) {
       for (int i = 0; i < n; ++i) {

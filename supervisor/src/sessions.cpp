@@ -1251,7 +1251,13 @@ class SessionManager::Impl {
     w.acked_seq = 0;
     std::vector<std::string> args = {"worker", "--control", control_endpoint_, "--worker-id",
                                      std::to_string(w.gid)};
+    const auto t0 = Clock::now();
     auto proc = WorkerProcess::spawn(config_.worker_executable, args);
+    const auto took = Clock::now() - t0;
+    if (took > milliseconds(100)) {
+      spdlog::warn("session {}: spawning a worker took {} ms", s.name,
+                   std::chrono::duration_cast<milliseconds>(took).count());
+    }
     if (!proc) {
       return proc.status();
     }
@@ -1562,14 +1568,21 @@ class SessionManager::Impl {
 
   /// Final teardown: no process, mapping or name of the session is left.
   void destroy_now(Session& s) {
+    const auto t0 = Clock::now();
     for (auto& [slot, w] : s.workers) {
       w.process.terminate(0);
       by_gid_.erase(w.gid);
     }
+    const auto t1 = Clock::now();
     s.workers.clear();
     s.retired.clear();
     s.rings.clear();
     s.pools.clear();
+    if (Clock::now() - t0 > milliseconds(100)) {
+      spdlog::warn("session {}: teardown took {} ms ({} ms for the workers)", s.name,
+                   std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count(),
+                   std::chrono::duration_cast<milliseconds>(t1 - t0).count());
+    }
     s.destroyed = true;
   }
 
@@ -1793,8 +1806,39 @@ class SessionManager::Impl {
     }
   }
 
+  void drain_control() {
+    for (int i = 0; i < 4096; ++i) {
+      zmq::message_t identity;
+      zmq::message_t payload;
+      if (!control_->recv(identity, zmq::recv_flags::dontwait)) {
+        break;
+      }
+      if (!control_->recv(payload, zmq::recv_flags::dontwait)) {
+        break;
+      }
+      try {
+        handle_message(identity.to_string(), payload.to_string());
+      } catch (const std::exception& e) {
+        spdlog::error("session manager: {}", e.what());
+      }
+    }
+  }
+
   void loop() {
+    auto last_turn = Clock::now();
     while (!stopping_.load()) {
+      // Heartbeats are judged on time we spent listening: after a long turn of our own (a
+      // machine stalled, a slow fork), every worker gets the lost time back.
+      const auto turn_start = Clock::now();
+      if (turn_start - last_turn > milliseconds(500)) {
+        const auto lost = turn_start - last_turn;
+        for (auto& s : sessions_) {
+          for (auto& [slot, w] : s->workers) {
+            w.last_seen += lost;
+          }
+        }
+      }
+      last_turn = turn_start;
       std::vector<zmq::pollitem_t> items;
       items.push_back({control_->handle(), 0, ZMQ_POLLIN, 0});
       items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
@@ -1811,23 +1855,21 @@ class SessionManager::Impl {
       }
       std::uint64_t count = 0;
       (void)!::read(wake_fd_, &count, sizeof count);
-      for (int i = 0; i < 4096; ++i) {
-        zmq::message_t identity;
-        zmq::message_t payload;
-        if (!control_->recv(identity, zmq::recv_flags::dontwait)) {
-          break;
-        }
-        if (!control_->recv(payload, zmq::recv_flags::dontwait)) {
-          break;
-        }
-        try {
-          handle_message(identity.to_string(), payload.to_string());
-        } catch (const std::exception& e) {
-          spdlog::error("session manager: {}", e.what());
-        }
-      }
+      drain_control();
+      const auto t_tasks = Clock::now();
+      last_turn = t_tasks;  // time in poll is listening time
       run_tasks();
+      const auto t_house = Clock::now();
+      if (t_house - t_tasks > milliseconds(100)) {
+        drain_control();  // heartbeats that arrived meanwhile, before judging silence
+      }
       housekeeping();
+      const auto t_end = Clock::now();
+      if (t_end - t_tasks > milliseconds(250)) {
+        spdlog::warn("session manager: a slow turn ({} ms in commands, {} ms in housekeeping)",
+                     std::chrono::duration_cast<milliseconds>(t_house - t_tasks).count(),
+                     std::chrono::duration_cast<milliseconds>(t_end - t_house).count());
+      }
     }
     // Shutdown: stop every session, give workers a moment, then kill what is left.
     for (auto& s : sessions_) {
