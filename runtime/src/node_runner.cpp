@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #if defined(__x86_64__)
@@ -19,7 +21,52 @@ using Clock = std::chrono::steady_clock;
 // ---------------------------------------------------------------------------------------------
 // PoolTable
 
+struct PoolTable::Chunk {
+  std::array<std::atomic<ipc::SlotPool*>, kChunk> pools{};
+  std::array<std::unique_ptr<ipc::SlotPool>, kChunk> owned;
+};
+
+PoolTable::PoolTable() : chunks_(new std::atomic<Chunk*>[kChunks]) {
+  for (std::uint32_t i = 0; i < kChunks; ++i) {
+    chunks_[i].store(nullptr, std::memory_order_relaxed);
+  }
+}
+
+PoolTable::~PoolTable() = default;
+
+ipc::SlotPool* PoolTable::lookup(std::uint32_t index) const {
+  if (index / kChunk >= kChunks) {
+    return nullptr;
+  }
+  Chunk* chunk = chunks_[index / kChunk].load(std::memory_order_acquire);
+  return chunk == nullptr ? nullptr : chunk->pools[index % kChunk].load(std::memory_order_acquire);
+}
+
+Status PoolTable::insert_locked(std::uint32_t index, ipc::SlotPool pool) {
+  if (index / kChunk >= kChunks) {
+    return Status(ErrorCode::kResourceExhausted, "pool id " + std::to_string(index) + " out of range");
+  }
+  Chunk* chunk = chunks_[index / kChunk].load(std::memory_order_acquire);
+  if (chunk == nullptr) {
+    owned_.push_back(std::make_unique<Chunk>());
+    chunk = owned_.back().get();
+    chunks_[index / kChunk].store(chunk, std::memory_order_release);
+  }
+  auto& slot = chunk->owned[index % kChunk];
+  if (slot) {
+    *slot = pool;  // re-adopted (same segment): the pointer stays valid for readers
+  } else {
+    slot = std::make_unique<ipc::SlotPool>(pool);
+  }
+  chunk->pools[index % kChunk].store(slot.get(), std::memory_order_release);
+  return Status::ok();
+}
+
 Status PoolTable::open(std::uint32_t index, const std::string& segment_name) {
+  std::lock_guard lock(mutex_);
+  if (lookup(index) != nullptr) {
+    return Status::ok();
+  }
   auto segment = ipc::SharedSegment::open(segment_name);
   if (!segment) {
     return segment.status();
@@ -28,27 +75,37 @@ Status PoolTable::open(std::uint32_t index, const std::string& segment_name) {
   if (!pool) {
     return pool.status();
   }
-  if (pools_.size() <= index) {
-    pools_.resize(index + 1);
-  }
-  pools_[index] = *pool;
+  SKIT_RETURN_IF_ERROR(insert_locked(index, *pool));
   segments_.push_back(std::move(segment).value());
   return Status::ok();
 }
 
 Status PoolTable::adopt(std::uint32_t index, ipc::SlotPool pool) {
-  if (pools_.size() <= index) {
-    pools_.resize(index + 1);
-  }
-  pools_[index] = pool;
-  return Status::ok();
+  std::lock_guard lock(mutex_);
+  return insert_locked(index, pool);
+}
+
+void PoolTable::set_name_prefix(std::string prefix) {
+  std::lock_guard lock(mutex_);
+  prefix_ = std::move(prefix);
 }
 
 ipc::SlotPool* PoolTable::find(std::uint32_t index) {
-  if (index >= pools_.size() || !pools_[index]) {
+  if (ipc::SlotPool* pool = lookup(index)) {
+    return pool;
+  }
+  std::string name;
+  {
+    std::lock_guard lock(mutex_);
+    if (prefix_.empty()) {
+      return nullptr;
+    }
+    name = prefix_ + std::to_string(index);
+  }
+  if (!open(index, name).is_ok()) {
     return nullptr;
   }
-  return &*pools_[index];
+  return lookup(index);
 }
 
 namespace {
@@ -102,21 +159,72 @@ class NodeRunner::Output final : public OutputWriter {
       if (!segment) {
         return segment.status();
       }
-      auto ring = ipc::Ring::attach(segment->data(), segment->size());
-      if (!ring) {
-        return ring.status();
-      }
-      rings_.push_back(*ring);
-      segments_.push_back(std::move(segment).value());
+      SKIT_RETURN_IF_ERROR(
+          add_ring(name, std::make_unique<ipc::SharedSegment>(std::move(segment).value()), false));
     }
-    if (!rings_.empty()) {
+    if (!rings_.empty() || runner_.options_.dynamic) {
       ipc::SlotPool* pool = runner_.pools_.find(pool_index);
       if (pool == nullptr) {
         return Status(ErrorCode::kInternal, "output '" + pin_ + "' has no slot pool");
       }
       pool_ = *pool;  // own copy: the allocation cursor is this thread's
+      has_pool_ = true;
     }
     return Status::ok();
+  }
+
+  [[nodiscard]] const std::string& pin() const { return pin_; }
+  [[nodiscard]] bool loan_outstanding() const { return loaned_ != ipc::kNoSlot || scratch_loan_; }
+  [[nodiscard]] bool has_ring(const std::string& name) const {
+    return std::find(names_.begin(), names_.end(), name) != names_.end();
+  }
+
+  /// Adds a connection; with `replay`, the stream's format goes to it before any data.
+  Status add_ring(const std::string& name, std::unique_ptr<ipc::SharedSegment> segment,
+                  bool replay) {
+    auto ring = ipc::Ring::attach(segment->data(), segment->size());
+    if (!ring) {
+      return ring.status();
+    }
+    rings_.push_back(*ring);
+    segments_.push_back(std::move(segment));
+    names_.push_back(name);
+    if (replay && !info_bytes_.empty() && has_pool_ && info_bytes_.size() <= pool_.slot_size()) {
+      // A consumer that joins mid-stream still learns the format first.
+      std::optional<std::uint32_t> slot;
+      const auto give_up = Clock::now() + std::chrono::milliseconds(500);
+      while (!(slot = pool_.try_acquire()) && Clock::now() < give_up && !runner_.stop_requested()) {
+        runner_.doorbell_.wait(std::chrono::milliseconds(5));
+      }
+      if (slot) {
+        std::memcpy(pool_.slot_data(*slot).data(), info_bytes_.data(), info_bytes_.size());
+        ipc::SlotDescriptor d;
+        d.pool = pool_index_;
+        d.slot = *slot;
+        d.size = static_cast<std::uint32_t>(info_bytes_.size());
+        fill_header(d, info_header_);
+        (void)push_one(rings_.back(), d, /*droppable=*/false);
+      } else {
+        runner_.log().warn("no free slot to replay the stream format to a new connection");
+      }
+    }
+    return Status::ok();
+  }
+
+  /// Leaves a connection: a detach marker tells the consumer that nothing more comes.
+  void remove_ring(const std::string& name) {
+    auto it = std::find(names_.begin(), names_.end(), name);
+    if (it == names_.end()) {
+      return;
+    }
+    const auto i = static_cast<std::size_t>(it - names_.begin());
+    ipc::SlotDescriptor d;
+    d.control = ipc::kControlDetach;
+    d.sequence = sequence_++;
+    push_marker(rings_[i], d);
+    rings_.erase(rings_.begin() + static_cast<std::ptrdiff_t>(i));
+    segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(i));
+    names_.erase(names_.begin() + static_cast<std::ptrdiff_t>(i));
   }
 
   [[nodiscard]] const std::vector<ipc::Ring>& rings() const { return rings_; }
@@ -137,6 +245,7 @@ class NodeRunner::Output final : public OutputWriter {
     KernelCall kernel(runner_);
     if (rings_.empty()) {  // unconnected output: packets go nowhere
       scratch_.resize(std::max(scratch_.size(), bytes));
+      scratch_loan_ = true;
       return std::span<std::byte>(scratch_.data(), bytes);
     }
     if (bytes > pool_.slot_size()) {
@@ -180,7 +289,23 @@ class NodeRunner::Output final : public OutputWriter {
       runner_.packets_out_.fetch_add(1, std::memory_order_relaxed);
       runner_.bytes_out_.fetch_add(used, std::memory_order_relaxed);
     }
+    const bool scratch = scratch_loan_;
+    scratch_loan_ = false;
+    if ((header.flags & kFlagStreamInfo) != 0 && runner_.options_.dynamic) {
+      // Kept for consumers that connect later (replayed by add_ring()).
+      const std::byte* src = scratch ? scratch_.data()
+                             : loaned_ != ipc::kNoSlot ? pool_.slot_data(loaned_).data()
+                                                       : nullptr;
+      if (src != nullptr) {
+        info_bytes_.assign(src, src + used);
+        info_header_ = header;
+      }
+    }
     if (rings_.empty()) {
+      if (loaned_ != ipc::kNoSlot) {  // connections left between loan() and publish()
+        pool_.set_refs(loaned_, 0);
+        loaned_ = ipc::kNoSlot;
+      }
       return Status::ok();
     }
     if (loaned_ == ipc::kNoSlot) {
@@ -219,16 +344,25 @@ class NodeRunner::Output final : public OutputWriter {
   }
 
   [[nodiscard]] std::size_t max_packet_bytes() const override {
-    return rings_.empty() ? std::size_t{1} << 30 : pool_.slot_size();
+    return has_pool_ ? pool_.slot_size() : std::size_t{1} << 30;
   }
 
-  /// End of stream on every connection; never dropped, even on best-effort rings.
-  void close(bool failed) {
+  /// End of stream on every connection; never dropped, even on best-effort rings. A retired
+  /// node sends detach markers instead: its consumers go on with their next connection.
+  void close(bool failed, bool detach) {
     ipc::SlotDescriptor d;
-    d.control = ipc::kControlEndOfStream | (failed ? ipc::kControlError : 0);
+    std::uint8_t control = ipc::kControlEndOfStream;
+    if (failed) {
+      control |= ipc::kControlError;
+    }
+    d.control = detach ? static_cast<std::uint8_t>(ipc::kControlDetach) : control;
     d.sequence = sequence_++;
     for (auto& ring : rings_) {
-      (void)push_one(ring, d, /*droppable=*/false);
+      if (detach) {
+        push_marker(ring, d);
+      } else {
+        (void)push_one(ring, d, /*droppable=*/false);
+      }
     }
   }
 
@@ -307,12 +441,47 @@ class NodeRunner::Output final : public OutputWriter {
     return Status::ok();
   }
 
+  /// A control marker on a live ring: waits a bounded time on a full reliable ring (its
+  /// consumer may be gone; it then gives up on the marker after its grace period).
+  void push_marker(ipc::Ring& ring, const ipc::SlotDescriptor& d) {
+    const auto give_up = Clock::now() + std::chrono::seconds(1);
+    while (!ring.try_push(d)) {
+      if (ring.mode() == ConnectionMode::kBestEffort) {
+        ipc::SlotDescriptor oldest;
+        if (ring.drop_oldest(oldest)) {
+          runner_.release(oldest);
+          runner_.dropped_.fetch_add(1, std::memory_order_relaxed);
+        }
+        continue;
+      }
+      if (Clock::now() >= give_up) {
+        return;
+      }
+      ring.set_producer_waiting(true);
+      if (ring.try_push(d)) {
+        ring.set_producer_waiting(false);
+        break;
+      }
+      runner_.flush_wakeups();
+      runner_.doorbell_.wait(std::chrono::milliseconds(20));
+      ring.set_producer_waiting(false);
+    }
+    if (ring.take_consumer_wakeup()) {
+      runner_.doorbell_.ring(ring.consumer_doorbell());
+    }
+  }
+
   NodeRunner& runner_;
   std::string pin_;
   std::uint32_t pool_index_ = 0;
   ipc::SlotPool pool_;
+  bool has_pool_ = false;
   std::vector<ipc::Ring> rings_;
-  std::vector<ipc::SharedSegment> segments_;
+  std::vector<std::unique_ptr<ipc::SharedSegment>> segments_;
+  std::vector<std::string> names_;
+  std::vector<std::byte> info_bytes_;  // last stream info published (dynamic runners)
+  PacketHeader info_header_;
+  bool scratch_loan_ = false;
   std::uint32_t loaned_ = ipc::kNoSlot;
   std::uint64_t sequence_ = 0;
   std::vector<std::byte> scratch_;
@@ -359,7 +528,11 @@ Status NodeRunner::attach() {
       return ring.status();
     }
     doorbell_.connect(ring->producer_doorbell());
-    inputs_.push_back(Input{in.pin, std::move(segment).value(), *ring, false});
+    Connection c;
+    c.name = in.ring_segment;
+    c.segment = std::make_unique<ipc::SharedSegment>(std::move(segment).value());
+    c.ring = *ring;
+    attach_input(in.pin, std::move(c));
   }
   for (const auto& out : spec_.outputs) {
     auto output = std::make_unique<Output>(*this, out.pin);
@@ -370,6 +543,24 @@ Status NodeRunner::attach() {
     outputs_.push_back(std::move(output));
   }
   return Status::ok();
+}
+
+void NodeRunner::attach_input(const std::string& pin, Connection connection) {
+  for (auto& in : inputs_) {
+    if (in.pin == pin) {
+      if (in.active || !in.next.empty()) {
+        in.next.push_back(std::move(connection));
+      } else {
+        in.active = std::move(connection);
+      }
+      in.ended = false;
+      return;
+    }
+  }
+  Input in;
+  in.pin = pin;
+  in.active = std::move(connection);
+  inputs_.push_back(std::move(in));
 }
 
 Status NodeRunner::prepare() {
@@ -389,10 +580,25 @@ void NodeRunner::request_stop(ipc::Doorbell& from) {
   from.ring(spec_.doorbell);
 }
 
-void NodeRunner::tune(const Json& patch, ipc::Doorbell& from) {
+void NodeRunner::tune(const Json& patch, ipc::Doorbell& from, std::uint64_t op_id) {
   {
     std::lock_guard lock(tune_mutex_);
-    tune_queue_.push_back(patch);
+    PendingCommand c;
+    c.is_tune = true;
+    c.patch = patch;
+    c.op_id = op_id;
+    commands_.push_back(std::move(c));
+  }
+  tune_pending_.store(true, std::memory_order_release);
+  from.ring(spec_.doorbell);
+}
+
+void NodeRunner::rewire(std::vector<RewireCommand> commands, ipc::Doorbell& from) {
+  {
+    std::lock_guard lock(tune_mutex_);
+    PendingCommand c;
+    c.rewire = std::move(commands);
+    commands_.push_back(std::move(c));
   }
   tune_pending_.store(true, std::memory_order_release);
   from.ring(spec_.doorbell);
@@ -437,7 +643,7 @@ bool NodeRunner::sleep_until(Clock::time_point deadline) {
     flush_wakeups();
     doorbell_.wait(std::min<std::chrono::microseconds>(left - std::chrono::milliseconds(1),
                                                        options_.idle_wait));
-    apply_pending_tune();
+    apply_pending_commands();
   }
   return false;
 }
@@ -451,14 +657,17 @@ void NodeRunner::report(NodeState state, const std::string& message, ErrorCode e
 
 void NodeRunner::thread_main() {
   report(NodeState::kRunning, "");
-  Status status = inputs_.empty() || spec_.pulls_input ? run_source() : run_filter();
-  if (status.is_ok() && !stop_requested()) {
+  apply_pending_commands();
+  const bool source = !spec_.accepts_input || spec_.pulls_input ||
+                      (inputs_.empty() && !options_.dynamic);
+  Status status = source ? run_source() : run_filter();
+  if (status.is_ok() && !stop_requested() && !retiring_) {
     NodeCall call(*this);
     status = node_->finish(*this);
   }
   const bool failed = !status.is_ok() && status.code() != ErrorCode::kCancelled;
   for (auto& out : outputs_) {
-    out->close(failed);
+    out->close(failed, retiring_ && !failed);
   }
   flush_wakeups();
   if (!failed) {
@@ -468,14 +677,19 @@ void NodeRunner::thread_main() {
     last_error_ = status.to_string();
     report(NodeState::kFailed, last_error_, status.code());
   } else {
-    report(NodeState::kStopped, stop_requested() ? "shutdown" : "completed");
+    report(NodeState::kStopped, retiring_          ? "removed"
+                                : stop_requested() ? "shutdown"
+                                                   : "completed");
   }
   finished_.store(true, std::memory_order_release);
 }
 
 Status NodeRunner::run_source() {
   while (!stop_requested()) {
-    apply_pending_tune();
+    apply_pending_commands();
+    if (retiring_ && (!spec_.pulls_input || !any_connection())) {
+      return Status::ok();
+    }
     auto produced = [this] {
       NodeCall call(*this);
       return node_->produce(*this);
@@ -490,25 +704,86 @@ Status NodeRunner::run_source() {
   return Status(ErrorCode::kCancelled, "stopped");
 }
 
+bool NodeRunner::any_connection() const {
+  return std::any_of(inputs_.begin(), inputs_.end(), [](const Input& in) {
+    return (in.active && !in.ended) || !in.next.empty();
+  });
+}
+
+bool NodeRunner::all_inputs_ended() const {
+  return !inputs_.empty() && std::all_of(inputs_.begin(), inputs_.end(), [](const Input& in) {
+           return in.ended && in.next.empty();
+         });
+}
+
+void NodeRunner::advance(Input& in) {
+  if (in.active) {
+    // Whatever is left (a grace period ran out, or a dropped connection) is given back.
+    ipc::SlotDescriptor d;
+    while (in.active->ring.try_pop(d)) {
+      if (d.control == ipc::kControlNone) {
+        release(d);
+      }
+    }
+    in.active->ring.set_consumer_waiting(false);
+    in.active.reset();
+  }
+  if (!in.next.empty()) {
+    in.active = std::move(in.next.front());
+    in.next.pop_front();
+    in.ended = false;
+  }
+}
+
+void NodeRunner::expire_detaching() {
+  if (!options_.dynamic) {
+    return;
+  }
+  const auto now = Clock::now();
+  for (auto& in : inputs_) {
+    if (in.active && in.active->detaching && now >= in.active->deadline) {
+      logger_->warn("input '{}': the old connection sent no detach marker in time; dropping it",
+                    in.pin);
+      advance(in);
+    }
+  }
+}
+
 Result<std::optional<NodeRunner::Received>> NodeRunner::receive() {
   if (stop_requested()) {
     return Status(ErrorCode::kCancelled, "stopped");
   }
-  apply_pending_tune();
+  apply_pending_commands();
+  expire_detaching();
   Received r;
   if (!pop_any(r.descriptor, r.index)) {
+    if (retiring_ && !any_connection()) {
+      return std::optional<Received>{};
+    }
     wait_for_input();
     return std::optional<Received>{};
   }
   const ipc::SlotDescriptor& d = r.descriptor;
+  Input& in = inputs_[r.index];
+  if ((d.control & ipc::kControlDetach) != 0) {
+    advance(in);
+    return std::optional<Received>{};
+  }
   if ((d.control & ipc::kControlEndOfStream) != 0) {
-    inputs_[r.index].ended = true;
+    if (!in.next.empty() || (in.active && in.active->detaching)) {
+      advance(in);  // a connection that is being replaced ended: go on with the next one
+      return std::optional<Received>{};
+    }
+    in.ended = true;
     if ((d.control & ipc::kControlError) != 0) {
-      return Status(ErrorCode::kCancelled,
-                    "upstream of input '" + inputs_[r.index].pin + "' failed");
+      return Status(ErrorCode::kCancelled, "upstream of input '" + in.pin + "' failed");
     }
     r.end = true;
     return std::optional<Received>{r};
+  }
+  if (in.active && in.active->detaching && in.active->drop) {
+    release(d);
+    return std::optional<Received>{};
   }
   if ((d.flags & kFlagStreamInfo) != 0) {
     Status s = handle_stream_info(d, r.index);
@@ -533,8 +808,16 @@ Result<std::span<const std::byte>> NodeRunner::payload(const ipc::SlotDescriptor
 }
 
 Status NodeRunner::run_filter() {
-  std::size_t open_inputs = inputs_.size();
-  while (open_inputs > 0) {
+  while (true) {
+    if (all_inputs_ended()) {
+      return Status::ok();
+    }
+    if (retiring_ && !any_connection()) {
+      return Status::ok();
+    }
+    if (!options_.dynamic && inputs_.empty()) {
+      return Status::ok();
+    }
     auto received = receive();
     if (!received) {
       return received.status();
@@ -545,7 +828,6 @@ Status NodeRunner::run_filter() {
     const ipc::SlotDescriptor d = (*received)->descriptor;
     const std::size_t index = (*received)->index;
     if ((*received)->end) {
-      --open_inputs;
       NodeCall call(*this);
       SKIT_RETURN_IF_ERROR(node_->on_input_end(*this, index));
       continue;
@@ -576,7 +858,6 @@ Status NodeRunner::run_filter() {
     release(d);
     SKIT_RETURN_IF_ERROR(s);
   }
-  return Status::ok();
 }
 
 Status NodeRunner::handle_stream_info(const ipc::SlotDescriptor& d, std::size_t index) {
@@ -587,6 +868,9 @@ Status NodeRunner::handle_stream_info(const ipc::SlotDescriptor& d, std::size_t 
   auto info = StreamInfo::parse(*bytes);
   if (!info) {
     return info.status();
+  }
+  if (inputs_[index].info && *inputs_[index].info == *info) {
+    return Status::ok();  // replayed to a new connection of the same stream: nothing changed
   }
   inputs_[index].info = *info;
   for (std::size_t i = 0; i < outputs_.size(); ++i) {
@@ -607,13 +891,15 @@ const StreamInfo* NodeRunner::input_info(std::size_t index) const {
 }
 
 Result<std::size_t> NodeRunner::read_input(std::span<std::byte> buffer) {
-  if (!spec_.pulls_input || inputs_.empty()) {
+  if (!spec_.pulls_input || (inputs_.empty() && !options_.dynamic)) {
     return Status(ErrorCode::kInternal, "read_input() is for pull-mode nodes");
   }
   KernelCall kernel(*this);
-  Input& in = inputs_[0];
   while (!pull_packet_) {
-    if (in.ended) {
+    if (!inputs_.empty() && inputs_[0].ended && inputs_[0].next.empty()) {
+      return std::size_t{0};
+    }
+    if (retiring_ && !any_connection()) {
       return std::size_t{0};
     }
     auto received = receive();
@@ -650,6 +936,19 @@ void NodeRunner::drain_inputs() {
     release(*pull_packet_);
     pull_packet_.reset();
   }
+  if (options_.dynamic) {
+    // Live rings outlive this node; give back what is queued and stop reading them (the
+    // supervisor detaches the producers).
+    for (auto& in : inputs_) {
+      while (in.active || !in.next.empty()) {
+        advance(in);
+        if (!in.active) {
+          break;
+        }
+      }
+    }
+    return;
+  }
   std::size_t open = 0;
   for (const auto& in : inputs_) {
     open += in.ended ? 0 : 1;
@@ -675,14 +974,15 @@ bool NodeRunner::pop_any(ipc::SlotDescriptor& out, std::size_t& index) {
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = (next_input_ + k) % n;
     Input& in = inputs_[i];
-    if (in.ended) {
+    if (in.ended || !in.active) {
       continue;
     }
-    if (in.ring.try_pop(out)) {
+    ipc::Ring& ring = in.active->ring;
+    if (ring.try_pop(out)) {
       // Wake a producer blocked on a full ring once half of it has drained: it then refills
       // many slots per doorbell instead of one.
-      if (in.ring.size() <= in.ring.capacity() / 2 && in.ring.take_producer_wakeup()) {
-        doorbell_.ring(in.ring.producer_doorbell());
+      if (ring.size() <= ring.capacity() / 2 && ring.take_producer_wakeup()) {
+        doorbell_.ring(ring.producer_doorbell());
       }
       next_input_ = (i + 1) % n;
       index = i;
@@ -695,7 +995,7 @@ bool NodeRunner::pop_any(ipc::SlotDescriptor& out, std::size_t& index) {
 void NodeRunner::wait_for_input() {
   auto any_ready = [this] {
     for (const auto& in : inputs_) {
-      if (!in.ended && !in.ring.empty()) {
+      if (!in.ended && in.active && !in.active->ring.empty()) {
         return true;
       }
     }
@@ -712,8 +1012,8 @@ void NodeRunner::wait_for_input() {
     }
   }
   for (auto& in : inputs_) {
-    if (!in.ended) {
-      in.ring.set_consumer_waiting(true);
+    if (!in.ended && in.active) {
+      in.active->ring.set_consumer_waiting(true);
     }
   }
   if (!any_ready() && !stop_requested() && !tune_pending_.load(std::memory_order_acquire)) {
@@ -721,28 +1021,121 @@ void NodeRunner::wait_for_input() {
     doorbell_.wait(options_.idle_wait);
   }
   for (auto& in : inputs_) {
-    if (!in.ended) {
-      in.ring.set_consumer_waiting(false);
+    if (!in.ended && in.active) {
+      in.active->ring.set_consumer_waiting(false);
     }
   }
 }
 
-void NodeRunner::apply_pending_tune() {
+void NodeRunner::apply_pending_commands() {
   if (!tune_pending_.load(std::memory_order_acquire)) {
     return;
   }
-  std::vector<Json> queue;
+  std::deque<PendingCommand> queue;
   {
     std::lock_guard lock(tune_mutex_);
-    queue.swap(tune_queue_);
+    queue.swap(commands_);
     tune_pending_.store(false, std::memory_order_release);
   }
-  for (const auto& patch : queue) {
-    Status s = node_->tune(patch);
-    if (!s.is_ok()) {
-      logger_->warn("tune rejected: {}", s.to_string());
+  while (!queue.empty()) {
+    PendingCommand& c = queue.front();
+    if (c.is_tune) {
+      Status s = node_->tune(c.patch);
+      if (!s.is_ok()) {
+        logger_->warn("tune rejected: {}", s.to_string());
+      }
+      events_.tuned(spec_.node_id, c.op_id, s);
+      if (c.op_id != 0) {
+        doorbell_.ring(events_.wake_endpoint());
+      }
+    } else if (!apply_rewire(c.rewire)) {
+      break;  // an output is mid-packet: retry at the next boundary, keeping the order
+    }
+    queue.pop_front();
+  }
+  if (!queue.empty()) {
+    std::lock_guard lock(tune_mutex_);
+    while (!queue.empty()) {
+      commands_.push_front(std::move(queue.back()));
+      queue.pop_back();
+    }
+    tune_pending_.store(true, std::memory_order_release);
+  }
+}
+
+bool NodeRunner::apply_rewire(std::vector<RewireCommand>& commands) {
+  for (const auto& c : commands) {
+    const bool output_change = c.type == RewireCommand::Type::kAttachOutput ||
+                               c.type == RewireCommand::Type::kDetachOutput;
+    if (output_change) {
+      for (const auto& out : outputs_) {
+        if (out->loan_outstanding()) {
+          return false;
+        }
+      }
     }
   }
+  for (auto& c : commands) {
+    switch (c.type) {
+      case RewireCommand::Type::kAttachInput: {
+        auto ring = ipc::Ring::attach(c.segment->data(), c.segment->size());
+        if (!ring) {
+          logger_->error("cannot attach input ring {}: {}", c.segment_name,
+                         ring.status().to_string());
+          break;
+        }
+        Connection conn;
+        conn.name = c.segment_name;
+        conn.segment = std::move(c.segment);
+        conn.ring = *ring;
+        attach_input(c.pin, std::move(conn));
+        break;
+      }
+      case RewireCommand::Type::kDetachInput: {
+        for (auto& in : inputs_) {
+          auto mark = [&](Connection& conn) {
+            if (conn.name == c.segment_name) {
+              conn.detaching = true;
+              conn.drop = c.drop;
+              conn.deadline = Clock::now() + c.grace;
+            }
+          };
+          if (in.active) {
+            mark(*in.active);
+          }
+          for (auto& conn : in.next) {
+            mark(conn);
+          }
+          if (in.active && in.active->detaching && c.grace.count() == 0) {
+            advance(in);  // the producer is gone: nothing more will come
+          }
+        }
+        break;
+      }
+      case RewireCommand::Type::kAttachOutput:
+        for (auto& out : outputs_) {
+          if (out->pin() == c.pin) {
+            Status s = out->add_ring(c.segment_name, std::move(c.segment), /*replay=*/true);
+            if (!s.is_ok()) {
+              logger_->error("cannot attach output ring {}: {}", c.segment_name, s.to_string());
+            }
+            break;
+          }
+        }
+        break;
+      case RewireCommand::Type::kDetachOutput:
+        for (auto& out : outputs_) {
+          if (out->has_ring(c.segment_name)) {
+            out->remove_ring(c.segment_name);
+          }
+        }
+        break;
+      case RewireCommand::Type::kRetire:
+        retiring_ = true;
+        break;
+    }
+  }
+  return true;
 }
 
 void NodeRunner::flush_wakeups() {

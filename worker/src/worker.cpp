@@ -49,17 +49,31 @@ class EventQueue final : public runtime::EventSink {
   explicit EventQueue(std::string endpoint) : endpoint_(std::move(endpoint)) {}
   void post(const std::string& node_id, NodeState state, const std::string& message,
             ErrorCode error, const NodeStats& stats) override {
-    v1::NodeStateChanged e;
+    v1::WorkerMessage m;
+    auto& e = *m.mutable_state();
     e.set_node_id(node_id);
     e.set_state(to_proto(state));
     e.set_message(message);
     e.set_error_code(static_cast<std::uint32_t>(error));
     fill_stats(*e.mutable_stats(), node_id, stats);
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(e));
+    queue_.push_back(std::move(m));
+  }
+  void tuned(const std::string& node_id, std::uint64_t op_id, const Status& status) override {
+    if (op_id == 0) {
+      return;
+    }
+    v1::WorkerMessage m;
+    auto& t = *m.mutable_tuned();
+    t.set_node_id(node_id);
+    t.set_op_id(op_id);
+    t.set_ok(status.is_ok());
+    t.set_message(status.is_ok() ? "" : status.to_string());
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(m));
   }
   [[nodiscard]] const std::string& wake_endpoint() const override { return endpoint_; }
-  std::deque<v1::NodeStateChanged> drain() {
+  std::deque<v1::WorkerMessage> drain() {
     std::lock_guard lock(mutex_);
     return std::exchange(queue_, {});
   }
@@ -67,7 +81,7 @@ class EventQueue final : public runtime::EventSink {
  private:
   std::string endpoint_;
   std::mutex mutex_;
-  std::deque<v1::NodeStateChanged> queue_;
+  std::deque<v1::WorkerMessage> queue_;
 };
 
 class Worker {
@@ -105,7 +119,7 @@ class Worker {
     ready.mutable_ready();
     send(ready);
 
-    // Wait for Start (or Stop) while heartbeating.
+    // Wait for Start (or Stop) while heartbeating; live changes may already arrive.
     while (true) {
       if (!receive(msg, heartbeat_)) {
         heartbeat();
@@ -117,6 +131,8 @@ class Worker {
       if (msg.has_stop()) {
         return 0;
       }
+      handle_live_change(msg);
+      forward_events();
     }
     for (auto& r : runners_) {
       r->start();
@@ -127,6 +143,10 @@ class Worker {
  private:
   Status setup(const v1::Assign& assign) {
     heartbeat_ = std::chrono::milliseconds(std::max<std::uint32_t>(assign.heartbeat_ms(), 10));
+    dynamic_ = assign.dynamic();
+    if (!assign.pool_prefix().empty()) {
+      pools_.set_name_prefix(assign.pool_prefix());
+    }
     for (const auto& p : assign.pools()) {
       SKIT_RETURN_IF_ERROR(pools_.open(p.index(), p.segment()));
     }
@@ -153,6 +173,7 @@ class Worker {
       spec.kind = n.kind();
       spec.doorbell = n.doorbell();
       spec.pulls_input = d->pulls_input;
+      spec.accepts_input = !d->inputs.empty();
       for (const auto& in : n.inputs()) {
         spec.inputs.push_back({in.pin(), in.ring_segment()});
       }
@@ -169,8 +190,10 @@ class Worker {
         }
         spec.outputs.push_back(std::move(o));
       }
+      runtime::RunnerOptions options;
+      options.dynamic = dynamic_;
       runners_.push_back(std::make_unique<runtime::NodeRunner>(
-          std::move(spec), std::move(node).value(), pools_, events_));
+          std::move(spec), std::move(node).value(), pools_, events_, options));
     }
     // Bind every doorbell first, so that connections between this worker's own nodes are
     // made in-process (inproc://).
@@ -217,12 +240,8 @@ class Worker {
           for (auto& r : runners_) {
             r->request_stop(doorbell_);
           }
-        } else if (msg.has_tune()) {
-          for (auto& r : runners_) {
-            if (r->spec().node_id == msg.tune().node_id()) {
-              r->tune(Json::parse(msg.tune().params_json(), nullptr, false), doorbell_);
-            }
-          }
+        } else {
+          handle_live_change(msg);
         }
       }
       doorbell_.wait(std::chrono::microseconds(0));
@@ -242,11 +261,61 @@ class Worker {
   }
 
   void forward_events() {
-    for (auto& e : events_.drain()) {
-      v1::WorkerMessage m;
-      *m.mutable_state() = std::move(e);
+    for (auto& m : events_.drain()) {
       send(m);
     }
+  }
+
+  runtime::NodeRunner* runner_of(const std::string& node_id) {
+    for (auto& r : runners_) {
+      if (r->spec().node_id == node_id) {
+        return r.get();
+      }
+    }
+    return nullptr;
+  }
+
+  /// Tune and Rewire: new rings are mapped here, on the main thread, so that the supervisor
+  /// may unlink their names once it has our Ack; the runners apply the changes themselves.
+  void handle_live_change(const v1::SupervisorMessage& msg) {
+    if (msg.has_tune()) {
+      if (auto* r = runner_of(msg.tune().node_id())) {
+        r->tune(Json::parse(msg.tune().params_json(), nullptr, false), doorbell_,
+                msg.tune().op_id());
+      }
+      return;
+    }
+    if (!msg.has_rewire()) {
+      return;
+    }
+    std::string error;
+    std::map<std::string, std::vector<runtime::RewireCommand>> by_node;
+    for (const auto& c : msg.rewire().changes()) {
+      runtime::RewireCommand cmd;
+      cmd.type = static_cast<runtime::RewireCommand::Type>(c.type());
+      cmd.pin = c.pin();
+      cmd.segment_name = c.ring_segment();
+      cmd.drop = c.drop();
+      cmd.grace = std::chrono::milliseconds(c.grace_ms());
+      if (c.type() == v1::RingChange::ATTACH_INPUT || c.type() == v1::RingChange::ATTACH_OUTPUT) {
+        auto segment = ipc::SharedSegment::open(c.ring_segment());
+        if (!segment) {
+          error += segment.status().to_string() + "; ";
+          continue;
+        }
+        cmd.segment = std::make_unique<ipc::SharedSegment>(std::move(segment).value());
+      }
+      by_node[c.node_id()].push_back(std::move(cmd));
+    }
+    for (auto& [node_id, commands] : by_node) {
+      if (auto* r = runner_of(node_id)) {
+        r->rewire(std::move(commands), doorbell_);
+      }
+    }
+    v1::WorkerMessage ack;
+    ack.mutable_ack()->set_seq(msg.rewire().seq());
+    ack.mutable_ack()->set_error(error);
+    send(ack);
   }
 
   void heartbeat() {
@@ -297,6 +366,7 @@ class Worker {
   runtime::PoolTable pools_;
   std::vector<std::unique_ptr<runtime::NodeRunner>> runners_;
   std::chrono::milliseconds heartbeat_{250};
+  bool dynamic_ = false;
 };
 
 }  // namespace

@@ -22,6 +22,9 @@ enum DescriptorControl : std::uint8_t {
   kControlNone = 0,
   kControlEndOfStream = 1U << 0,  // no payload; the producer has finished
   kControlError = 1U << 1,        // with end of stream: the producer failed
+  // No payload: the producer has left this connection (live rewiring). The consumer moves on
+  // to the pin's next connection instead of ending its input.
+  kControlDetach = 1U << 2,
 };
 
 /// What crosses a ring: where the payload is and how to read it. Never a pointer.

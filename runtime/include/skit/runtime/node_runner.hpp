@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -27,15 +28,32 @@ namespace skit::runtime {
 
 /// Every slot pool of a pipeline, mapped in this process, indexed by the pool id that
 /// descriptors carry. Consumers release (and forwarders re-reference) slots through it.
+/// Thread-safe: live sessions add pools while runners read, so with a name prefix set, a
+/// pool not yet mapped here is opened on first use ("<prefix><index>").
 class PoolTable {
  public:
+  PoolTable();
+  ~PoolTable();
+  PoolTable(const PoolTable&) = delete;
+  PoolTable& operator=(const PoolTable&) = delete;
+
   Status open(std::uint32_t index, const std::string& segment_name);
   /// Adopts a segment this process created (the supervisor's own view).
   Status adopt(std::uint32_t index, ipc::SlotPool pool);
+  /// Lets find() map unknown pools by name.
+  void set_name_prefix(std::string prefix);
   [[nodiscard]] ipc::SlotPool* find(std::uint32_t index);
 
  private:
-  std::vector<std::optional<ipc::SlotPool>> pools_;
+  static constexpr std::uint32_t kChunk = 256;
+  static constexpr std::uint32_t kChunks = 1024;  // 262144 pool ids
+  struct Chunk;
+  ipc::SlotPool* lookup(std::uint32_t index) const;
+  Status insert_locked(std::uint32_t index, ipc::SlotPool pool);
+  std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
+  std::mutex mutex_;  // writers
+  std::string prefix_;
+  std::vector<std::unique_ptr<Chunk>> owned_;
   std::vector<ipc::SharedSegment> segments_;
 };
 
@@ -49,6 +67,10 @@ class EventSink {
                     ErrorCode error, const NodeStats& stats) = 0;
   /// Endpoint of the thread that drains the events; runners ring it after post().
   [[nodiscard]] virtual const std::string& wake_endpoint() const = 0;
+  /// A live param patch was applied (or rejected) between two packets; `op_id` as given to
+  /// NodeRunner::tune().
+  virtual void tuned(const std::string& /*node_id*/, std::uint64_t /*op_id*/,
+                     const Status& /*status*/) {}
 };
 
 struct RunnerOptions {
@@ -60,6 +82,9 @@ struct RunnerOptions {
   // about to sleep, whichever comes first: one doorbell per batch, not per packet, while the
   // producer is busy; no added latency when it idles (live pipelines).
   std::uint32_t wake_batch = 8;
+  // Live session: inputs and outputs come and go (rewire()); a node without connections
+  // waits for some instead of ending, and every output has its pool from the start.
+  bool dynamic = false;
 };
 
 struct RunnerInput {
@@ -79,8 +104,29 @@ struct RunnerSpec {
   std::string kind;
   std::string doorbell;  // endpoint the runner thread sleeps on
   bool pulls_input = false;
+  bool accepts_input = true;  // false: a source (no declared input pins)
   std::vector<RunnerInput> inputs;
   std::vector<RunnerOutput> outputs;
+};
+
+/// One change of a runner's connections. A batch of them is applied by the runner's thread
+/// between two packets, all together (a switch from one ring to another loses nothing).
+struct RewireCommand {
+  enum class Type : std::uint8_t {
+    kAttachInput,   // `pin` gets the ring `segment`; after the pin's current one if any
+    kDetachInput,   // the ring `segment_name` is leaving: drain (or drop) it up to the
+                    // producer's detach marker, or `grace` at most
+    kAttachOutput,  // `pin` also writes to `segment` (stream info is replayed first)
+    kDetachOutput,  // stop writing to `segment_name`, closing it with a detach marker
+    kRetire,        // removal: finish draining the inputs, close every output with a detach
+                    // marker and stop, without flushing (finish() is not called)
+  };
+  Type type = Type::kAttachInput;
+  std::string pin;
+  std::string segment_name;
+  std::unique_ptr<ipc::SharedSegment> segment;  // attach: mapped by the caller
+  bool drop = false;
+  std::chrono::milliseconds grace{2000};
 };
 
 class NodeRunner final : public NodeContext {
@@ -104,8 +150,11 @@ class NodeRunner final : public NodeContext {
   void start();
   /// Asks the node to stop at the next packet boundary; `from` is the caller's doorbell.
   void request_stop(ipc::Doorbell& from);
-  /// Queues a live param patch, applied between two packets.
-  void tune(const Json& patch, ipc::Doorbell& from);
+  /// Queues a live param patch, applied between two packets; reported to
+  /// EventSink::tuned() with `op_id`.
+  void tune(const Json& patch, ipc::Doorbell& from, std::uint64_t op_id = 0);
+  /// Queues connection changes, applied together between two packets.
+  void rewire(std::vector<RewireCommand> commands, ipc::Doorbell& from);
   void join();
   [[nodiscard]] bool finished() const { return finished_.load(std::memory_order_acquire); }
   [[nodiscard]] NodeStats stats() const;
@@ -134,12 +183,26 @@ class NodeRunner final : public NodeContext {
 
  private:
   class Output;
+  struct Connection {
+    std::string name;
+    std::unique_ptr<ipc::SharedSegment> segment;
+    ipc::Ring ring;
+    bool detaching = false;
+    bool drop = false;
+    std::chrono::steady_clock::time_point deadline{};
+  };
   struct Input {
     std::string pin;
-    ipc::SharedSegment segment;
-    ipc::Ring ring;
+    std::optional<Connection> active;
+    std::deque<Connection> next;  // later connections of the same pin, read in turn
     bool ended = false;
     std::optional<StreamInfo> info;
+  };
+  struct PendingCommand {
+    bool is_tune = false;
+    Json patch;
+    std::uint64_t op_id = 0;
+    std::vector<RewireCommand> rewire;
   };
 
   friend class NodeCall;
@@ -149,7 +212,15 @@ class NodeRunner final : public NodeContext {
   Status run_filter();
   bool pop_any(ipc::SlotDescriptor& out, std::size_t& index);
   void wait_for_input();
-  void apply_pending_tune();
+  /// Applies queued tunes and rewires. Output changes wait while a loan is outstanding.
+  void apply_pending_commands();
+  bool apply_rewire(std::vector<RewireCommand>& commands);
+  void attach_input(const std::string& pin, Connection connection);
+  /// Moves an input on to its next connection, giving back what is left in the current one.
+  void advance(Input& in);
+  void expire_detaching();
+  [[nodiscard]] bool all_inputs_ended() const;
+  [[nodiscard]] bool any_connection() const;
   void release(const ipc::SlotDescriptor& d);
   /// Rings the consumers whose wake-up was deferred (see RunnerOptions::wake_batch).
   void flush_wakeups();
@@ -187,9 +258,10 @@ class NodeRunner final : public NodeContext {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> finished_{false};
-  std::atomic<bool> tune_pending_{false};
+  std::atomic<bool> tune_pending_{false};  // any command queued
   std::mutex tune_mutex_;
-  std::vector<Json> tune_queue_;
+  std::deque<PendingCommand> commands_;
+  bool retiring_ = false;
   std::string last_error_;
 
   std::atomic<std::int64_t> busy_since_ns_{0};  // steady clock; 0 = not in node code

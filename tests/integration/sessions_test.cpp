@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: MPL-2.0
+// Live sessions through the SessionManager with real worker processes: tuning mid-stream,
+// seamless insertion/removal of a node, atomic batches, crash recovery, the failure budget and
+// leak accounting over many cycles. (The same flows over WebSocket and gRPC are in tests/e2e.)
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "audio_measure.hpp"
+#include "skit/supervisor/sessions.hpp"
+#include "skit_test_support.hpp"
+
+namespace skit::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using supervisor::BatchOperation;
+using supervisor::SessionConfig;
+using supervisor::SessionManager;
+using Clock = std::chrono::steady_clock;
+
+SessionConfig test_config() {
+  SessionConfig c;
+  c.worker_executable = SKIT_BINARY;
+  c.backoff_initial = 50ms;
+  c.backoff_max = 400ms;
+  return c;
+}
+
+std::string live_yaml(const std::string& in, const std::string& out, double gain = 1.0) {
+  return "name: live gain\n"
+         "mode: dynamic\n"
+         "nodes:\n"
+         "  reader: {kind: core::file_reader, params: {path: '" + in + "'}}\n"
+         "  demux: {kind: containers::ogg::demuxer, needs: reader}\n"
+         "  pacer: {kind: core::pacer, needs: demux}\n"
+         "  dec: {kind: audio::opus::decoder, needs: pacer}\n"
+         "  gain: {kind: audio::gain, params: {gain: " + std::to_string(gain) + "}, needs: dec}\n"
+         "  enc: {kind: audio::opus::encoder, needs: gain}\n"
+         "  mux: {kind: containers::ogg::muxer, params: {codec: opus}, needs: enc}\n"
+         "  writer: {kind: core::file_writer, params: {path: '" + out + "'}, needs: mux}\n";
+}
+
+std::string node_state(SessionManager& m, const std::string& session, const std::string& node) {
+  auto p = m.pipeline_json(session);
+  if (!p || !(*p)["nodes"].contains(node)) {
+    return "";
+  }
+  const Json& st = (*p)["nodes"][node]["state"];
+  return st.is_string() ? st.get<std::string>() : st.begin().key();
+}
+
+int worker_pid(SessionManager& m, const std::string& session, const std::string& node) {
+  auto p = m.pipeline_json(session);
+  return p ? (*p)["nodes"][node]["worker_pid"].get<int>() : 0;
+}
+
+bool wait_stopped(SessionManager& m, const std::string& session, const std::string& node,
+                  std::chrono::milliseconds timeout) {
+  return wait_until([&] { return node_state(m, session, node) == "Stopped"; }, timeout);
+}
+
+/// RMS level (dB) of consecutive 20 ms windows.
+std::vector<double> window_levels(const Decoded& d, double window_s = 0.02) {
+  const auto n = static_cast<std::size_t>(window_s * d.rate);
+  std::vector<double> out;
+  for (std::size_t i = 0; i + n <= d.samples.size(); i += n) {
+    out.push_back(rms_db(std::span<const float>(d.samples).subspan(i, n)));
+  }
+  return out;
+}
+
+double mean_level(const std::vector<double>& levels, double from_s, double to_s) {
+  const auto a = static_cast<std::size_t>(from_s / 0.02);
+  const auto b = std::min(levels.size(), static_cast<std::size_t>(to_s / 0.02));
+  double sum = 0;
+  for (std::size_t i = a; i < b; ++i) {
+    sum += levels[i];
+  }
+  return b > a ? sum / static_cast<double>(b - a) : -200.0;
+}
+
+std::size_t count_fds() {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::getenv("SKIT_TEST_LIST_FDS") != nullptr) {
+      std::fprintf(stderr, "fd %s -> %s\n", e.path().filename().c_str(),
+                   std::filesystem::read_symlink(e.path(), ec).c_str());
+    }
+    ++n;
+  }
+  return n;
+}
+
+/// Process-wide resources (ZeroMQ's context and its threads) are created on first use and
+/// kept: count descriptors only after they exist.
+void warm_up() {
+  SessionManager m(test_config());
+  ASSERT_TRUE(m.create_session("warm", ""));
+  ASSERT_TRUE(m.destroy_session("warm"));
+}
+
+class SessionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    input_ = dir_.file("tone.ogg");
+    ASSERT_TRUE(make_sine(input_, 440, 0.5, 6.0, 48000, 1, {"-c:a", "libopus", "-b:a", "96k"}));
+  }
+  TempDir dir_;
+  std::string input_;
+};
+
+TEST_F(SessionsTest, TuneGainMidStreamStepsTheOutputByMinus12dB) {
+  SessionManager m(test_config());
+  const std::string out = dir_.file("out.ogg");
+  auto created = m.create_session("tune", live_yaml(input_, out));
+  ASSERT_TRUE(created) << created.status().to_string();
+  const auto started = Clock::now();
+  std::this_thread::sleep_until(started + 2500ms);
+  const double tuned_at = std::chrono::duration<double>(Clock::now() - started).count();
+  Status s = m.tune_node("tune", "gain", Json{{"gain", 0.25}}, /*wait=*/true);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  auto p = m.pipeline_json("tune");
+  ASSERT_TRUE(p);
+  EXPECT_DOUBLE_EQ((*p)["nodes"]["gain"]["params"]["gain"].get<double>(), 0.25);
+  ASSERT_TRUE(wait_stopped(m, "tune", "writer", 15s)) << node_state(m, "tune", "writer");
+
+  const Decoded d = decode_f32(out);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_NEAR(d.seconds(), 6.0, 0.05);
+  const auto levels = window_levels(d);
+  const double before = mean_level(levels, 0.3, tuned_at - 0.5);
+  const double after = mean_level(levels, tuned_at + 0.6, 5.7);
+  EXPECT_NEAR(after - before, -12.04, 0.5) << "before " << before << " dB, after " << after;
+  // Where the level crosses the midpoint: near the moment of the tune (the pacer releases
+  // media in real time from the session's start; rings add at most a few hundred ms).
+  std::size_t step = 0;
+  for (std::size_t i = 15; i < levels.size(); ++i) {
+    if (levels[i] < (before + after) / 2) {
+      step = i;
+      break;
+    }
+  }
+  const double step_s = static_cast<double>(step) * 0.02;
+  EXPECT_NEAR(step_s, tuned_at, 0.4) << "step at " << step_s << " s, tuned at " << tuned_at;
+}
+
+TEST_F(SessionsTest, ApplyBatchInsertsAndRemovesANodeWithoutAGap) {
+  SessionManager m(test_config());
+  const std::string out = dir_.file("out.ogg");
+  ASSERT_TRUE(m.create_session("splice", live_yaml(input_, out)));
+  const auto started = Clock::now();
+  std::this_thread::sleep_until(started + 1500ms);
+  // gain -> enc becomes gain -> gain2 (-6 dB) -> enc, in one step.
+  std::vector<BatchOperation> insert(4);
+  insert[0].action = BatchOperation::Action::kAddNode;
+  insert[0].node_id = "gain2";
+  insert[0].kind = "audio::gain";
+  insert[0].params = Json{{"gain", 0.5}};
+  insert[1].action = BatchOperation::Action::kDisconnect;
+  insert[1].from_node = "gain", insert[1].from_pin = "out", insert[1].to_node = "enc",
+  insert[1].to_pin = "in";
+  insert[2].action = BatchOperation::Action::kConnect;
+  insert[2].from_node = "gain", insert[2].from_pin = "out", insert[2].to_node = "gain2",
+  insert[2].to_pin = "in";
+  insert[3].action = BatchOperation::Action::kConnect;
+  insert[3].from_node = "gain2", insert[3].from_pin = "out", insert[3].to_node = "enc",
+  insert[3].to_pin = "in";
+  Status s = m.apply_batch("splice", insert);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  const double inserted_at = std::chrono::duration<double>(Clock::now() - started).count();
+  std::this_thread::sleep_until(started + 3500ms);
+  std::vector<BatchOperation> remove(4);
+  remove[0].action = BatchOperation::Action::kDisconnect;
+  remove[0].from_node = "gain", remove[0].from_pin = "out", remove[0].to_node = "gain2",
+  remove[0].to_pin = "in";
+  remove[1].action = BatchOperation::Action::kDisconnect;
+  remove[1].from_node = "gain2", remove[1].from_pin = "out", remove[1].to_node = "enc",
+  remove[1].to_pin = "in";
+  remove[2].action = BatchOperation::Action::kConnect;
+  remove[2].from_node = "gain", remove[2].from_pin = "out", remove[2].to_node = "enc",
+  remove[2].to_pin = "in";
+  remove[3].action = BatchOperation::Action::kRemoveNode;
+  remove[3].node_id = "gain2";
+  s = m.apply_batch("splice", remove);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  const double removed_at = std::chrono::duration<double>(Clock::now() - started).count();
+  ASSERT_TRUE(wait_stopped(m, "splice", "writer", 15s)) << node_state(m, "splice", "writer");
+
+  const Decoded d = decode_f32(out);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  // Nothing lost, nothing doubled: the same 6 s (one 20 ms frame of slack).
+  EXPECT_NEAR(d.seconds(), 6.0, 0.021);
+  const auto levels = window_levels(d);
+  const double full = mean_level(levels, 0.3, inserted_at - 0.5);
+  const double spliced = mean_level(levels, inserted_at + 0.6, removed_at - 0.5);
+  const double restored = mean_level(levels, removed_at + 0.6, 5.7);
+  EXPECT_NEAR(spliced - full, -6.02, 0.5);
+  EXPECT_NEAR(restored - full, 0.0, 0.5);
+  // No gap: no 20 ms window in the stream falls silent.
+  for (std::size_t i = 5; i + 5 < levels.size(); ++i) {
+    EXPECT_GT(levels[i], full - 12.0) << "a hole at " << static_cast<double>(i) * 0.02 << " s";
+  }
+  auto p = m.pipeline_json("splice");
+  ASSERT_TRUE(p);
+  EXPECT_FALSE((*p)["nodes"].contains("gain2"));
+}
+
+TEST_F(SessionsTest, AnInvalidBatchChangesNothing) {
+  SessionManager m(test_config());
+  ASSERT_TRUE(m.create_session("atomic", ""));
+  std::vector<BatchOperation> setup(2);
+  setup[0].action = BatchOperation::Action::kAddNode;
+  setup[0].node_id = "a";
+  setup[0].kind = "audio::gain";
+  setup[1].action = BatchOperation::Action::kAddNode;
+  setup[1].node_id = "b";
+  setup[1].kind = "audio::gain";
+  ASSERT_TRUE(m.apply_batch("atomic", setup).is_ok());
+  const Json before = *m.pipeline_json("atomic");
+
+  std::vector<BatchOperation> bad(3);
+  bad[0].action = BatchOperation::Action::kAddNode;
+  bad[0].node_id = "c";
+  bad[0].kind = "audio::gain";
+  bad[1].action = BatchOperation::Action::kConnect;
+  bad[1].from_node = "a", bad[1].from_pin = "out", bad[1].to_node = "b", bad[1].to_pin = "in";
+  bad[2].action = BatchOperation::Action::kConnect;  // no such pin
+  bad[2].from_node = "b", bad[2].from_pin = "nope", bad[2].to_node = "c", bad[2].to_pin = "in";
+  auto issues = m.validate_batch("atomic", bad);
+  ASSERT_TRUE(issues);
+  ASSERT_EQ(issues->size(), 1U);
+  EXPECT_EQ((*issues)[0].operation, 2U);
+  EXPECT_NE((*issues)[0].message.find("no output pin 'nope'"), std::string::npos);
+  Status s = m.apply_batch("atomic", bad);
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("operation 3"), std::string::npos) << s.message();
+  const Json after = *m.pipeline_json("atomic");
+  EXPECT_EQ(after["nodes"].size(), before["nodes"].size());
+  EXPECT_TRUE(after["connections"].empty());
+
+  // Type checks, unknown kinds and bad params are refused before anything changes, too.
+  std::vector<BatchOperation> more(3);
+  more[0].action = BatchOperation::Action::kAddNode;
+  more[0].node_id = "enc";
+  more[0].kind = "audio::opus::encoder";
+  more[1].action = BatchOperation::Action::kConnect;  // EncodedAudio into a RawAudio pin
+  more[1].from_node = "enc", more[1].from_pin = "out", more[1].to_node = "a", more[1].to_pin = "in";
+  more[2].action = BatchOperation::Action::kAddNode;
+  more[2].node_id = "x";
+  more[2].kind = "audio::gain";
+  more[2].params = Json{{"gain", "loud"}};
+  issues = m.validate_batch("atomic", more);
+  ASSERT_TRUE(issues);
+  ASSERT_EQ(issues->size(), 2U);
+  EXPECT_NE((*issues)[0].message.find("pin type mismatch"), std::string::npos);
+  EXPECT_EQ((*issues)[1].node_id, "x");
+  EXPECT_FALSE(m.apply_batch("atomic", more).is_ok());
+  EXPECT_EQ(m.pipeline_json("atomic")->at("nodes").size(), 2U);
+
+  // Tuning: unknown or fixed params and bad values are refused.
+  EXPECT_EQ(m.tune_node("atomic", "a", Json{{"volume", 1}}, true).code(), ErrorCode::kInvalidParam);
+  EXPECT_EQ(m.tune_node("atomic", "a", Json{{"gain", "x"}}, true).code(), ErrorCode::kInvalidParam);
+  EXPECT_EQ(m.tune_node("atomic", "zz", Json{{"gain", 1}}, true).code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(m.tune_node("atomic", "a", Json{{"gain", 2.0}}, true).is_ok());
+}
+
+TEST_F(SessionsTest, KilledWorkerIsRestartedAndOtherSessionsDoNotNotice) {
+  warm_up();
+  const std::size_t fds_before = count_fds();
+  {
+    SessionManager m(test_config());
+    auto events = m.subscribe();
+    const std::string out_a = dir_.file("a.ogg");
+    const std::string out_b = dir_.file("b.ogg");
+    ASSERT_TRUE(m.create_session("a", live_yaml(input_, out_a)));
+    ASSERT_TRUE(m.create_session("b", live_yaml(input_, out_b)));
+    std::this_thread::sleep_for(2s);
+    const int victim = worker_pid(m, "a", "gain");
+    ASSERT_GT(victim, 0);
+    ASSERT_EQ(::kill(victim, SIGKILL), 0);
+    // Reported, restarted, running again.
+    bool recovering = false;
+    bool running_again = false;
+    const auto deadline = Clock::now() + 5s;
+    while (Clock::now() < deadline && !running_again) {
+      auto e = events->next(100ms);
+      if (!e || e->payload["event"] != "nodestatechanged" || e->payload["node_id"] != "gain") {
+        continue;
+      }
+      const Json& st = e->payload["state"];
+      if (st.is_object() && st.contains("Recovering")) {
+        recovering = true;
+        EXPECT_NE(st["Recovering"]["reason"].get<std::string>().find("signal 9"),
+                  std::string::npos);
+      } else if (recovering && st == "Running") {
+        running_again = true;
+      }
+    }
+    EXPECT_TRUE(recovering);
+    EXPECT_TRUE(running_again);
+    EXPECT_NE(worker_pid(m, "a", "gain"), victim);
+    ASSERT_TRUE(wait_stopped(m, "a", "writer", 15s));
+    ASSERT_TRUE(wait_stopped(m, "b", "writer", 15s));
+    auto p = m.pipeline_json("a");
+    EXPECT_EQ((*p)["nodes"]["gain"]["restarts"].get<int>(), 1);
+
+    // Session a goes on after the restart: at most the packet in hand is lost.
+    const Decoded a = decode_f32(out_a);
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_GT(a.seconds(), 5.8);
+    // Session b is untouched: complete and continuous.
+    const Decoded b = decode_f32(out_b);
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    EXPECT_NEAR(b.seconds(), 6.0, 0.021);
+    const auto levels = window_levels(b);
+    for (std::size_t i = 5; i + 5 < levels.size(); ++i) {
+      EXPECT_GT(levels[i], -20.0) << "a hole in session b at " << static_cast<double>(i) * 0.02;
+    }
+    ASSERT_TRUE(m.destroy_session("a"));
+    ASSERT_TRUE(m.destroy_session("b"));
+    EXPECT_TRUE(skit_workers(::getpid()).empty());
+    EXPECT_TRUE(shm_segments_of(::getpid()).empty());
+  }
+  EXPECT_TRUE(wait_until([] { return children_of(::getpid()).empty(); }, 2s));
+  // ZeroMQ closes a socket's descriptors on its own thread, shortly after.
+  EXPECT_TRUE(wait_until([&] { return count_fds() == fds_before; }, 2s))
+      << count_fds() << " descriptors open, " << fds_before << " before";
+}
+
+TEST_F(SessionsTest, ANodeThatAlwaysCrashesEndsFailedAndTheSessionStaysUp) {
+  SessionConfig config = test_config();
+  config.max_restarts = 2;
+  SessionManager m(config);
+  const std::string out = dir_.file("out.ogg");
+  ASSERT_TRUE(m.create_session("crashy", live_yaml(input_, out)));
+  std::vector<BatchOperation> ops(4);
+  ops[0].action = BatchOperation::Action::kAddNode;
+  ops[0].node_id = "boom";
+  ops[0].kind = "testing::fault";
+  ops[0].params = Json{{"mode", "segfault"}};
+  ops[1].action = BatchOperation::Action::kDisconnect;
+  ops[1].from_node = "gain", ops[1].from_pin = "out", ops[1].to_node = "enc", ops[1].to_pin = "in";
+  ops[2].action = BatchOperation::Action::kConnect;
+  ops[2].from_node = "gain", ops[2].from_pin = "out", ops[2].to_node = "boom", ops[2].to_pin = "in";
+  ops[3].action = BatchOperation::Action::kConnect;
+  ops[3].from_node = "boom", ops[3].from_pin = "out", ops[3].to_node = "enc", ops[3].to_pin = "in";
+  ASSERT_TRUE(m.apply_batch("crashy", ops).is_ok());
+  ASSERT_TRUE(wait_until([&] { return node_state(m, "crashy", "boom") == "Failed"; }, 10s))
+      << node_state(m, "crashy", "boom");
+  auto p = m.pipeline_json("crashy");
+  const std::string reason = (*p)["nodes"]["boom"]["state"]["Failed"]["reason"];
+  EXPECT_NE(reason.find("not restarted"), std::string::npos) << reason;
+  EXPECT_EQ((*p)["nodes"]["boom"]["restarts"].get<int>(), 2);
+  // The session and its other nodes stay up; the upstream does not block on the failed node.
+  EXPECT_EQ(node_state(m, "crashy", "reader"), "Stopped");  // read everything
+  EXPECT_TRUE(wait_until([&] { return node_state(m, "crashy", "gain") == "Stopped"; }, 10s))
+      << node_state(m, "crashy", "gain");
+  EXPECT_TRUE(m.find_session("crashy"));
+  EXPECT_GE(m.stats().worker_crashes, 3U);
+  // And the manager still creates sessions.
+  EXPECT_TRUE(m.create_session("after", ""));
+}
+
+TEST_F(SessionsTest, LimitsAreEnforcedWithClearErrors) {
+  SessionConfig config = test_config();
+  config.max_sessions = 2;
+  config.max_nodes_per_session = 3;
+  SessionManager m(config);
+  ASSERT_TRUE(m.create_session("one", ""));
+  EXPECT_EQ(m.create_session("one", "").status().code(), ErrorCode::kAlreadyExists);
+  ASSERT_TRUE(m.create_session(std::nullopt, ""));
+  auto third = m.create_session("three", "");
+  EXPECT_EQ(third.status().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(third.status().message().find("limit 2"), std::string::npos);
+  std::vector<BatchOperation> ops(4);
+  for (int i = 0; i < 4; ++i) {
+    ops[static_cast<std::size_t>(i)].node_id = "g" + std::to_string(i);
+    ops[static_cast<std::size_t>(i)].kind = "audio::gain";
+  }
+  Status s = m.apply_batch("one", ops);
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("at most 3 nodes"), std::string::npos) << s.message();
+  EXPECT_EQ(m.destroy_session("nope").status().code(), ErrorCode::kNotFound);
+  for (const auto& info : m.list_sessions()) {
+    ASSERT_TRUE(m.destroy_session(info.id));
+  }
+  auto bad = m.create_session("bad", "nodes:\n  a: {kind: audio::gain, needs: zz}\n");
+  EXPECT_FALSE(bad);
+  EXPECT_NE(bad.status().to_string().find("line 2"), std::string::npos) << bad.status().to_string();
+  EXPECT_EQ(bad.status().code(), ErrorCode::kGraphError);
+  auto host = m.create_session("host", "nodes:\n  in: {kind: streamkit::http_input}\n"
+                                       "  out: {kind: streamkit::http_output, needs: in}\n");
+  EXPECT_FALSE(host);
+}
+
+TEST_F(SessionsTest, IdleSessionsAreDestroyed) {
+  SessionConfig config = test_config();
+  config.idle_timeout = std::chrono::seconds(1);
+  SessionManager m(config);
+  auto events = m.subscribe();
+  ASSERT_TRUE(m.create_session("idle", ""));
+  EXPECT_TRUE(wait_until([&] { return m.list_sessions().empty(); }, 4s));
+}
+
+TEST_F(SessionsTest, TwoHundredCyclesLeakNothing) {
+  SessionManager m(test_config());
+  ASSERT_TRUE(m.create_session("warm", ""));
+  ASSERT_TRUE(m.destroy_session("warm"));
+  const std::size_t fds_before = count_fds();
+  auto events = m.subscribe(64);  // a subscriber that never reads: bounded, never blocking
+  for (int i = 0; i < 200; ++i) {
+    auto created = m.create_session("cycle", "");
+    ASSERT_TRUE(created) << created.status().to_string();
+    std::vector<BatchOperation> ops(3);
+    ops[0].node_id = "a";
+    ops[0].kind = "audio::gain";
+    ops[1].node_id = "b";
+    ops[1].kind = "audio::gain";
+    ops[2].action = BatchOperation::Action::kConnect;
+    ops[2].from_node = "a", ops[2].from_pin = "out", ops[2].to_node = "b", ops[2].to_pin = "in";
+    ASSERT_TRUE(m.apply_batch("cycle", ops).is_ok());
+    // The workers really run: wait for both nodes, then tune one synchronously.
+    ASSERT_TRUE(wait_until([&] {
+      return node_state(m, "cycle", "a") == "Running" && node_state(m, "cycle", "b") == "Running";
+    }, 5s));
+    ASSERT_TRUE(m.tune_node("cycle", "a", Json{{"gain", 0.5}}, true).is_ok());
+    if (i % 2 == 0) {
+      std::vector<BatchOperation> rm(1);
+      rm[0].action = BatchOperation::Action::kRemoveNode;
+      rm[0].node_id = "b";
+      ASSERT_TRUE(m.apply_batch("cycle", rm).is_ok());
+    }
+    ASSERT_TRUE(m.destroy_session("cycle"));
+  }
+  EXPECT_TRUE(skit_workers(::getpid()).empty());
+  EXPECT_TRUE(shm_segments_of(::getpid()).empty());
+  EXPECT_TRUE(wait_until([] { return children_of(::getpid()).empty(); }, 2s));
+  EXPECT_TRUE(wait_until([&] { return count_fds() == fds_before; }, 2s))
+      << count_fds() << " descriptors open, " << fds_before << " before";
+  EXPECT_GT(events->dropped(), 0U);
+  EXPECT_EQ(m.stats().sessions_created, 201U);
+}
+
+}  // namespace
+}  // namespace skit::testing
