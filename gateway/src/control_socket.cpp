@@ -53,7 +53,12 @@ class ControlSocket {
         registry_(registry) {}
   ControlSocket(const ControlSocket&) = delete;
   ControlSocket& operator=(const ControlSocket&) = delete;
-  ~ControlSocket() { stop_pump(); }
+  ~ControlSocket() {
+    stop_pump();
+    if (pump_.joinable()) {
+      pump_.join();
+    }
+  }
 
   /// Takes the connection over from `socket` and serves it until it ends.
   void run(tcp::socket& socket, const http::request<http::empty_body>& request) {
@@ -166,7 +171,15 @@ class ControlSocket {
     }
     const std::string text = beast::buffers_to_string(in_.data());
     in_.consume(in_.size());
-    if (auto response = plane_.handle(text)) {
+    std::optional<json> response;
+    try {
+      response = plane_.handle(text);
+    } catch (const std::exception& e) {  // a bug, or out of memory: this request fails alone
+      spdlog::error("control socket: request failed: {}", e.what());
+      response = json{{"type", "response"},
+                      {"payload", {{"action", "error"}, {"message", std::string("internal error: ") + e.what()}}}};
+    }
+    if (response) {
       send(dump(*response), false);
     }
     if (!closing_ && !dead_ && outbox_.size() < kMaxQueuedResponses) {

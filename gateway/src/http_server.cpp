@@ -230,11 +230,14 @@ class HttpMetrics {
 
 
 
-class Gateway {
+/// Shared by the connection threads (each holds a reference until its last instruction), so
+/// that neither it nor the io_context its sockets belong to is destroyed under a thread that
+/// is still tearing down its socket when the server returns.
+class Gateway : public std::enable_shared_from_this<Gateway> {
  public:
   Gateway(const ServerConfig& config, supervisor::Engine& engine,
-          supervisor::SessionManager& sessions)
-      : config_(config), engine_(engine), sessions_(sessions) {}
+          supervisor::SessionManager& sessions, std::shared_ptr<net::io_context> io)
+      : config_(config), engine_(engine), sessions_(sessions), io_(std::move(io)) {}
 
   void handle(tcp::socket socket) {
     ++connections_;
@@ -264,7 +267,9 @@ class Gateway {
       return;
     }
     ++rejecting_;
-    std::thread([this, s = std::move(socket)]() mutable {
+    std::thread([this, self = shared_from_this(),
+                 owned = std::make_unique<tcp::socket>(std::move(socket))]() mutable {
+      tcp::socket& s = *owned;
       Reply r = text(http::status::service_unavailable,
                      "too many connections (limits.max_connections is " +
                          std::to_string(config_.max_connections) + ")");
@@ -276,6 +281,7 @@ class Gateway {
       linger_close(s, std::chrono::seconds(1));
       beast::error_code ec;
       s.close(ec);
+      owned.reset();
       --rejecting_;
     }).detach();
   }
@@ -965,6 +971,7 @@ class Gateway {
   const ServerConfig& config_;
   supervisor::Engine& engine_;
   supervisor::SessionManager& sessions_;
+  std::shared_ptr<net::io_context> io_;  // of every connection's socket
   ControlSockets control_sockets_;
   HttpMetrics metrics_;
   std::atomic<std::size_t> connections_{0};
@@ -999,8 +1006,8 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
     spdlog::error("{}", ep.status().message());
     return 2;
   }
-  net::io_context io;
-  tcp::acceptor acceptor(io);
+  auto io = std::make_shared<net::io_context>();
+  tcp::acceptor acceptor(*io);
   beast::error_code ec;
   const tcp::endpoint endpoint(net::ip::make_address(ep->host, ec), ep->port);
   if (ec) {
@@ -1020,12 +1027,12 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
   if (on_listening) {
     on_listening(port);
   }
-  Gateway gateway(config, engine, sessions);
+  const auto gateway = std::make_shared<Gateway>(config, engine, sessions, io);
   std::vector<std::thread> threads;
   std::mutex threads_mutex;
   acceptor.non_blocking(true);
   while (!stop.load()) {
-    tcp::socket socket(io);
+    tcp::socket socket(*io);
     acceptor.accept(socket, ec);
     if (ec == net::error::would_block || ec == net::error::try_again) {
       pollfd p{acceptor.native_handle(), POLLIN, 0};
@@ -1036,23 +1043,25 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
       continue;
     }
     socket.non_blocking(false);
-    if (gateway.connections() >= config.max_connections) {
-      gateway.reject(std::move(socket));
+    if (gateway->connections() >= config.max_connections) {
+      gateway->reject(std::move(socket));
       continue;
     }
-    std::thread([&gateway, s = std::move(socket)]() mutable { gateway.handle(std::move(s)); })
-        .detach();
+    std::thread([gateway, s = std::make_unique<tcp::socket>(std::move(socket))]() mutable {
+      gateway->handle(std::move(*s));
+      s.reset();  // before the last reference to the gateway (and its io_context) may go
+    }).detach();
   }
   spdlog::info("HTTP shutting down: cancelling running pipelines");
   acceptor.close();
-  gateway.cancel_all();
-  gateway.close_idle();
-  gateway.close_control_sockets();
+  gateway->cancel_all();
+  gateway->close_idle();
+  gateway->close_control_sockets();
   const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while ((gateway.connections() > 0 || gateway.rejecting() > 0) && Clock::now() < deadline) {
+  while ((gateway->connections() > 0 || gateway->rejecting() > 0) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    gateway.cancel_all();
-    gateway.close_idle();
+    gateway->cancel_all();
+    gateway->close_idle();
   }
   return 0;
 }
