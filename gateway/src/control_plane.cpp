@@ -30,22 +30,58 @@ supervisor::SessionConfig session_config_for(const ServerConfig& config,
   s.worker_executable = engine.config().worker_executable;
   s.sandbox = engine.config().sandbox;
   const supervisor::PathPolicy* paths = &engine.path_policy();
+  // The manager itself refuses the host-side kinds (streamkit::http_input / http_output).
   s.node_policy = [paths](const v1::NodeSpec& node) {
     std::vector<Status> errors;
-    if (node.kind() == "streamkit::http_input" || node.kind() == "streamkit::http_output") {
-      errors.emplace_back(ErrorCode::kInvalidArgument,
-                          node.kind() +
-                              " belongs to oneshot pipelines (POST /api/v1/process): a session "
-                              "has no HTTP request to read from or answer",
-                          SourceLocation{node.id(), "", node.position().line(),
-                                         node.position().column()});
-    }
     if (Status p = paths->check_node(node); !p.is_ok()) {
       errors.push_back(std::move(p));
     }
     return errors;
   };
   return s;
+}
+
+Result<supervisor::SessionInfo> create_session(supervisor::SessionManager& sessions,
+                                               const std::optional<std::string>& name,
+                                               std::string_view yaml) {
+  const auto& policy = sessions.config().node_policy;
+  if (!yaml.empty() && policy) {
+    // The node policy of every node of the document, all problems at once. (A document that
+    // does not compile is left to the manager, which reports every problem with its line.)
+    const supervisor::CompiledPipeline compiled = supervisor::compile_pipeline_yaml(yaml);
+    if (compiled.ok()) {
+      std::vector<Status> problems;
+      for (const auto& node : compiled.pipeline.nodes()) {
+        for (Status& p : policy(node)) {
+          problems.push_back(std::move(p));
+        }
+      }
+      if (!problems.empty()) {
+        std::string all;
+        for (const auto& p : problems) {
+          all += (all.empty() ? "" : "\n") + p.to_string();
+        }
+        return Status(problems.front().code(), all);
+      }
+    }
+  }
+  return sessions.create_session(name, yaml);
+}
+
+std::string error_text(const Status& s) {
+  std::string text = s.message();
+  const auto& where = s.where();
+  const bool placed = text.find('\n') != std::string::npos || text.rfind("error: ", 0) == 0 ||
+                      text.rfind("operation ", 0) == 0 || text.rfind("line ", 0) == 0 ||
+                      (!where.node_id.empty() &&
+                       text.find("node '" + where.node_id + "'") != std::string::npos);
+  if (!placed) {
+    text = s.to_string();
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  return text;
 }
 
 json session_info_json(const supervisor::SessionInfo& info) {
@@ -108,7 +144,7 @@ struct RequestError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-[[noreturn]] void fail(const Status& s) { throw RequestError(s.to_string()); }
+[[noreturn]] void fail(const Status& s) { throw RequestError(error_text(s)); }
 
 const json& field(const json& payload, const char* key) {
   static const json kNull;
@@ -154,7 +190,7 @@ std::vector<supervisor::BatchOperation> parse_operations(const json& payload,
   for (std::size_t i = 0; i < ops.size(); ++i) {
     auto op = supervisor::batch_operation_from_json(ops[i]);
     if (!op) {
-      problems.push_back("operation " + std::to_string(i) + ": " + op.status().to_string());
+      problems.push_back("operation " + std::to_string(i + 1) + ": " + error_text(op.status()));
       node_ids.push_back(ops[i].is_object() ? ops[i].value("node_id", "") : "");
       continue;
     }
@@ -241,7 +277,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
       throw RequestError("'yaml' is " + std::to_string(yaml.size()) +
                          " bytes; limits.max_config_bytes is " + std::to_string(max_config_bytes_));
     }
-    auto info = sessions_.create_session(name, yaml);
+    auto info = create_session(sessions_, name, yaml);
     if (!info) {
       fail(info.status());
     }
@@ -290,7 +326,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
     if (!s.is_ok()) {
       if (!wait) {
         spdlog::info("tunenodeasync of node '{}' in session '{}' failed: {}", node_id, session,
-                     s.to_string());
+                     error_text(s));
       }
       fail(s);
     }
@@ -339,7 +375,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
     if (problems.empty()) {
       if (Status s = sessions_.apply_batch(session, ops); !s.is_ok()) {
         // One problem per line of the manager's report.
-        std::string text = s.to_string();
+        std::string text = error_text(s);
         std::size_t at = 0;
         while (at <= text.size()) {
           const auto end = text.find('\n', at);

@@ -26,9 +26,19 @@ nlohmann::json permissions_of(Role role);
 
 /// The session manager's configuration: the `sessions:` section plus the engine's worker
 /// executable and sandbox, and a node policy that applies the engine's file path allow-lists
-/// and refuses the oneshot-only streamkit::http_input / http_output.
+/// (security.allowed_file_paths / allowed_write_paths) to every node that joins a session.
 supervisor::SessionConfig session_config_for(const ServerConfig& config,
                                              const supervisor::Engine& engine);
+
+/// SessionManager::create_session, after the node policy has checked every node of `yaml`
+/// (all problems at once; kPermissionDenied for a file outside the allow-lists).
+Result<supervisor::SessionInfo> create_session(supervisor::SessionManager& sessions,
+                                               const std::optional<std::string>& name,
+                                               std::string_view yaml);
+
+/// A session error as a client reads it: the message with its place (line, node, param),
+/// once, without a trailing newline.
+std::string error_text(const Status& s);
 
 /// {id, name, created_at}: StreamKit's SessionInfo.
 nlohmann::json session_info_json(const supervisor::SessionInfo& info);

@@ -311,7 +311,7 @@ class ControlService final : public v1::Control::Service {
     }
     const std::optional<std::string> name =
         req->has_name() ? std::optional<std::string>(req->name()) : std::nullopt;
-    auto info = sessions_.create_session(name, req->pipeline_yaml());
+    auto info = create_session(sessions_, name, req->pipeline_yaml());
     if (!info) {
       return session_error(ctx, info.status());
     }
@@ -372,11 +372,12 @@ class ControlService final : public v1::Control::Service {
       auto op = batch_operation_of(req->operations(i));
       if (!op) {
         Status s = op.status();
-        problems.emplace_back(s.code(), "operation " + std::to_string(i) + ": " + s.to_string());
+        problems.emplace_back(s.code(), "operation " + std::to_string(i + 1) + ": " + error_text(s));
         if (req->validate_only()) {
           auto* issue = resp->add_issues();
           issue->set_operation(static_cast<std::uint32_t>(i));
-          issue->set_message(s.to_string());
+          issue->set_node_id(s.where().node_id);
+          issue->set_message(error_text(s));
         }
         continue;
       }
@@ -501,13 +502,17 @@ class ControlService final : public v1::Control::Service {
   }
 
   /// A session API error, as compile_error treats a pipeline's: a file outside the path
-  /// allow-lists is INVALID_ARGUMENT with the trailer permission_denied.
+  /// allow-lists is INVALID_ARGUMENT with the trailer permission_denied. A node that has
+  /// stopped or failed (kUnavailable: it cannot be tuned) is FAILED_PRECONDITION.
   static grpc::Status session_error(grpc::ServerContext* ctx, const Status& s) {
     ctx->AddTrailingMetadata(kErrorCodeKey, std::string(error_code_name(s.code())));
-    const grpc::StatusCode code = s.code() == ErrorCode::kPermissionDenied
-                                      ? grpc::StatusCode::INVALID_ARGUMENT
-                                      : grpc_code_for(s.code());
-    return {code, s.to_string()};
+    grpc::StatusCode code = grpc_code_for(s.code());
+    if (s.code() == ErrorCode::kPermissionDenied) {
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+    } else if (s.code() == ErrorCode::kUnavailable) {
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+    }
+    return {code, error_text(s)};
   }
 
   static Result<supervisor::BatchOperation> batch_operation_of(const v1::BatchOperation& in) {

@@ -582,7 +582,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   }
 
   static Reply session_error(const Status& s) {
-    return text(session_status_for(s), s.to_string());
+    return text(session_status_for(s), error_text(s));
   }
 
   /// POST /api/v1/sessions: {name?, yaml} -> {session_id, name, created_at}.
@@ -606,7 +606,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
                   "'yaml' is " + std::to_string(yaml.size()) + " bytes; limits.max_config_bytes is " +
                       std::to_string(config_.max_config_bytes));
     }
-    auto info = sessions_.create_session(name, yaml);
+    auto info = gateway::create_session(sessions_, name, yaml);
     if (!info) {
       return session_error(info.status());
     }
