@@ -401,6 +401,8 @@ TEST_F(GrpcSessions, WatchEventsStreamsTheSameEventsAsTheWebSocket) {
                                 connect("pass", "gain")},
                     &resp)
                   .ok());
+  // The new nodes' workers report in (Initializing, Ready, Running...).
+  ASSERT_TRUE(all.wait("nodestatechanged", "gain", 15s).has_value()) << "no nodestatechanged event";
   ASSERT_TRUE(tune("watched", "gain", R"({"gain": 0.5})").ok());
   ASSERT_TRUE(apply("watched", {disconnect("pass", "gain"), remove_node("pass")}, &resp).ok());
   ASSERT_TRUE(remove("watched").ok());
