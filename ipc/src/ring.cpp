@@ -18,7 +18,8 @@ std::string_view endpoint_of(const char (&src)[kEndpointBytes]) {
 }  // namespace
 
 std::size_t Ring::bytes_for(std::uint32_t capacity) {
-  return sizeof(RingHeader) + static_cast<std::size_t>(capacity) * sizeof(SlotDescriptor);
+  return sizeof(RingHeader) + static_cast<std::size_t>(capacity) * sizeof(SlotDescriptor) +
+         sizeof(StickyHeader) + kStickyBytes;
 }
 
 Ring Ring::init(void* memory, std::size_t bytes, std::uint32_t capacity, ConnectionMode mode,
@@ -35,6 +36,10 @@ Ring Ring::init(void* memory, std::size_t bytes, std::uint32_t capacity, Connect
   header->consumer_waiting.store(0);
   header->producer_waiting.store(0);
   header->dropped.store(0);
+  auto* sticky = new (static_cast<std::byte*>(memory) + sizeof(RingHeader) +
+                      static_cast<std::size_t>(capacity) * sizeof(SlotDescriptor)) StickyHeader{};
+  sticky->seq.store(0);
+  sticky->size = 0;
   std::atomic_thread_fence(std::memory_order_release);
   return *attach(memory, bytes);
 }
@@ -56,7 +61,44 @@ Result<Ring> Ring::attach(void* memory, std::size_t bytes) {
   ring.entries_ = reinterpret_cast<SlotDescriptor*>(static_cast<std::byte*>(memory) +
                                                     sizeof(RingHeader));
   ring.mask_ = cap - 1;
+  ring.sticky_ = reinterpret_cast<StickyHeader*>(reinterpret_cast<std::byte*>(ring.entries_) +
+                                                 static_cast<std::size_t>(cap) *
+                                                     sizeof(SlotDescriptor));
   return ring;
+}
+
+bool Ring::set_sticky(std::span<const std::byte> bytes, std::uint32_t kind) {
+  if (bytes.size() > kStickyBytes) {
+    return false;
+  }
+  auto* data = reinterpret_cast<std::byte*>(sticky_ + 1);
+  const std::uint32_t seq = sticky_->seq.load(std::memory_order_relaxed);
+  sticky_->seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  std::memcpy(data, bytes.data(), bytes.size());
+  sticky_->size = static_cast<std::uint32_t>(bytes.size());
+  sticky_->kind = kind;
+  std::atomic_thread_fence(std::memory_order_release);
+  sticky_->seq.store(seq + 2, std::memory_order_release);
+  return true;
+}
+
+bool Ring::sticky(std::vector<std::byte>& bytes, std::uint32_t& kind) const {
+  const auto* data = reinterpret_cast<const std::byte*>(sticky_ + 1);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const std::uint32_t before = sticky_->seq.load(std::memory_order_acquire);
+    if ((before & 1U) != 0) {
+      continue;
+    }
+    const std::uint32_t size = std::min<std::uint32_t>(sticky_->size, kStickyBytes);
+    kind = sticky_->kind;
+    bytes.assign(data, data + size);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (sticky_->seq.load(std::memory_order_relaxed) == before) {
+      return size > 0;
+    }
+  }
+  return false;
 }
 
 std::string_view Ring::producer_doorbell() const { return endpoint_of(header_->producer_doorbell); }

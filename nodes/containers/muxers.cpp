@@ -81,7 +81,9 @@ class LibavMuxer {
       return writer_->failure().is_ok() ? av::error(ErrorCode::kInternal, "muxing", rc)
                                         : writer_->failure();
     }
-    return Status::ok();
+    // Live output: what the muxer has finished (an Ogg page, a WebM cluster) leaves now rather
+    // than when a chunk fills up, so a file or a listener sees the stream as it is made.
+    return writer_->flush_streaming();
   }
 
   Status close() {

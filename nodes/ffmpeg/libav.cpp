@@ -252,6 +252,22 @@ Status AvioWriter::flush_all() {
   return s;
 }
 
+Status AvioWriter::flush_streaming() {
+  if (buffer_all_) {
+    return Status::ok();
+  }
+  avio_flush(avio_);
+  if (!failure_.is_ok()) {
+    return failure_;
+  }
+  if (pending_.empty()) {
+    return Status::ok();
+  }
+  Status s = emit(pending_);
+  pending_.clear();
+  return s;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 Status ToInterleavedF32::configure(const AVFrame& frame, int target_rate, int target_channels) {

@@ -125,6 +125,8 @@ class AvioWriter {
   [[nodiscard]] AVIOContext* avio() const { return avio_; }
   /// Sends buffered bytes (all of them with buffer_all) as packets.
   Status flush_all();
+  /// Streaming mode: sends what the muxer has written so far (nothing with buffer_all).
+  Status flush_streaming();
   [[nodiscard]] const Status& failure() const { return failure_; }
   [[nodiscard]] std::int64_t bytes_written() const { return bytes_written_; }
 

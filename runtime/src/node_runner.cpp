@@ -189,6 +189,9 @@ class NodeRunner::Output final : public OutputWriter {
     rings_.push_back(*ring);
     segments_.push_back(std::move(segment));
     names_.push_back(name);
+    if (!info_bytes_.empty()) {
+      (void)rings_.back().set_sticky(info_bytes_, static_cast<std::uint32_t>(info_header_.kind));
+    }
     if (replay && !info_bytes_.empty() && has_pool_ && info_bytes_.size() <= pool_.slot_size()) {
       // A consumer that joins mid-stream still learns the format first.
       std::optional<std::uint32_t> slot;
@@ -291,14 +294,18 @@ class NodeRunner::Output final : public OutputWriter {
     }
     const bool scratch = scratch_loan_;
     scratch_loan_ = false;
-    if ((header.flags & kFlagStreamInfo) != 0 && runner_.options_.dynamic) {
-      // Kept for consumers that connect later (replayed by add_ring()).
+    if ((header.flags & kFlagStreamInfo) != 0) {
+      // Kept for consumers that connect later (replayed by add_ring()) and recorded in every
+      // ring (sticky) for consumers that restart.
       const std::byte* src = scratch ? scratch_.data()
                              : loaned_ != ipc::kNoSlot ? pool_.slot_data(loaned_).data()
                                                        : nullptr;
       if (src != nullptr) {
         info_bytes_.assign(src, src + used);
         info_header_ = header;
+        for (auto& ring : rings_) {
+          (void)ring.set_sticky(info_bytes_, static_cast<std::uint32_t>(header.kind));
+        }
       }
     }
     if (rings_.empty()) {
@@ -552,6 +559,7 @@ void NodeRunner::attach_input(const std::string& pin, Connection connection) {
         in.next.push_back(std::move(connection));
       } else {
         in.active = std::move(connection);
+        in.sticky_pending = options_.dynamic;
       }
       in.ended = false;
       return;
@@ -560,6 +568,7 @@ void NodeRunner::attach_input(const std::string& pin, Connection connection) {
   Input in;
   in.pin = pin;
   in.active = std::move(connection);
+  in.sticky_pending = options_.dynamic;
   inputs_.push_back(std::move(in));
 }
 
@@ -732,6 +741,7 @@ void NodeRunner::advance(Input& in) {
     in.active = std::move(in.next.front());
     in.next.pop_front();
     in.ended = false;
+    in.sticky_pending = options_.dynamic;
   }
 }
 
@@ -755,6 +765,7 @@ Result<std::optional<NodeRunner::Received>> NodeRunner::receive() {
   }
   apply_pending_commands();
   expire_detaching();
+  SKIT_RETURN_IF_ERROR(adopt_sticky_info());
   Received r;
   if (!pop_any(r.descriptor, r.index)) {
     if (retiring_ && !any_connection()) {
@@ -869,18 +880,41 @@ Status NodeRunner::handle_stream_info(const ipc::SlotDescriptor& d, std::size_t 
   if (!info) {
     return info.status();
   }
-  if (inputs_[index].info && *inputs_[index].info == *info) {
+  return apply_stream_info(*info, static_cast<PacketKind>(d.kind), index);
+}
+
+Status NodeRunner::apply_stream_info(const StreamInfo& info, PacketKind kind, std::size_t index) {
+  if (inputs_[index].info && *inputs_[index].info == info) {
     return Status::ok();  // replayed to a new connection of the same stream: nothing changed
   }
-  inputs_[index].info = *info;
+  inputs_[index].info = info;
   for (std::size_t i = 0; i < outputs_.size(); ++i) {
     if (spec_.outputs[i].passthrough) {
-      SKIT_RETURN_IF_ERROR(
-          outputs_[i]->write_stream_info(*info, static_cast<PacketKind>(d.kind)));
+      SKIT_RETURN_IF_ERROR(outputs_[i]->write_stream_info(info, kind));
     }
   }
   NodeCall call(*this);
-  return node_->on_stream_info(*this, index, *info);
+  return node_->on_stream_info(*this, index, info);
+}
+
+Status NodeRunner::adopt_sticky_info() {
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    Input& in = inputs_[i];
+    if (!in.sticky_pending) {
+      continue;
+    }
+    in.sticky_pending = false;
+    std::vector<std::byte> bytes;
+    std::uint32_t kind = 0;
+    if (!in.active || !in.active->ring.sticky(bytes, kind)) {
+      continue;
+    }
+    auto info = StreamInfo::parse(bytes);
+    if (info) {
+      SKIT_RETURN_IF_ERROR(apply_stream_info(*info, static_cast<PacketKind>(kind), i));
+    }
+  }
+  return Status::ok();
 }
 
 const StreamInfo* NodeRunner::input_info(std::size_t index) const {

@@ -449,7 +449,7 @@ class SessionManager::Impl {
       }
       std::vector<Status> problems;
       for (const auto& n : pipeline.nodes()) {
-        for (Status& s : node_policy(n.id(), n.kind(), n.position())) {
+        for (Status& s : policy_of(n)) {
           problems.push_back(std::move(s));
         }
       }
@@ -1595,6 +1595,7 @@ class SessionManager::Impl {
       if (!w.process.running()) {
         if (w.restart_at && now >= *w.restart_at && !s.destroying) {
           w.restart_at.reset();
+          reset_internal_rings(s, w);
           Status st = spawn(s, w);
           if (!st.is_ok()) {
             fail_worker(s, w, "could not restart its worker: " + st.message());
@@ -1615,6 +1616,42 @@ class SessionManager::Impl {
                         " ms, hung); its worker was killed";
         w.process.kill(SIGKILL);
       }
+    }
+  }
+
+  /// Before a restart: rings whose both ends are this worker's nodes hold packets of the
+  /// previous incarnation (a demuxer restarting from the top must not read the old reader's
+  /// bytes). Both ends are dead, so the supervisor empties them, giving the slots back.
+  void reset_internal_rings(Session& s, const LiveWorker& w) {
+    const std::set<std::string> mine(w.nodes.begin(), w.nodes.end());
+    for (const auto& c : s.connections) {
+      if (mine.count(c.from_node) == 0 || mine.count(c.to_node) == 0) {
+        continue;
+      }
+      auto seg = s.rings.find(c.ring);
+      if (seg == s.rings.end()) {
+        continue;
+      }
+      auto ring = ipc::Ring::attach(seg->second.data(), seg->second.size());
+      if (!ring) {
+        continue;
+      }
+      ipc::SlotDescriptor d;
+      while (ring->try_pop(d)) {
+        if (d.slot == ipc::kNoSlot) {
+          continue;
+        }
+        auto pool_seg = s.pools.find(d.pool);
+        if (pool_seg == s.pools.end()) {
+          continue;
+        }
+        auto pool = ipc::SlotPool::attach(pool_seg->second.data(), pool_seg->second.size());
+        if (pool && d.slot < pool->slot_count() && pool->refcount(d.slot) > 0) {
+          (void)pool->release(d.slot);
+        }
+      }
+      ring->set_consumer_waiting(false);
+      ring->set_producer_waiting(false);
     }
   }
 
@@ -1672,6 +1709,11 @@ class SessionManager::Impl {
     if (second) {
       next_second_ = now + std::chrono::seconds(1);
     }
+    // Memory is watched four times a second: a runaway allocation grows by GB/s.
+    const bool memory_check = now >= next_memory_check_;
+    if (memory_check) {
+      next_memory_check_ = now + milliseconds(250);
+    }
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       Session& s = **it;
       check_workers(s);
@@ -1691,8 +1733,10 @@ class SessionManager::Impl {
         continue;
       }
       collect_retired(s);
-      if (second) {
+      if (memory_check) {
         check_memory(s);
+      }
+      if (second) {
         for (auto& [id, n] : s.nodes) {
           maybe_emit_stats(s, n);
         }
@@ -1837,6 +1881,7 @@ class SessionManager::Impl {
   std::uint64_t events_dropped_ = 0;
   SessionManagerStats stats_;
   Clock::time_point next_second_ = Clock::now();
+  Clock::time_point next_memory_check_ = Clock::now();
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "audio_measure.hpp"
@@ -24,9 +25,11 @@ using supervisor::SessionConfig;
 using supervisor::SessionManager;
 using Clock = std::chrono::steady_clock;
 
+/// Per-node placement: each node in a worker of its own, so a test can kill one node's.
 SessionConfig test_config() {
   SessionConfig c;
   c.worker_executable = SKIT_BINARY;
+  c.placement = supervisor::PlacementPolicy::kPerNode;
   c.backoff_initial = 50ms;
   c.backoff_max = 400ms;
   return c;
@@ -98,6 +101,19 @@ std::size_t count_fds() {
   return n;
 }
 
+/// The descriptor count once ZeroMQ has finished closing sockets (it does so on its own
+/// thread): the same for 300 ms.
+std::size_t settled_fd_count() {
+  std::size_t last = count_fds();
+  for (int stable = 0; stable < 15;) {
+    std::this_thread::sleep_for(20ms);
+    const std::size_t now = count_fds();
+    stable = now == last ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 /// Process-wide resources (ZeroMQ's context and its threads) are created on first use and
 /// kept: count descriptors only after they exist.
 void warm_up() {
@@ -116,8 +132,14 @@ class SessionsTest : public ::testing::Test {
   std::string input_;
 };
 
+SessionConfig grouped_config() {
+  SessionConfig c = test_config();
+  c.placement = supervisor::PlacementPolicy::kGrouped;
+  return c;
+}
+
 TEST_F(SessionsTest, TuneGainMidStreamStepsTheOutputByMinus12dB) {
-  SessionManager m(test_config());
+  SessionManager m(grouped_config());
   const std::string out = dir_.file("out.ogg");
   auto created = m.create_session("tune", live_yaml(input_, out));
   ASSERT_TRUE(created) << created.status().to_string();
@@ -152,7 +174,7 @@ TEST_F(SessionsTest, TuneGainMidStreamStepsTheOutputByMinus12dB) {
 }
 
 TEST_F(SessionsTest, ApplyBatchInsertsAndRemovesANodeWithoutAGap) {
-  SessionManager m(test_config());
+  SessionManager m(grouped_config());
   const std::string out = dir_.file("out.ogg");
   ASSERT_TRUE(m.create_session("splice", live_yaml(input_, out)));
   const auto started = Clock::now();
@@ -273,7 +295,7 @@ TEST_F(SessionsTest, AnInvalidBatchChangesNothing) {
 
 TEST_F(SessionsTest, KilledWorkerIsRestartedAndOtherSessionsDoNotNotice) {
   warm_up();
-  const std::size_t fds_before = count_fds();
+  const std::size_t fds_before = settled_fd_count();
   {
     SessionManager m(test_config());
     auto events = m.subscribe();
@@ -368,6 +390,88 @@ TEST_F(SessionsTest, ANodeThatAlwaysCrashesEndsFailedAndTheSessionStaysUp) {
   EXPECT_TRUE(m.create_session("after", ""));
 }
 
+TEST_F(SessionsTest, AKilledGroupedWorkerRestartsTheWholeSession) {
+  SessionManager m(grouped_config());
+  auto events = m.subscribe();
+  const std::string out = dir_.file("out.ogg");
+  ASSERT_TRUE(m.create_session("grouped", live_yaml(input_, out)));
+  std::this_thread::sleep_for(1500ms);
+  const int victim = worker_pid(m, "grouped", "gain");
+  EXPECT_EQ(worker_pid(m, "grouped", "reader"), victim) << "one worker for the session";
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  // Every node of the worker reports the crash, then runs again (the reader may already be
+  // done: it reads the whole file at once).
+  bool saw_recovering = false;
+  const auto all_restarted = [&] {
+    while (auto e = events->next(0ms)) {
+      const Json& st = e->payload["state"];
+      saw_recovering = saw_recovering || (st.is_object() && st.contains("Recovering"));
+    }
+    auto p = m.pipeline_json("grouped");
+    for (const auto& [id, node] : (*p)["nodes"].items()) {
+      const Json& st = node["state"];
+      if (node["restarts"] != 1 || (st.is_object() && st.contains("Recovering"))) {
+        return false;
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(wait_until(all_restarted, 5s));
+  EXPECT_TRUE(saw_recovering);
+  EXPECT_NE(worker_pid(m, "grouped", "gain"), victim);
+  // The restarted nodes start over: the reader from the top, the writer a new file, which
+  // is complete when the stream ends.
+  ASSERT_TRUE(wait_stopped(m, "grouped", "writer", 15s));
+  const Decoded d = decode_f32(out);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_NEAR(d.seconds(), 6.0, 0.021);
+}
+
+TEST_F(SessionsTest, AHungWorkerIsKilledAndRestarted) {
+  SessionConfig config = test_config();
+  config.heartbeat_timeout = 1000ms;
+  SessionManager m(config);
+  const std::string out = dir_.file("out.ogg");
+  ASSERT_TRUE(m.create_session("hung", live_yaml(input_, out)));
+  std::this_thread::sleep_for(1s);
+  const int victim = worker_pid(m, "hung", "dec");
+  ASSERT_EQ(::kill(victim, SIGSTOP), 0);  // alive but silent: no heartbeats
+  ASSERT_TRUE(wait_until([&] { return node_state(m, "hung", "dec") == "Recovering"; }, 3s));
+  auto p = m.pipeline_json("hung");
+  const std::string reason = (*p)["nodes"]["dec"]["state"]["Recovering"]["reason"];
+  EXPECT_NE(reason.find("stopped answering"), std::string::npos) << reason;
+  ASSERT_TRUE(wait_until([&] { return node_state(m, "hung", "dec") == "Running"; }, 3s));
+  EXPECT_NE(worker_pid(m, "hung", "dec"), victim);
+  ASSERT_TRUE(wait_stopped(m, "hung", "writer", 15s));
+  const Decoded d = decode_f32(out);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_GT(d.seconds(), 5.8);
+}
+
+TEST_F(SessionsTest, AWorkerOverItsMemoryLimitIsStoppedAndReported) {
+  SessionConfig config = test_config();
+  config.worker_memory_limit_bytes = 256ULL << 20;
+  config.max_restarts = 0;
+  SessionManager m(config);
+  const std::string out = dir_.file("out.ogg");
+  ASSERT_TRUE(m.create_session("hog", live_yaml(input_, out)));
+  std::vector<BatchOperation> ops(2);
+  ops[0].node_id = "hog";
+  ops[0].kind = "testing::fault";
+  ops[0].params = Json{{"mode", "oom"}};
+  ops[1].action = BatchOperation::Action::kConnect;
+  ops[1].from_node = "dec", ops[1].from_pin = "out", ops[1].to_node = "hog", ops[1].to_pin = "in";
+  ops[1].mode = ConnectionMode::kBestEffort;
+  ASSERT_TRUE(m.apply_batch("hog", ops).is_ok());
+  ASSERT_TRUE(wait_until([&] { return node_state(m, "hog", "hog") == "Failed"; }, 10s));
+  auto p = m.pipeline_json("hog");
+  const std::string reason = (*p)["nodes"]["hog"]["state"]["Failed"]["reason"];
+  EXPECT_NE(reason.find("memory limit"), std::string::npos) << reason;
+  // The main chain never noticed.
+  ASSERT_TRUE(wait_stopped(m, "hog", "writer", 15s));
+  EXPECT_NEAR(decode_f32(out).seconds(), 6.0, 0.021);
+}
+
 TEST_F(SessionsTest, LimitsAreEnforcedWithClearErrors) {
   SessionConfig config = test_config();
   config.max_sessions = 2;
@@ -413,7 +517,7 @@ TEST_F(SessionsTest, TwoHundredCyclesLeakNothing) {
   SessionManager m(test_config());
   ASSERT_TRUE(m.create_session("warm", ""));
   ASSERT_TRUE(m.destroy_session("warm"));
-  const std::size_t fds_before = count_fds();
+  const std::size_t fds_before = settled_fd_count();
   auto events = m.subscribe(64);  // a subscriber that never reads: bounded, never blocking
   for (int i = 0; i < 200; ++i) {
     auto created = m.create_session("cycle", "");

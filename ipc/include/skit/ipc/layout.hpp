@@ -99,4 +99,16 @@ static_assert(offsetof(RingHeader, tail) == 320);
 static_assert(offsetof(RingHeader, consumer_waiting) == 384);
 static_assert(sizeof(RingHeader) == 448);
 
+/// After a ring's descriptors: the last stream format its producer announced ("sticky", like
+/// GStreamer's sticky caps event), so that a consumer restarted mid-stream still learns it.
+/// Single writer (the producer), seqlock: odd `seq` while it is being written.
+inline constexpr std::size_t kStickyBytes = 16 * 1024;
+struct StickyHeader {
+  std::atomic<std::uint32_t> seq;
+  std::uint32_t size;  // 0: none yet
+  std::uint32_t kind;  // PacketKind of the stream
+  std::uint32_t reserved;
+};
+static_assert(std::is_standard_layout_v<StickyHeader> && sizeof(StickyHeader) == 16);
+
 }  // namespace skit::ipc

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "skit/core/pins.hpp"
 #include "skit/core/status.hpp"
@@ -48,12 +50,18 @@ class Ring {
   bool take_producer_wakeup();
   void set_consumer_waiting(bool waiting);
 
+  /// Producer: records the stream's current format (see StickyHeader); false if too large.
+  bool set_sticky(std::span<const std::byte> bytes, std::uint32_t kind);
+  /// Consumer: the last recorded format, if any.
+  bool sticky(std::vector<std::byte>& bytes, std::uint32_t& kind) const;
+
   [[nodiscard]] std::uint64_t dropped() const;
   [[nodiscard]] std::uint64_t pushed() const;
 
  private:
   RingHeader* header_ = nullptr;
   SlotDescriptor* entries_ = nullptr;
+  StickyHeader* sticky_ = nullptr;
   std::uint64_t mask_ = 0;
   std::uint64_t cached_tail_ = 0;  // producer's last view of tail (only grows)
   std::uint64_t cached_head_ = 0;  // consumer's last view of head (only grows)

@@ -196,6 +196,7 @@ class NodeRunner final : public NodeContext {
     std::optional<Connection> active;
     std::deque<Connection> next;  // later connections of the same pin, read in turn
     bool ended = false;
+    bool sticky_pending = false;  // the active connection's recorded format is not read yet
     std::optional<StreamInfo> info;
   };
   struct PendingCommand {
@@ -236,6 +237,11 @@ class NodeRunner final : public NodeContext {
   /// The payload bytes a descriptor points at, bounds-checked.
   Result<std::span<const std::byte>> payload(const ipc::SlotDescriptor& d, std::size_t index);
   Status handle_stream_info(const ipc::SlotDescriptor& d, std::size_t index);
+  Status apply_stream_info(const StreamInfo& info, PacketKind kind, std::size_t index);
+  /// Live inputs: a connection that became active mid-stream (a restart, a switch) first
+  /// takes the format its ring recorded, so that a decoder can go on without the stream's
+  /// start.
+  Status adopt_sticky_info();
   void drain_inputs();
   void report(NodeState state, const std::string& message, ErrorCode error = ErrorCode::kOk);
 

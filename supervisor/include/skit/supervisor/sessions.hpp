@@ -29,10 +29,11 @@
 namespace skit::supervisor {
 
 struct SessionConfig {
-  /// Initial nodes of a session: one worker each (per-node, the default: a crash or a restart
-  /// touches one node) or one worker for the session (grouped). Nodes added later, and
+  /// Initial nodes of a session: one worker for the session (grouped, the default: in-process
+  /// doorbells, about a third of per-node's CPU, see bench/run sessions) or one worker each
+  /// (per-node: a crash or a restart touches one node). Nodes added later, and
   /// `isolation: dedicated` nodes, always get a worker of their own.
-  PlacementPolicy placement = PlacementPolicy::kPerNode;
+  PlacementPolicy placement = PlacementPolicy::kGrouped;
   SandboxOptions sandbox;
   std::string worker_executable;     // the skit binary, re-executed as `skit worker`
   std::uint32_t ring_capacity = 16;  // packets per connection (16 x 20 ms = 320 ms of audio)
