@@ -465,7 +465,7 @@ TEST_F(GrpcSessions, ShutdownEndsEventStreamsPromptly) {
   auto watch2 = std::make_unique<Watch>(*stub_, "kept");
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(server_->stop(), 0);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 15.0);
   const auto s1 = watch1->finished(5s);
   ASSERT_TRUE(s1.has_value());
   EXPECT_FALSE(s1->ok());
