@@ -46,7 +46,8 @@ Commands:
   validate PIPELINE.yml
                        Check a pipeline without running it
   nodes                List every node kind with its pins and params
-  serve                Run the server: StreamKit's HTTP API (oneshot /api/v1/process)
+  serve                Run the server: StreamKit's HTTP API (oneshot /api/v1/process,
+                       dynamic sessions, WebSocket control plane) and the gRPC API
   config check FILE    Check a server configuration file
   worker               (internal) Run as a worker process of a supervisor
 
@@ -98,12 +99,16 @@ constexpr const char* kServeHelp = R"(Usage: skit serve [--config skit.yaml] [--
 
 Runs the server: StreamKit's HTTP API (GET /healthz, /metrics, /api/v1/config,
 /api/v1/permissions, /api/v1/schema/nodes, /api/v1/schema/packets,
-/api/v1/samples/oneshot[/{id}], POST /api/v1/process) and the gRPC API
-(skit.v1.Control, grpc.health.v1.Health, reflection; docs/grpc.md). Every
-config key is documented in docs/configuration.md. Port 0 picks a free port;
-the chosen ones are printed on stderr ("skit serve: listening on
-http://HOST:PORT", "skit serve: grpc listening on HOST:PORT").
-SIGINT/SIGTERM stop accepting, cancel running pipelines and exit.
+/api/v1/samples/oneshot[/{id}], POST /api/v1/process), dynamic sessions
+(POST/GET /api/v1/sessions, GET /api/v1/sessions/{id}/pipeline,
+DELETE /api/v1/sessions/{id}, the WebSocket control plane GET /api/v1/control;
+docs/sessions.md) and the gRPC API (skit.v1.Control, grpc.health.v1.Health,
+reflection; docs/grpc.md). Every config key is documented in
+docs/configuration.md. Port 0 picks a free port; the chosen ones are printed
+on stderr ("skit serve: listening on http://HOST:PORT", "skit serve: grpc
+listening on HOST:PORT").
+SIGINT/SIGTERM stop accepting, cancel running pipelines, close WebSocket
+clients, destroy every session and exit.
 
 Options:
   -c, --config FILE       Configuration file (YAML); defaults apply without one

@@ -174,6 +174,60 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                {"ring_depth", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "engine.ring_depth", cfg.engine.ring_capacity); }},
            });
          }},
+        {"sessions", [&](const YAML::Node&, const YAML::Node& v) {
+           auto& s = cfg.sessions;
+           // A whole number in [min, max] (an error naming the key and the range otherwise).
+           auto ranged = [&p](const char* key, std::uint64_t min, std::uint64_t max,
+                              std::function<void(std::uint64_t)> set) {
+             return [&p, key, min, max, set](const YAML::Node&, const YAML::Node& x) {
+               std::uint64_t n = 0;
+               if (!p.scalar(x, key, n)) return;
+               if (n < min || n > max) {
+                 p.error(x, std::string(key) + " must be between " + std::to_string(min) +
+                                " and " + std::to_string(max) + " (got " + std::to_string(n) + ")");
+                 return;
+               }
+               set(n);
+             };
+           };
+           using std::chrono::milliseconds;
+           using std::chrono::seconds;
+           p.section(v, "sessions", {
+               {"placement", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::string name;
+                  if (p.scalar(x, "sessions.placement", name)) {
+                    auto pl = supervisor::parse_placement(name);
+                    if (pl) s.placement = *pl; else p.error(x, pl.status().message());
+                  } }},
+               {"ring_capacity", ranged("sessions.ring_capacity", 2, 4096,
+                                        [&](std::uint64_t n) { s.ring_capacity = static_cast<std::uint32_t>(n); })},
+               {"max_sessions", ranged("sessions.max_sessions", 1, 100000,
+                                       [&](std::uint64_t n) { s.max_sessions = n; })},
+               {"max_nodes_per_session", ranged("sessions.max_nodes_per_session", 1, 10000,
+                                                [&](std::uint64_t n) { s.max_nodes_per_session = n; })},
+               {"idle_timeout_seconds", ranged("sessions.idle_timeout_seconds", 0, 365ULL * 24 * 3600,
+                                               [&](std::uint64_t n) { s.idle_timeout = seconds(n); })},
+               {"max_restarts", ranged("sessions.max_restarts", 0, 1000,
+                                       [&](std::uint64_t n) { s.max_restarts = static_cast<std::uint32_t>(n); })},
+               {"restart_window_seconds", ranged("sessions.restart_window_seconds", 1, 24 * 3600,
+                                                 [&](std::uint64_t n) { s.restart_window = seconds(n); })},
+               {"backoff_initial_ms", ranged("sessions.backoff_initial_ms", 1, 3600 * 1000,
+                                             [&](std::uint64_t n) { s.backoff_initial = milliseconds(n); })},
+               {"backoff_max_ms", ranged("sessions.backoff_max_ms", 1, 3600 * 1000,
+                                         [&](std::uint64_t n) { s.backoff_max = milliseconds(n); })},
+               {"worker_memory_limit_mb", ranged("sessions.worker_memory_limit_mb", 0, 1ULL << 30,
+                                                 [&](std::uint64_t n) { s.worker_memory_limit_bytes = n << 20; })},
+               {"event_queue_capacity", ranged("sessions.event_queue_capacity", 1, 1ULL << 20,
+                                               [&](std::uint64_t n) { s.event_queue_capacity = n; })},
+               {"heartbeat_timeout_ms", ranged("sessions.heartbeat_timeout_ms", 500, 3600 * 1000,
+                                               [&](std::uint64_t n) { s.heartbeat_timeout = milliseconds(n); })},
+           });
+           if (s.backoff_initial > s.backoff_max) {
+             p.error(v, "sessions.backoff_initial_ms (" + std::to_string(s.backoff_initial.count()) +
+                            ") must not exceed sessions.backoff_max_ms (" +
+                            std::to_string(s.backoff_max.count()) + ")");
+           }
+         }},
         {"security", [&](const YAML::Node&, const YAML::Node& v) {
            p.section(v, "security", {
                {"allowed_file_paths", [&](const YAML::Node&, const YAML::Node& x) {

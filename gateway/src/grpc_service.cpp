@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
-// skit.v1.Control on gRPC's synchronous API. Process runs on three threads: the call's own
+// skit.v1.Control on gRPC's synchronous API. The session RPCs call the session manager
+// directly; WatchEvents holds a bounded event subscription for the length of the call. Process runs on three threads: the call's own
 // thread reads the client's media into a bounded ByteQueue (the pipeline's
 // streamkit::http_input), a runner thread runs the pipeline on the engine, and a writer
 // thread sends streamkit::http_output's bytes back as they are produced. Auth uses the same
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -22,6 +24,7 @@
 #include <thread>
 
 #include "byte_queue.hpp"
+#include "control_plane.hpp"
 #include "grpc/health/v1/health.pb.h"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
@@ -184,8 +187,9 @@ class CallGuard {
 
 class ControlService final : public v1::Control::Service {
  public:
-  ControlService(const ServerConfig& config, supervisor::Engine& engine, CallRegistry& calls)
-      : config_(config), engine_(engine), calls_(calls) {}
+  ControlService(const ServerConfig& config, supervisor::Engine& engine,
+                 supervisor::SessionManager& sessions, CallRegistry& calls)
+      : config_(config), engine_(engine), sessions_(sessions), calls_(calls) {}
 
   grpc::Status ListNodeKinds(grpc::ServerContext* ctx, const v1::ListNodeKindsRequest* /*req*/,
                              v1::ListNodeKindsResponse* resp) override {
@@ -297,8 +301,283 @@ class ControlService final : public v1::Control::Service {
     return run(ctx, stream, compiled.pipeline, has_media, std::move(pending), cancel);
   }
 
+  grpc::Status CreateSession(grpc::ServerContext* ctx, const v1::CreateSessionRequest* req,
+                             v1::CreateSessionResponse* resp) override {
+    if (auto denied = authorize(ctx, Role::kOperator, "create sessions")) {
+      return *denied;
+    }
+    if (req->pipeline_yaml().size() > config_.max_config_bytes) {
+      return config_too_large(ctx, req->pipeline_yaml().size());
+    }
+    const std::optional<std::string> name =
+        req->has_name() ? std::optional<std::string>(req->name()) : std::nullopt;
+    auto info = create_session(sessions_, name, req->pipeline_yaml());
+    if (!info) {
+      return session_error(ctx, info.status());
+    }
+    set_info(*info, resp->mutable_session());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListSessions(grpc::ServerContext* ctx, const v1::ListSessionsRequest* /*req*/,
+                            v1::ListSessionsResponse* resp) override {
+    if (auto denied = authorize(ctx, Role::kViewer, "list sessions")) {
+      return *denied;
+    }
+    for (const auto& s : sessions_.list_sessions()) {
+      set_info(s, resp->add_sessions());
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetSession(grpc::ServerContext* ctx, const v1::GetSessionRequest* req,
+                          v1::GetSessionResponse* resp) override {
+    if (auto denied = authorize(ctx, Role::kViewer, "read sessions")) {
+      return *denied;
+    }
+    auto info = sessions_.find_session(req->session());
+    if (!info) {
+      return session_error(ctx, info.status());
+    }
+    auto pipeline = sessions_.pipeline_json(info->id);
+    if (!pipeline) {
+      return session_error(ctx, pipeline.status());
+    }
+    set_info(*info, resp->mutable_session());
+    resp->set_pipeline_json(pipeline->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeleteSession(grpc::ServerContext* ctx, const v1::DeleteSessionRequest* req,
+                             v1::DeleteSessionResponse* resp) override {
+    if (auto denied = authorize(ctx, Role::kOperator, "destroy sessions")) {
+      return *denied;
+    }
+    auto info = sessions_.destroy_session(req->session());
+    if (!info) {
+      return session_error(ctx, info.status());
+    }
+    resp->set_session_id(info->id);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ApplyBatch(grpc::ServerContext* ctx, const v1::ApplyBatchRequest* req,
+                          v1::ApplyBatchResponse* resp) override {
+    if (auto denied = authorize(ctx, Role::kOperator, "modify sessions")) {
+      return *denied;
+    }
+    std::vector<supervisor::BatchOperation> ops;
+    std::vector<Status> problems;
+    for (int i = 0; i < req->operations_size(); ++i) {
+      auto op = batch_operation_of(req->operations(i));
+      if (!op) {
+        Status s = op.status();
+        problems.emplace_back(s.code(), "operation " + std::to_string(i + 1) + ": " + error_text(s));
+        if (req->validate_only()) {
+          auto* issue = resp->add_issues();
+          issue->set_operation(static_cast<std::uint32_t>(i));
+          issue->set_node_id(s.where().node_id);
+          issue->set_message(error_text(s));
+        }
+        continue;
+      }
+      ops.push_back(std::move(*op));
+    }
+    if (req->validate_only()) {
+      if (!problems.empty()) {
+        auto found = sessions_.find_session(req->session());
+        return found ? grpc::Status::OK : session_error(ctx, found.status());
+      }
+      auto issues = sessions_.validate_batch(req->session(), ops);
+      if (!issues) {
+        return session_error(ctx, issues.status());
+      }
+      for (const auto& i : *issues) {
+        auto* issue = resp->add_issues();
+        issue->set_operation(static_cast<std::uint32_t>(i.operation));
+        issue->set_node_id(i.node_id);
+        issue->set_message(i.message);
+      }
+      return grpc::Status::OK;
+    }
+    if (!problems.empty()) {
+      std::string message;
+      for (const auto& p : problems) {
+        message += (message.empty() ? "" : "\n") + p.message();
+      }
+      return session_error(ctx, Status(ErrorCode::kInvalidArgument, message));
+    }
+    if (Status s = sessions_.apply_batch(req->session(), ops); !s.is_ok()) {
+      return session_error(ctx, s);
+    }
+    resp->set_applied(true);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status TuneNode(grpc::ServerContext* ctx, const v1::TuneNodeRequest* req,
+                        v1::TuneNodeResponse* /*resp*/) override {
+    if (auto denied = authorize(ctx, Role::kOperator, "tune nodes")) {
+      return *denied;
+    }
+    const auto patch = nlohmann::json::parse(req->params_json(), nullptr, false);
+    if (patch.is_discarded() || !patch.is_object()) {
+      return protocol_error(ctx, "params_json must be a JSON object of params, e.g. {\"gain\": 0.5}");
+    }
+    Status s = check_tune_policy(sessions_, req->session(), req->node_id(), patch);
+    if (s.is_ok()) {
+      s = sessions_.tune_node(req->session(), req->node_id(), patch, !req->async());
+    }
+    return s.is_ok() ? grpc::Status::OK : session_error(ctx, s);
+  }
+
+  grpc::Status WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
+                           grpc::ServerWriter<v1::SessionEvent>* writer) override {
+    if (auto denied = authorize(ctx, Role::kViewer, "watch sessions")) {
+      return *denied;
+    }
+    std::atomic<bool> cancel{false};
+    const CallGuard guard(calls_, {ctx, &cancel, Clock::time_point::max()});
+    if (!guard.admitted()) {
+      return {grpc::StatusCode::UNAVAILABLE, "the server is shutting down"};
+    }
+    std::string only;
+    if (!req->session().empty()) {
+      auto info = sessions_.find_session(req->session());
+      if (!info) {
+        return session_error(ctx, info.status());
+      }
+      only = info->id;
+    }
+    const auto subscription = sessions_.subscribe();
+    // The headers tell the client that it is subscribed: events from now on reach it.
+    writer->SendInitialMetadata();
+    bool ended = false;  // the watched session is gone
+    while (!cancel.load() && !ctx->IsCancelled()) {
+      auto event = subscription->next(std::chrono::milliseconds(200));
+      if (!event) {
+        if (subscription->closed()) {
+          break;
+        }
+        continue;
+      }
+      if (!only.empty() && event->session_id != only) {
+        continue;
+      }
+      v1::SessionEvent out;
+      out.set_session_id(event->session_id);
+      const auto& payload = event->payload;
+      const std::string name = payload.is_object() ? payload.value("event", "") : "";
+      out.set_event(name);
+      out.set_payload_json(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      const auto ts = payload.is_object() ? payload.find("timestamp") : payload.end();
+      out.set_timestamp(ts != payload.end() && ts->is_string() ? ts->get<std::string>()
+                                                               : now_rfc3339());
+      out.set_dropped(subscription->dropped());
+      if (!writer->Write(out)) {
+        break;  // the client went away
+      }
+      if (!only.empty() && name == "sessiondestroyed") {
+        ended = true;
+        break;
+      }
+    }
+    subscription->close();
+    if (ended) {
+      return grpc::Status::OK;
+    }
+    if (cancel.load()) {
+      return {grpc::StatusCode::CANCELLED, "the server is shutting down"};
+    }
+    return {grpc::StatusCode::CANCELLED, "the client cancelled"};
+  }
+
  private:
   using Stream = grpc::ServerReaderWriter<v1::ProcessResponse, v1::ProcessRequest>;
+
+  static void set_info(const supervisor::SessionInfo& info, v1::SessionInfo* out) {
+    out->set_id(info.id);
+    out->set_name(info.name);
+    out->set_created_at(info.created_at);
+    out->set_node_count(static_cast<std::uint32_t>(info.node_count));
+  }
+
+  /// A session API error, as compile_error treats a pipeline's: a file outside the path
+  /// allow-lists is INVALID_ARGUMENT with the trailer permission_denied. A node that has
+  /// stopped or failed (kUnavailable: it cannot be tuned) is FAILED_PRECONDITION.
+  static grpc::Status session_error(grpc::ServerContext* ctx, const Status& s) {
+    ctx->AddTrailingMetadata(kErrorCodeKey, std::string(error_code_name(s.code())));
+    grpc::StatusCode code = grpc_code_for(s.code());
+    if (s.code() == ErrorCode::kPermissionDenied) {
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+    } else if (s.code() == ErrorCode::kUnavailable) {
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+    }
+    return {code, error_text(s)};
+  }
+
+  static Result<supervisor::BatchOperation> batch_operation_of(const v1::BatchOperation& in) {
+    using Action = supervisor::BatchOperation::Action;
+    supervisor::BatchOperation op;
+    switch (in.operation_case()) {
+      case v1::BatchOperation::kAddNode: {
+        op.action = Action::kAddNode;
+        op.node_id = in.add_node().node_id();
+        op.kind = in.add_node().kind();
+        const std::string& params = in.add_node().params_json();
+        if (!params.empty()) {
+          op.params = nlohmann::json::parse(params, nullptr, false);
+          if (op.params.is_discarded() || !(op.params.is_object() || op.params.is_null())) {
+            return Status(ErrorCode::kInvalidArgument,
+                          "add_node '" + op.node_id + "': params_json must be a JSON object",
+                          SourceLocation{op.node_id, "", 0, 0});
+          }
+        }
+        break;
+      }
+      case v1::BatchOperation::kRemoveNode:
+        op.action = Action::kRemoveNode;
+        op.node_id = in.remove_node().node_id();
+        break;
+      case v1::BatchOperation::kConnect: {
+        const auto& c = in.connect();
+        op.action = Action::kConnect;
+        op.from_node = c.from_node();
+        op.from_pin = c.from_pin();
+        op.to_node = c.to_node();
+        op.to_pin = c.to_pin();
+        op.mode = c.mode() == v1::CONNECTION_MODE_BEST_EFFORT ? ConnectionMode::kBestEffort
+                                                               : ConnectionMode::kReliable;
+        break;
+      }
+      case v1::BatchOperation::kDisconnect: {
+        const auto& c = in.disconnect();
+        op.action = Action::kDisconnect;
+        op.from_node = c.from_node();
+        op.from_pin = c.from_pin();
+        op.to_node = c.to_node();
+        op.to_pin = c.to_pin();
+        break;
+      }
+      default:
+        return Status(ErrorCode::kInvalidArgument,
+                      "an operation must be add_node, remove_node, connect or disconnect");
+    }
+    return op;
+  }
+
+  static std::string now_rfc3339() {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms));
+    return buf;
+  }
 
   /// Null when the caller may do it; else UNAUTHENTICATED or PERMISSION_DENIED.
   std::optional<grpc::Status> authorize(grpc::ServerContext* ctx, Role needed,
@@ -487,6 +766,7 @@ class ControlService final : public v1::Control::Service {
 
   const ServerConfig& config_;
   supervisor::Engine& engine_;
+  supervisor::SessionManager& sessions_;
   CallRegistry& calls_;
 };
 
@@ -531,7 +811,8 @@ GrpcServer::~GrpcServer() { shutdown(); }
 unsigned short GrpcServer::port() const { return static_cast<unsigned short>(impl_->port); }
 
 Result<std::unique_ptr<GrpcServer>> GrpcServer::start(const ServerConfig& config,
-                                                      supervisor::Engine& engine) {
+                                                      supervisor::Engine& engine,
+                                                      supervisor::SessionManager& sessions) {
   const std::string& listen = config.grpc_listen;
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == listen.size() ||
@@ -553,7 +834,7 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(const ServerConfig& config
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
 
   auto impl = std::make_unique<Impl>();
-  impl->service = std::make_unique<ControlService>(config, engine, impl->calls);
+  impl->service = std::make_unique<ControlService>(config, engine, sessions, impl->calls);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
   // A taken port is an error, not a port silently shared with another server.

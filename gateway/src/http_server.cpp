@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 // The HTTP gateway on Boost.Beast: one thread per connection (bounded), StreamKit's paths and
 // shapes, auth and the Origin guard before any body byte is read, the oneshot endpoint
-// streaming its upload into the pipeline and the pipeline's output back as it is produced.
+// streaming its upload into the pipeline and the pipeline's output back as it is produced,
+// the session REST endpoints, and the WebSocket control plane (control_socket.cpp) on the
+// connection that asked for the upgrade.
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -9,6 +11,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <filesystem>
 #include <limits>
 #include <fstream>
@@ -20,6 +23,8 @@
 #include <thread>
 
 #include "byte_queue.hpp"
+#include "control_plane.hpp"
+#include "control_socket.hpp"
 #include "multipart.hpp"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
@@ -117,18 +122,27 @@ http::status status_for(const Status& s) {
   }
 }
 
-/// Permissions of a role, with StreamKit's names.
-json permissions_of(Role role) {
-  const bool op = role != Role::kViewer;
-  const bool admin = role == Role::kAdmin;
-  return json{{"create_sessions", op},        {"destroy_sessions", op},
-              {"list_sessions", true},        {"modify_sessions", op},
-              {"tune_nodes", op},             {"load_plugins", admin},
-              {"delete_plugins", admin},      {"list_nodes", true},
-              {"list_samples", true},         {"read_samples", true},
-              {"write_samples", op},          {"delete_samples", op},
-              {"access_all_sessions", admin}, {"upload_assets", op},
-              {"delete_assets", op},          {"process_oneshot", op}};
+/// The status of a session API error: as status_for, except that the session limits are
+/// 429 (StreamKit's answer to max_concurrent_sessions) rather than 503.
+http::status session_status_for(const Status& s) {
+  return s.code() == ErrorCode::kResourceExhausted ? http::status::too_many_requests
+                                                   : status_for(s);
+}
+
+/// "%2F" -> "/" in a path segment; malformed escapes stay as they are.
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
 }
 
 /// Request counters and durations for /metrics.
@@ -141,7 +155,9 @@ class HttpMetrics {
     d.first += seconds;
     d.second += 1;
   }
-  std::string render(const supervisor::EngineStats& e, std::size_t connections) {
+  std::string render(const supervisor::EngineStats& e, std::size_t connections,
+                     const supervisor::SessionManagerStats& sessions,
+                     const ControlSockets& control) {
     std::ostringstream out;
     std::lock_guard lock(mutex_);
     out << "# HELP skit_http_requests_total HTTP requests by route and status.\n"
@@ -174,8 +190,35 @@ class HttpMetrics {
         << "skit_packets_total " << e.packets << '\n'
         << "# HELP skit_dropped_packets_total Best-effort drops.\n# TYPE skit_dropped_packets_total counter\n"
         << "skit_dropped_packets_total " << e.dropped << '\n'
-        << "# HELP skit_worker_restarts_total Worker restarts.\n# TYPE skit_worker_restarts_total counter\n"
-        << "skit_worker_restarts_total 0\n";
+        << "# HELP skit_worker_restarts_total Worker restarts (session workers that crashed or hung).\n"
+           "# TYPE skit_worker_restarts_total counter\n"
+        << "skit_worker_restarts_total " << sessions.worker_restarts << '\n'
+        << "# HELP skit_sessions_active Dynamic sessions.\n# TYPE skit_sessions_active gauge\n"
+        << "skit_sessions_active " << sessions.sessions << '\n'
+        << "# HELP skit_sessions_created_total Sessions created.\n# TYPE skit_sessions_created_total counter\n"
+        << "skit_sessions_created_total " << sessions.sessions_created << '\n'
+        << "# HELP skit_sessions_destroyed_total Sessions destroyed (by a client, the idle timeout or the shutdown).\n"
+           "# TYPE skit_sessions_destroyed_total counter\n"
+        << "skit_sessions_destroyed_total " << sessions.sessions_destroyed << '\n'
+        << "# HELP skit_session_nodes Nodes of all sessions.\n# TYPE skit_session_nodes gauge\n"
+        << "skit_session_nodes " << sessions.nodes << '\n'
+        << "# HELP skit_session_workers Worker processes of all sessions.\n# TYPE skit_session_workers gauge\n"
+        << "skit_session_workers " << sessions.workers << '\n'
+        << "# HELP skit_session_worker_crashes_total Session workers that crashed, hung or passed their memory limit.\n"
+           "# TYPE skit_session_worker_crashes_total counter\n"
+        << "skit_session_worker_crashes_total " << sessions.worker_crashes << '\n'
+        << "# HELP skit_session_nodes_failed_total Session nodes failed for good (restart limit).\n"
+           "# TYPE skit_session_nodes_failed_total counter\n"
+        << "skit_session_nodes_failed_total " << sessions.nodes_failed << '\n'
+        << "# HELP skit_session_events_dropped_total Session events dropped for subscribers that lagged.\n"
+           "# TYPE skit_session_events_dropped_total counter\n"
+        << "skit_session_events_dropped_total " << sessions.events_dropped << '\n'
+        << "# HELP skit_websocket_connections Open WebSocket control connections.\n"
+           "# TYPE skit_websocket_connections gauge\n"
+        << "skit_websocket_connections " << control.active() << '\n'
+        << "# HELP skit_websocket_events_sent_total Session events sent to WebSocket clients.\n"
+           "# TYPE skit_websocket_events_sent_total counter\n"
+        << "skit_websocket_events_sent_total " << control.events_sent() << '\n';
     return out.str();
   }
 
@@ -187,10 +230,14 @@ class HttpMetrics {
 
 
 
-class Gateway {
+/// Shared by the connection threads (each holds a reference until its last instruction), so
+/// that neither it nor the io_context its sockets belong to is destroyed under a thread that
+/// is still tearing down its socket when the server returns.
+class Gateway : public std::enable_shared_from_this<Gateway> {
  public:
-  Gateway(const ServerConfig& config, supervisor::Engine& engine)
-      : config_(config), engine_(engine) {}
+  Gateway(const ServerConfig& config, supervisor::Engine& engine,
+          supervisor::SessionManager& sessions, std::shared_ptr<net::io_context> io)
+      : config_(config), engine_(engine), sessions_(sessions), io_(std::move(io)) {}
 
   void handle(tcp::socket socket) {
     ++connections_;
@@ -220,7 +267,9 @@ class Gateway {
       return;
     }
     ++rejecting_;
-    std::thread([this, s = std::move(socket)]() mutable {
+    std::thread([this, self = shared_from_this(),
+                 owned = std::make_unique<tcp::socket>(std::move(socket))]() mutable {
+      tcp::socket& s = *owned;
       Reply r = text(http::status::service_unavailable,
                      "too many connections (limits.max_connections is " +
                          std::to_string(config_.max_connections) + ")");
@@ -232,9 +281,13 @@ class Gateway {
       linger_close(s, std::chrono::seconds(1));
       beast::error_code ec;
       s.close(ec);
+      owned.reset();
       --rejecting_;
     }).detach();
   }
+
+  /// Closes the WebSocket control connections (and refuses new ones).
+  void close_control_sockets() { control_sockets_.close_all(); }
 
   void cancel_all() {
     std::lock_guard lock(cancels_mutex_);
@@ -399,15 +452,24 @@ class Gateway {
     }
 
     if (method == http::verb::get && (path == "/healthz" || path == "/health")) {
-      reply = json_reply({{"status", "ok"}, {"version", SKIT_VERSION},
-                          {"active_oneshots", engine_.stats().active_oneshots}});
+      const auto sessions = sessions_.stats();
+      reply = json_reply({{"status", "ok"},
+                          {"version", SKIT_VERSION},
+                          {"active_oneshots", engine_.stats().active_oneshots},
+                          {"sessions", sessions.sessions},
+                          {"session_workers", sessions.workers},
+                          {"websocket_connections", control_sockets_.active()}});
     } else if (method == http::verb::get && path == "/metrics") {
-      reply = Reply{http::status::ok, metrics_.render(engine_.stats(), connections_.load()),
+      reply = Reply{http::status::ok,
+                    metrics_.render(engine_.stats(), connections_.load(), sessions_.stats(),
+                                    control_sockets_),
                     "text/plain; version=0.0.4", {}};
     } else if (method == http::verb::get && path == "/api/v1/config") {
       reply = json_reply({{"version", SKIT_VERSION},
                           {"limits", {{"max_body_bytes", config_.max_body_bytes},
-                                      {"max_concurrent_oneshots", engine_.config().max_concurrent_oneshots}}},
+                                      {"max_concurrent_oneshots", engine_.config().max_concurrent_oneshots},
+                                      {"max_sessions", sessions_.config().max_sessions},
+                                      {"max_nodes_per_session", sessions_.config().max_nodes_per_session}}},
                           {"placement", supervisor::placement_name(engine_.config().placement)}});
     } else if (method == http::verb::get && path == "/api/v1/permissions") {
       reply = json_reply({{"role", role_name(role)}, {"permissions", permissions_of(role)}});
@@ -422,6 +484,42 @@ class Gateway {
     } else if (method == http::verb::get && path.rfind("/api/v1/samples/oneshot", 0) == 0) {
       route = "/api/v1/samples/oneshot";
       reply = samples(path.substr(std::string("/api/v1/samples/oneshot").size()));
+    } else if (path == "/api/v1/control") {
+      if (!upgrade) {
+        reply = text(http::status::upgrade_required,
+                     "GET /api/v1/control is a WebSocket endpoint (send Upgrade: websocket)");
+        reply.headers.emplace_back("Upgrade", "websocket");
+      } else if (method != http::verb::get) {
+        reply = text(http::status::method_not_allowed, "the WebSocket upgrade must be a GET");
+      } else {
+        finish(101);
+        if (!serve_control_socket(socket, req, role, config_, sessions_, control_sockets_)) {
+          reply = text(http::status::service_unavailable, "the server is stopping");
+          send(socket, req, std::move(reply), false);
+        }
+        return false;
+      }
+    } else if (path == "/api/v1/sessions" || path.rfind("/api/v1/sessions/", 0) == 0) {
+      const bool create = method == http::verb::post && path == "/api/v1/sessions";
+      if (create && role != Role::kViewer) {
+        // The body is read here: the connection may stay open afterwards.
+        route = "/api/v1/sessions";
+        const Request head = req;  // `req` lives in the parser, which the body reader takes
+        auto body = read_json_body(socket, std::move(parser), buffer, reply);
+        if (!body) {
+          const unsigned code = static_cast<unsigned>(reply.status);
+          send(socket, head, std::move(reply), false);
+          finish(code);
+          return false;
+        }
+        reply = create_session(*body);
+        const unsigned code = static_cast<unsigned>(reply.status);
+        send(socket, head, std::move(reply), head.keep_alive());
+        finish(code);
+        return head.keep_alive();
+      } else {
+        reply = sessions_route(method, path, role, route);
+      }
     } else if (method == http::verb::post && path == "/api/v1/process") {
       if (role == Role::kViewer) {
         reply = text(http::status::forbidden, "role 'viewer' may not run pipelines (needs operator)");
@@ -441,6 +539,129 @@ class Gateway {
     send(socket, req, std::move(reply), keep_alive);
     finish(code);
     return keep_alive;
+  }
+
+  /// Reads a small JSON request body (POST /api/v1/sessions): at most the config limit plus
+  /// room for JSON's escaping. On failure `error` holds the answer (the body may be unread).
+  std::optional<json> read_json_body(tcp::socket& socket,
+                                     http::request_parser<http::empty_body>&& header_parser,
+                                     beast::flat_buffer& buffer, Reply& error) {
+    const std::uint64_t limit = 2 * config_.max_config_bytes + 64 * 1024;
+    if (auto length = header_parser.content_length(); length && *length > limit) {
+      error = text(http::status::payload_too_large,
+                   "the body is " + std::to_string(*length) + " bytes; at most " +
+                       std::to_string(limit) + " (limits.max_config_bytes of YAML)");
+      return std::nullopt;
+    }
+    const Request& head = header_parser.get();
+    if (head.version() >= 11 && beast::iequals(head[http::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      beast::error_code ec;
+      net::write(socket, net::buffer(kContinue.data(), kContinue.size()), ec);
+    }
+    http::request_parser<http::string_body> body(std::move(header_parser));
+    body.body_limit(limit);
+    beast::error_code ec;
+    http::read(socket, buffer, body, ec);
+    if (ec == http::error::body_limit) {
+      error = text(http::status::payload_too_large,
+                   "the body exceeds " + std::to_string(limit) + " bytes");
+      return std::nullopt;
+    }
+    if (ec) {
+      error = text(http::status::bad_request, "reading the body failed: " + ec.message());
+      return std::nullopt;
+    }
+    json parsed = json::parse(body.get().body(), nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded() || !parsed.is_object()) {
+      error = text(http::status::bad_request,
+                   "expected a JSON object {\"name\"?: string, \"yaml\": string}");
+      return std::nullopt;
+    }
+    return parsed;
+  }
+
+  static Reply session_error(const Status& s) {
+    return text(session_status_for(s), error_text(s));
+  }
+
+  /// POST /api/v1/sessions: {name?, yaml} -> {session_id, name, created_at}.
+  Reply create_session(const json& body) {
+    std::optional<std::string> name;
+    std::string yaml;
+    if (const auto it = body.find("name"); it != body.end() && !it->is_null()) {
+      if (!it->is_string()) {
+        return text(http::status::bad_request, "'name' must be a string");
+      }
+      name = it->get<std::string>();
+    }
+    if (const auto it = body.find("yaml"); it != body.end() && !it->is_null()) {
+      if (!it->is_string()) {
+        return text(http::status::bad_request, "'yaml' must be a string (the pipeline YAML)");
+      }
+      yaml = it->get<std::string>();
+    }
+    if (yaml.size() > config_.max_config_bytes) {
+      return text(http::status::payload_too_large,
+                  "'yaml' is " + std::to_string(yaml.size()) + " bytes; limits.max_config_bytes is " +
+                      std::to_string(config_.max_config_bytes));
+    }
+    auto info = gateway::create_session(sessions_, name, yaml);
+    if (!info) {
+      return session_error(info.status());
+    }
+    return json_reply(
+        {{"session_id", info->id}, {"name", info->name}, {"created_at", info->created_at}});
+  }
+
+  /// GET /api/v1/sessions, GET /api/v1/sessions/{id}/pipeline, DELETE /api/v1/sessions/{id}.
+  Reply sessions_route(http::verb method, const std::string& path, Role role, std::string& route) {
+    static const std::string kPrefix = "/api/v1/sessions";
+    const std::string rest = path.substr(kPrefix.size());  // "", "/{id}", "/{id}/pipeline"
+    if (rest.empty() || rest == "/") {
+      route = kPrefix;
+      if (method == http::verb::get) {
+        json list = json::array();
+        for (const auto& s : sessions_.list_sessions()) {
+          list.push_back(session_info_json(s));
+        }
+        return json_reply(list);
+      }
+      if (method == http::verb::post) {
+        return text(http::status::forbidden, "role '" + std::string(role_name(role)) +
+                                                 "' may not create sessions (needs operator)");
+      }
+      return text(http::status::method_not_allowed, "GET or POST " + kPrefix);
+    }
+    std::string id = rest.substr(1);
+    bool pipeline = false;
+    if (const auto slash = id.find('/'); slash != std::string::npos) {
+      if (id.substr(slash) != "/pipeline") {
+        route = "other";
+        return text(http::status::not_found, "no route for " + path);
+      }
+      id = id.substr(0, slash);
+      pipeline = true;
+    }
+    id = percent_decode(id);
+    if (pipeline) {
+      route = kPrefix + "/{id}/pipeline";
+      if (method != http::verb::get) {
+        return text(http::status::method_not_allowed, "GET " + kPrefix + "/{id}/pipeline");
+      }
+      auto p = sessions_.pipeline_json(id);
+      return p ? json_reply(*p) : session_error(p.status());
+    }
+    route = kPrefix + "/{id}";
+    if (method != http::verb::delete_) {
+      return text(http::status::method_not_allowed,
+                  "DELETE " + kPrefix + "/{id} (the pipeline: GET " + kPrefix + "/{id}/pipeline)");
+    }
+    if (role == Role::kViewer) {
+      return text(http::status::forbidden, "role 'viewer' may not destroy sessions (needs operator)");
+    }
+    auto info = sessions_.destroy_session(id);
+    return info ? json_reply({{"session_id", info->id}}) : session_error(info.status());
   }
 
   Reply samples(const std::string& rest) {
@@ -749,6 +970,9 @@ class Gateway {
 
   const ServerConfig& config_;
   supervisor::Engine& engine_;
+  supervisor::SessionManager& sessions_;
+  std::shared_ptr<net::io_context> io_;  // of every connection's socket
+  ControlSockets control_sockets_;
   HttpMetrics metrics_;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::size_t> rejecting_{0};
@@ -775,14 +999,15 @@ Status check_listen_policy(const ServerConfig& config) {
 }
 
 int serve_http(const ServerConfig& config, supervisor::Engine& engine,
-               const std::atomic<bool>& stop, std::function<void(unsigned short)> on_listening) {
+               supervisor::SessionManager& sessions, const std::atomic<bool>& stop,
+               std::function<void(unsigned short)> on_listening) {
   auto ep = parse_endpoint(config.listen);
   if (!ep) {
     spdlog::error("{}", ep.status().message());
     return 2;
   }
-  net::io_context io;
-  tcp::acceptor acceptor(io);
+  auto io = std::make_shared<net::io_context>();
+  tcp::acceptor acceptor(*io);
   beast::error_code ec;
   const tcp::endpoint endpoint(net::ip::make_address(ep->host, ec), ep->port);
   if (ec) {
@@ -802,12 +1027,12 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
   if (on_listening) {
     on_listening(port);
   }
-  Gateway gateway(config, engine);
+  const auto gateway = std::make_shared<Gateway>(config, engine, sessions, io);
   std::vector<std::thread> threads;
   std::mutex threads_mutex;
   acceptor.non_blocking(true);
   while (!stop.load()) {
-    tcp::socket socket(io);
+    tcp::socket socket(*io);
     acceptor.accept(socket, ec);
     if (ec == net::error::would_block || ec == net::error::try_again) {
       pollfd p{acceptor.native_handle(), POLLIN, 0};
@@ -818,22 +1043,25 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
       continue;
     }
     socket.non_blocking(false);
-    if (gateway.connections() >= config.max_connections) {
-      gateway.reject(std::move(socket));
+    if (gateway->connections() >= config.max_connections) {
+      gateway->reject(std::move(socket));
       continue;
     }
-    std::thread([&gateway, s = std::move(socket)]() mutable { gateway.handle(std::move(s)); })
-        .detach();
+    std::thread([gateway, s = std::make_unique<tcp::socket>(std::move(socket))]() mutable {
+      gateway->handle(std::move(*s));
+      s.reset();  // before the last reference to the gateway (and its io_context) may go
+    }).detach();
   }
   spdlog::info("HTTP shutting down: cancelling running pipelines");
   acceptor.close();
-  gateway.cancel_all();
-  gateway.close_idle();
+  gateway->cancel_all();
+  gateway->close_idle();
+  gateway->close_control_sockets();
   const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while ((gateway.connections() > 0 || gateway.rejecting() > 0) && Clock::now() < deadline) {
+  while ((gateway->connections() > 0 || gateway->rejecting() > 0) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    gateway.cancel_all();
-    gateway.close_idle();
+    gateway->cancel_all();
+    gateway->close_idle();
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
-// `skit serve`: starts the gRPC server (server.grpc_listen) and the HTTP gateway, tells
-// systemd when it is ready, pings its watchdog, and drains both on SIGINT/SIGTERM.
+// `skit serve`: creates the session manager, starts the gRPC server (server.grpc_listen) and
+// the HTTP gateway, tells systemd when it is ready, pings its watchdog, and on SIGINT/SIGTERM
+// drains both APIs, then destroys every session.
 #include <systemd/sd-daemon.h>
 
 #include <spdlog/spdlog.h>
@@ -8,13 +9,16 @@
 #include <chrono>
 #include <thread>
 
+#include "control_plane.hpp"
 #include "grpc_service.hpp"
 #include "skit/gateway/server.hpp"
+#include "skit/supervisor/sessions.hpp"
 
 namespace skit::gateway {
 
 int serve_http(const ServerConfig& config, supervisor::Engine& engine,
-               const std::atomic<bool>& stop, std::function<void(unsigned short)> on_listening);
+               supervisor::SessionManager& sessions, const std::atomic<bool>& stop,
+               std::function<void(unsigned short)> on_listening);
 
 int serve(const ServerConfig& config, supervisor::Engine& engine, const std::atomic<bool>& stop) {
   if (Status s = check_listen_policy(config); !s.is_ok()) {
@@ -33,12 +37,17 @@ int serve(const ServerConfig& config, supervisor::Engine& engine, const std::ato
       }
     });
   }
+  // Dynamic sessions: one manager for both APIs, with the engine's workers, sandbox and file
+  // path allow-lists. Destroyed last, after both APIs have drained: every session's workers
+  // and shared memory go with it.
+  auto sessions = std::make_unique<supervisor::SessionManager>(session_config_for(config, engine));
   // gRPC first, so that it is up when systemd hears READY (from the HTTP side).
   std::unique_ptr<GrpcServer> grpc;
   if (!config.grpc_listen.empty()) {
-    auto started = GrpcServer::start(config, engine);
+    auto started = GrpcServer::start(config, engine, *sessions);
     if (!started) {
       spdlog::error("{}", started.status().message());
+      sessions.reset();
       watchdog_stop.store(true);
       if (watchdog.joinable()) {
         watchdog.join();
@@ -62,7 +71,7 @@ int serve(const ServerConfig& config, supervisor::Engine& engine, const std::ato
       grpc->shutdown();
     });
   }
-  const int rc = serve_http(config, engine, stop, [&](unsigned short port) {
+  const int rc = serve_http(config, engine, *sessions, stop, [&](unsigned short port) {
     // Tests and scripts that pass port 0 learn the real one from this line.
     std::fprintf(stderr, "skit serve: listening on http://%s:%u\n",
                  config.listen.substr(0, config.listen.rfind(':')).c_str(), port);
@@ -74,6 +83,12 @@ int serve(const ServerConfig& config, supervisor::Engine& engine, const std::ato
     grpc_stopper.join();
   }
   sd_notify(0, "STOPPING=1");
+  const std::size_t open_sessions = sessions->stats().sessions;
+  if (open_sessions > 0) {
+    spdlog::info("destroying {} session(s)", open_sessions);
+  }
+  grpc.reset();
+  sessions.reset();
   watchdog_stop.store(true);
   if (watchdog.joinable()) {
     watchdog.join();

@@ -79,25 +79,32 @@ Result<fs::path> PathPolicy::check(const std::string& path, bool write) const {
                     "; " + key + " is [" + allowed + "]");
 }
 
+Status PathPolicy::check_node(const v1::NodeSpec& node) const {
+  const bool reader = node.kind() == "core::file_reader";
+  const bool writer = node.kind() == "core::file_writer";
+  if (!reader && !writer) {
+    return Status::ok();
+  }
+  const auto params = nlohmann::json::parse(node.params_json(), nullptr, false);
+  const std::string path = params.is_object() && params.contains("path") && params["path"].is_string()
+                               ? params["path"].get<std::string>()
+                               : std::string();
+  auto r = check(path, writer);
+  if (r) {
+    return Status::ok();
+  }
+  Status s = r.status();
+  s.where().node_id = node.id();
+  s.where().param = "path";
+  s.where().line = node.position().line();
+  s.where().column = node.position().column();
+  return s;
+}
+
 std::vector<Status> PathPolicy::check_pipeline(const v1::Pipeline& pipeline) const {
   std::vector<Status> errors;
   for (const auto& node : pipeline.nodes()) {
-    const bool reader = node.kind() == "core::file_reader";
-    const bool writer = node.kind() == "core::file_writer";
-    if (!reader && !writer) {
-      continue;
-    }
-    const auto params = nlohmann::json::parse(node.params_json(), nullptr, false);
-    const std::string path = params.is_object() && params.contains("path") && params["path"].is_string()
-                                 ? params["path"].get<std::string>()
-                                 : std::string();
-    auto r = check(path, writer);
-    if (!r) {
-      Status s = r.status();
-      s.where().node_id = node.id();
-      s.where().param = "path";
-      s.where().line = node.position().line();
-      s.where().column = node.position().column();
+    if (Status s = check_node(node); !s.is_ok()) {
       errors.push_back(std::move(s));
     }
   }

@@ -362,7 +362,14 @@ TEST_F(Grpc, ReflectionListsTheServicesAndDescribesControl) {
   for (const auto& m : control.service(0).method()) {
     methods.emplace(m.name(), m);
   }
-  ASSERT_EQ(methods.size(), 3U);
+  ASSERT_EQ(methods.size(), 10U);
+  for (const char* name : {"ListNodeKinds", "ValidatePipeline", "Process", "CreateSession",
+                           "ListSessions", "GetSession", "DeleteSession", "ApplyBatch", "TuneNode",
+                           "WatchEvents"}) {
+    EXPECT_TRUE(methods.count(name)) << name;
+  }
+  EXPECT_FALSE(methods.at("WatchEvents").client_streaming());
+  EXPECT_TRUE(methods.at("WatchEvents").server_streaming());
   EXPECT_TRUE(methods.at("Process").client_streaming());
   EXPECT_TRUE(methods.at("Process").server_streaming());
   EXPECT_FALSE(methods.at("ListNodeKinds").client_streaming());

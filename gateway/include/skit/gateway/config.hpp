@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
-// `skit serve` configuration: a YAML file with server, auth, limits, engine, security and
-// paths sections. Every key is documented in docs/configuration.md; an unknown key is an
-// error that names its line.
+// `skit serve` configuration: a YAML file with server, auth, limits, engine, sessions,
+// security and paths sections. Every key is documented in docs/configuration.md; an unknown
+// key is an error that names its line.
 #pragma once
 
 #include <chrono>
@@ -11,6 +11,7 @@
 
 #include "skit/core/status.hpp"
 #include "skit/supervisor/engine.hpp"
+#include "skit/supervisor/sessions.hpp"
 
 namespace skit::gateway {
 
@@ -41,6 +42,9 @@ struct ServerConfig {
   std::chrono::milliseconds request_timeout{10 * 60 * 1000};
   // engine + security + paths
   supervisor::EngineConfig engine;
+  // sessions: dynamic sessions (worker_executable, sandbox and node_policy are filled in by
+  // `skit serve` from the engine's)
+  supervisor::SessionConfig sessions;
   std::string samples_dir = "samples/pipelines";
   std::string ui_dir;  // static web UI build, empty: none
 };

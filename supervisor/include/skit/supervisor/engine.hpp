@@ -47,6 +47,9 @@ class Engine {
   explicit Engine(EngineConfig config);
 
   [[nodiscard]] const EngineConfig& config() const { return config_; }
+  /// The file path allow-lists (security.allowed_file_paths / allowed_write_paths), for front
+  /// ends that check nodes outside a oneshot (dynamic sessions).
+  [[nodiscard]] const PathPolicy& path_policy() const { return paths_; }
 
   /// YAML -> validated pipeline, plus the oneshot rules and the file path policy.
   /// `has_media`: the request carries an upload for streamkit::http_input.

@@ -26,6 +26,10 @@ class PathPolicy {
   /// and the list it is not in.
   Result<std::filesystem::path> check(const std::string& path, bool write) const;
 
+  /// Checks one node: the `path` of a core::file_reader (read list) or core::file_writer
+  /// (write list); other kinds pass. The error carries node id, param and YAML position.
+  [[nodiscard]] Status check_node(const v1::NodeSpec& node) const;
+
   /// Checks every file node of `pipeline`; errors carry node id, param and YAML position.
   std::vector<Status> check_pipeline(const v1::Pipeline& pipeline) const;
 
