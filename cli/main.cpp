@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 // skit: the command-line entry point (run, validate, nodes, worker).
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -124,7 +125,7 @@ Checks a server configuration file: every error with its line, all at once.
 Exit status: 0 valid, 2 invalid.
 )";
 
-constexpr const char* kWorkerHelp = R"(Usage: skit worker --control ENDPOINT --worker-id N
+constexpr const char* kWorkerHelp = R"(Usage: skit worker --control ENDPOINT --worker-id N --parent PID
 
 Internal: the supervisor starts workers with this command. A worker receives
 its nodes over ZeroMQ, maps their shared-memory rings, engages its sandbox and
@@ -577,7 +578,14 @@ int cmd_worker(const std::vector<std::string>& args) {
   }
   skit::worker::WorkerArgs wa;
   for (std::size_t i = 0; i + 1 < args.size(); i += 2) {
-    if (args[i] == "--control") {
+    if (args[i] == "--parent") {
+      // Never outlive the supervisor: armed here (the supervisor spawns without fork), then
+      // checked, in case the supervisor died before this line.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != static_cast<pid_t>(std::atol(args[i + 1].c_str()))) {
+        return 127;
+      }
+    } else if (args[i] == "--control") {
       wa.control_endpoint = args[i + 1];
     } else if (args[i] == "--worker-id") {
       wa.worker_id = static_cast<unsigned>(std::atoi(args[i + 1].c_str()));

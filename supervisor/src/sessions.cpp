@@ -402,13 +402,21 @@ class SessionManager::Impl {
 
   /// Runs `f` on the control thread and returns its result.
   template <typename F>
-  auto call(F&& f) -> decltype(f()) {
+  auto call(F&& f, const char* what = "command") -> decltype(f()) {
     using R = decltype(f());
     auto task = std::make_shared<std::packaged_task<R()>>(std::forward<F>(f));
     auto future = task->get_future();
     {
       std::lock_guard lock(tasks_mutex_);
-      tasks_.emplace_back([task] { (*task)(); });
+      tasks_.emplace_back([task, what] {
+        const auto t0 = Clock::now();
+        (*task)();
+        const auto took = Clock::now() - t0;
+        if (took > milliseconds(100)) {
+          spdlog::warn("session manager: {} took {} ms", what,
+                       std::chrono::duration_cast<milliseconds>(took).count());
+        }
+      });
     }
     wake();
     return future.get();
@@ -1939,14 +1947,14 @@ const SessionConfig& SessionManager::config() const { return impl_->config(); }
 Result<SessionInfo> SessionManager::create_session(const std::optional<std::string>& name,
                                                    std::string_view yaml) {
   const std::string text(yaml);
-  auto created = impl_->call([&] { return impl_->create(name, text); });
+  auto created = impl_->call([&] { return impl_->create(name, text); }, "create");
   if (!created) {
     return created;
   }
   const auto deadline = Clock::now() + impl_->config().start_timeout;
   const std::string id = created->id;
   while (true) {
-    auto status = impl_->call([&] { return impl_->start_status(id, deadline); });
+    auto status = impl_->call([&] { return impl_->start_status(id, deadline); }, "start check");
     if (status) {
       if (!status->is_ok()) {
         // Wait for the teardown so that a failed create leaves nothing behind.
@@ -1963,7 +1971,7 @@ Result<SessionInfo> SessionManager::create_session(const std::optional<std::stri
 
 Result<SessionInfo> SessionManager::destroy_session(std::string_view id_or_name) {
   const std::string key(id_or_name);
-  auto info = impl_->call([&] { return impl_->destroy(key); });
+  auto info = impl_->call([&] { return impl_->destroy(key); }, "destroy");
   if (!info) {
     return info;
   }
@@ -1985,7 +1993,7 @@ Result<SessionInfo> SessionManager::find_session(std::string_view id_or_name) {
 
 Result<Json> SessionManager::pipeline_json(std::string_view id_or_name) {
   const std::string key(id_or_name);
-  return impl_->call([&] { return impl_->pipeline(key); });
+  return impl_->call([&] { return impl_->pipeline(key); }, "pipeline");
 }
 
 Result<std::vector<BatchIssue>> SessionManager::validate_batch(
@@ -1997,7 +2005,7 @@ Result<std::vector<BatchIssue>> SessionManager::validate_batch(
 Status SessionManager::apply_batch(std::string_view id_or_name,
                                    const std::vector<BatchOperation>& operations) {
   const std::string key(id_or_name);
-  return impl_->call([&] { return impl_->apply(key, operations); });
+  return impl_->call([&] { return impl_->apply(key, operations); }, "applybatch");
 }
 
 Status SessionManager::tune_node(std::string_view id_or_name, std::string_view node_id,

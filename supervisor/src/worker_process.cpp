@@ -2,6 +2,7 @@
 #include "worker_process.hpp"
 
 #include <poll.h>
+#include <spawn.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -24,31 +25,41 @@ Result<WorkerProcess> WorkerProcess::spawn(const std::string& executable,
   std::vector<std::string> argv_storage;
   argv_storage.push_back(executable);
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  // The worker arms PR_SET_PDEATHSIG itself and checks that we are still its parent.
+  argv_storage.emplace_back("--parent");
+  argv_storage.push_back(std::to_string(::getpid()));
   std::vector<char*> argv;
   for (auto& a : argv_storage) {
     argv.push_back(a.data());
   }
   argv.push_back(nullptr);
-  const pid_t parent = ::getpid();
 
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    return Status(ErrorCode::kResourceExhausted,
-                  std::string("cannot fork a worker: ") + std::strerror(errno));
+  // posix_spawn (clone with CLONE_VM|CLONE_VFORK in glibc) instead of fork: a server with
+  // many threads and every session's shared memory mapped would otherwise copy its page
+  // tables and take its mmap lock for each worker (seen: 0.8 s per spawn under load).
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // Only stdin/stdout/stderr survive: no control socket, shm or file of the parent leaks.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2}) {
+    sigaddset(&defaults, sig);
   }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the supervisor
-    if (::getppid() != parent) {
-      ::_exit(127);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Only stdin/stdout/stderr survive: no control socket, shm or file of the parent leaks.
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    return Status(ErrorCode::kResourceExhausted,
+                  std::string("cannot start a worker: ") + std::strerror(rc));
   }
   WorkerProcess proc;
   proc.pid_ = pid;
