@@ -79,6 +79,9 @@ class ControlSocket {
       res.set(http::field::server, "skit/" SKIT_VERSION);
     }));
     ws_.read_message_max(kMaxControlMessageBytes);
+    // Subscribed before the upgrade is answered: a client that has its 101 sees every event
+    // caused from then on (they wait in the subscription until the handshake is done).
+    subscription_ = sessions_.subscribe();
     ws_.async_accept(request, [this](beast::error_code e) { on_accept(e); });
     ioc_.run();
     stop_pump();
@@ -110,7 +113,6 @@ class ControlSocket {
       begin_close();
       return;
     }
-    subscription_ = sessions_.subscribe();
     pump_ = std::thread([this] { pump(); });
     do_read();
   }
