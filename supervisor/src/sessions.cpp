@@ -658,7 +658,8 @@ class SessionManager::Impl {
         all += (all.empty() ? "" : "\n") + std::string("operation ") +
                std::to_string(i.operation + 1) + ": " + i.message;
       }
-      return Status(ErrorCode::kInvalidArgument, all, {.node_id = issues.front().node_id});
+      // The first problem's kind decides the code (a path escape is not a syntax error).
+      return Status(issues.front().code, all, {.node_id = issues.front().node_id});
     }
     std::map<std::uint32_t, v1::Rewire> rewires;  // per worker slot
     std::vector<std::pair<std::string, std::uint32_t>> to_spawn;
@@ -960,8 +961,9 @@ class SessionManager::Impl {
     const auto& registry = NodeRegistry::builtin();
     for (std::size_t i = 0; i < ops.size(); ++i) {
       const BatchOperation& op = ops[i];
-      auto issue = [&](const std::string& node, const std::string& message) {
-        issues.push_back(BatchIssue{i, node, message});
+      auto issue = [&](const std::string& node, const std::string& message,
+                       ErrorCode code = ErrorCode::kInvalidArgument) {
+        issues.push_back(BatchIssue{i, node, message, code});
       };
       switch (op.action) {
         case BatchOperation::Action::kAddNode: {
@@ -988,12 +990,14 @@ class SessionManager::Impl {
             ok = false;
           }
           for (const Status& e : policy_of(spec)) {
-            issue(op.node_id, e.message());
+            issue(op.node_id, e.message(), e.code());
             ok = false;
           }
           if (nodes.size() + 1 > config_.max_nodes_per_session) {
-            issue(op.node_id, "a session may have at most " +
-                                  std::to_string(config_.max_nodes_per_session) + " nodes");
+            issue(op.node_id,
+                  "a session may have at most " +
+                      std::to_string(config_.max_nodes_per_session) + " nodes",
+                  ErrorCode::kResourceExhausted);
             ok = false;
           }
           if (ok) {

@@ -84,9 +84,10 @@ Result<BatchOperation> batch_operation_from_json(const Json& json);
 
 /// A problem found by validate_batch(); `operation` is the index in the batch.
 struct BatchIssue {
-  std::size_t operation = 0;
+  std::size_t operation = 0;  // 0-based
   std::string node_id;
   std::string message;
+  ErrorCode code = ErrorCode::kInvalidArgument;  // kPermissionDenied, kResourceExhausted, ...
 };
 
 /// A session event, shaped as StreamKit's WebSocket event payload: `payload["event"]` is the
