@@ -44,27 +44,8 @@ supervisor::SessionConfig session_config_for(const ServerConfig& config,
 Result<supervisor::SessionInfo> create_session(supervisor::SessionManager& sessions,
                                                const std::optional<std::string>& name,
                                                std::string_view yaml) {
-  const auto& policy = sessions.config().node_policy;
-  if (!yaml.empty() && policy) {
-    // The node policy of every node of the document, all problems at once. (A document that
-    // does not compile is left to the manager, which reports every problem with its line.)
-    const supervisor::CompiledPipeline compiled = supervisor::compile_pipeline_yaml(yaml);
-    if (compiled.ok()) {
-      std::vector<Status> problems;
-      for (const auto& node : compiled.pipeline.nodes()) {
-        for (Status& p : policy(node)) {
-          problems.push_back(std::move(p));
-        }
-      }
-      if (!problems.empty()) {
-        std::string all;
-        for (const auto& p : problems) {
-          all += (all.empty() ? "" : "\n") + p.to_string();
-        }
-        return Status(problems.front().code(), all);
-      }
-    }
-  }
+  // The manager checks every node of the document against the node policy (path
+  // allow-lists), all problems at once, each with its place.
   return sessions.create_session(name, yaml);
 }
 

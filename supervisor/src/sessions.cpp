@@ -466,7 +466,7 @@ class SessionManager::Impl {
         for (const auto& s : problems) {
           all += (all.empty() ? "" : "\n") + s.to_string();
         }
-        return Status(problems.front().code(), all, problems.front().where());
+        return Status(problems.front().code(), all);  // each line names its place
       }
     }
     auto session = std::make_unique<Session>();

@@ -36,26 +36,6 @@ std::string live_yaml(const std::string& in, const std::string& out, bool dedica
          "  writer: {kind: core::file_writer, params: {path: '" + out + "'}, needs: mux}\n";
 }
 
-/// RMS levels (dB) of consecutive 20 ms windows.
-std::vector<double> levels_of(const Decoded& d) {
-  const auto n = static_cast<std::size_t>(0.02 * d.rate);
-  std::vector<double> out;
-  for (std::size_t i = 0; i + n <= d.samples.size(); i += n) {
-    out.push_back(rms_db(std::span<const float>(d.samples).subspan(i, n)));
-  }
-  return out;
-}
-
-double mean_between(const std::vector<double>& levels, double from_s, double to_s) {
-  const auto a = static_cast<std::size_t>(from_s / 0.02);
-  const auto b = std::min(levels.size(), static_cast<std::size_t>(to_s / 0.02));
-  double sum = 0;
-  for (std::size_t i = a; i < b; ++i) {
-    sum += levels[i];
-  }
-  return b > a ? sum / static_cast<double>(b - a) : -200.0;
-}
-
 json op_connect(const std::string& from, const std::string& to) {
   return {{"action", "connect"}, {"from_node", from}, {"from_pin", "out"},
           {"to_node", to},       {"to_pin", "in"}};
@@ -120,9 +100,9 @@ TEST_F(LiveSessions, TuningGainOverTheWebSocketStepsTheWrittenFileByMinus12dB) {
   const Decoded d = decode_f32(out);
   ASSERT_EQ(d.exit_code, 0) << d.err;
   EXPECT_NEAR(d.seconds(), 6.0, 0.021);
-  const auto levels = levels_of(d);
-  const double before = mean_between(levels, 0.3, tuned_at - 0.5);
-  const double after = mean_between(levels, tuned_at + 0.6, 5.7);
+  const auto levels = window_levels(d);
+  const double before = mean_level(levels, 0.3, tuned_at - 0.5);
+  const double after = mean_level(levels, tuned_at + 0.6, 5.7);
   EXPECT_NEAR(after - before, -12.04, 0.5) << before << " dB -> " << after << " dB";
   std::size_t step = 0;
   for (std::size_t i = 15; i < levels.size() && step == 0; ++i) {
@@ -167,10 +147,10 @@ TEST_F(LiveSessions, ApplyBatchSplicesAGainInAndOutWithoutAGap) {
   const Decoded d = decode_f32(out);
   ASSERT_EQ(d.exit_code, 0) << d.err;
   EXPECT_NEAR(d.seconds(), 6.0, 0.021) << "a frame lost or doubled";
-  const auto levels = levels_of(d);
-  const double full = mean_between(levels, 0.3, inserted_at - 0.5);
-  EXPECT_NEAR(mean_between(levels, inserted_at + 0.6, removed_at - 0.5) - full, -6.02, 0.5);
-  EXPECT_NEAR(mean_between(levels, removed_at + 0.6, 5.7) - full, 0.0, 0.5);
+  const auto levels = window_levels(d);
+  const double full = mean_level(levels, 0.3, inserted_at - 0.5);
+  EXPECT_NEAR(mean_level(levels, inserted_at + 0.6, removed_at - 0.5) - full, -6.02, 0.5);
+  EXPECT_NEAR(mean_level(levels, removed_at + 0.6, 5.7) - full, 0.0, 0.5);
   // No gap longer than one frame: no 20 ms window falls silent.
   for (std::size_t i = 5; i + 5 < levels.size(); ++i) {
     EXPECT_GT(levels[i], full - 12.0) << "a hole at " << static_cast<double>(i) * 0.02 << " s";
@@ -305,7 +285,7 @@ TEST_F(LiveSessions, AKilledWorkerRestartsWhileAnotherSessionPlaysOn) {
   const Decoded b = decode_f32(out_b);
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_NEAR(b.seconds(), 6.0, 0.021);
-  const auto levels = levels_of(b);
+  const auto levels = window_levels(b);
   for (std::size_t i = 5; i + 5 < levels.size(); ++i) {
     EXPECT_GT(levels[i], -20.0) << "a hole in b at " << static_cast<double>(i) * 0.02 << " s";
   }

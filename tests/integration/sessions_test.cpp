@@ -68,26 +68,6 @@ bool wait_stopped(SessionManager& m, const std::string& session, const std::stri
   return wait_until([&] { return node_state(m, session, node) == "Stopped"; }, timeout);
 }
 
-/// RMS level (dB) of consecutive 20 ms windows.
-std::vector<double> window_levels(const Decoded& d, double window_s = 0.02) {
-  const auto n = static_cast<std::size_t>(window_s * d.rate);
-  std::vector<double> out;
-  for (std::size_t i = 0; i + n <= d.samples.size(); i += n) {
-    out.push_back(rms_db(std::span<const float>(d.samples).subspan(i, n)));
-  }
-  return out;
-}
-
-double mean_level(const std::vector<double>& levels, double from_s, double to_s) {
-  const auto a = static_cast<std::size_t>(from_s / 0.02);
-  const auto b = std::min(levels.size(), static_cast<std::size_t>(to_s / 0.02));
-  double sum = 0;
-  for (std::size_t i = a; i < b; ++i) {
-    sum += levels[i];
-  }
-  return b > a ? sum / static_cast<double>(b - a) : -200.0;
-}
-
 std::size_t count_fds() {
   std::size_t n = 0;
   for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -184,6 +185,27 @@ inline double rms_db(std::span<const float> x) {
     sum += static_cast<double>(v) * v;
   }
   return 10.0 * std::log10(sum / static_cast<double>(x.size()) + 1e-30);
+}
+
+/// RMS levels (dB) of consecutive `window_s` windows (20 ms: one Opus frame).
+inline std::vector<double> window_levels(const Decoded& d, double window_s = 0.02) {
+  const auto n = static_cast<std::size_t>(window_s * d.rate);
+  std::vector<double> out;
+  for (std::size_t i = 0; n > 0 && i + n <= d.samples.size(); i += n) {
+    out.push_back(rms_db(std::span<const float>(d.samples).subspan(i, n)));
+  }
+  return out;
+}
+
+/// Mean of 20 ms window levels between two times (seconds).
+inline double mean_level(const std::vector<double>& levels, double from_s, double to_s) {
+  const auto a = static_cast<std::size_t>(from_s / 0.02);
+  const auto b = std::min(levels.size(), static_cast<std::size_t>(to_s / 0.02));
+  double sum = 0;
+  for (std::size_t i = a; i < b; ++i) {
+    sum += levels[i];
+  }
+  return b > a ? sum / static_cast<double>(b - a) : -200.0;
 }
 
 /// Amplitude (peak, linear) of the component at `freq` Hz: a Hann-windowed Goertzel filter,
