@@ -387,5 +387,29 @@ TEST_F(LiveSessions, TwoHundredCreateMutateDestroyCyclesLeakNothing) {
   EXPECT_LE(thread_count(skit), threads_before);
 }
 
+TEST_F(LiveSessions, TheDynamicSampleRunsAndTakesATune) {
+  SkitServer server(config());
+  const std::string yaml = read_file((kRepo / "samples/pipelines/dynamic/live_gain.yml").string());
+  const auto created = http_call(server.http_port(), http::verb::post, "/api/v1/sessions",
+                                 kOperatorToken, json{{"name", "sample"}, {"yaml", yaml}}.dump());
+  ASSERT_EQ(created.status, 200) << created.body;
+  WsClient ws(server.http_port());
+  ASSERT_TRUE(ws.open()) << ws.error();
+  const auto running = [&] {
+    const auto p = http_call(server.http_port(), http::verb::get,
+                             "/api/v1/sessions/sample/pipeline", kOperatorToken);
+    return p.status == 200 && p.body_json()["nodes"]["gain"]["state"] == "Running" &&
+           p.body_json()["nodes"]["sink"]["stats"]["received"].get<int>() > 10;
+  };
+  ASSERT_TRUE(wait_until(running, 10s));
+  const json tuned = ws.request({{"action", "tunenode"}, {"session_id", "sample"},
+                                 {"node_id", "gain"},
+                                 {"message", {{"UpdateParams", {{"gain", 0.25}}}}}});
+  EXPECT_EQ(tuned.value("action", ""), "success") << tuned.dump();
+  const auto deleted = http_call(server.http_port(), http::verb::delete_,
+                                 "/api/v1/sessions/sample", kOperatorToken);
+  EXPECT_EQ(deleted.status, 200) << deleted.body;
+}
+
 }  // namespace
 }  // namespace skit::testing
