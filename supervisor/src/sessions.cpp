@@ -1550,6 +1550,11 @@ class SessionManager::Impl {
         }
         c.severed = true;
         if (c.to_node == id) {
+          // Its producer may be blocked on the full ring: empty it so that the producer gets
+          // back to a packet boundary, where it applies the detach.
+          if (!w.process.running() || w.process.try_reap()) {
+            drain_ring(s, c.ring);
+          }
           add_change(s, rewires, c.from_node, v1::RingChange::DETACH_OUTPUT, c.from_pin, c.ring);
         } else {
           add_change(s, rewires, c.to_node, v1::RingChange::DETACH_INPUT, c.to_pin, c.ring,
@@ -1650,34 +1655,39 @@ class SessionManager::Impl {
   void reset_internal_rings(Session& s, const LiveWorker& w) {
     const std::set<std::string> mine(w.nodes.begin(), w.nodes.end());
     for (const auto& c : s.connections) {
-      if (mine.count(c.from_node) == 0 || mine.count(c.to_node) == 0) {
-        continue;
+      if (mine.count(c.from_node) != 0 && mine.count(c.to_node) != 0) {
+        drain_ring(s, c.ring);
       }
-      auto seg = s.rings.find(c.ring);
-      if (seg == s.rings.end()) {
-        continue;
-      }
-      auto ring = ipc::Ring::attach(seg->second.data(), seg->second.size());
-      if (!ring) {
-        continue;
-      }
-      ipc::SlotDescriptor d;
-      while (ring->try_pop(d)) {
-        if (d.slot == ipc::kNoSlot) {
-          continue;
-        }
-        auto pool_seg = s.pools.find(d.pool);
-        if (pool_seg == s.pools.end()) {
-          continue;
-        }
-        auto pool = ipc::SlotPool::attach(pool_seg->second.data(), pool_seg->second.size());
-        if (pool && d.slot < pool->slot_count() && pool->refcount(d.slot) > 0) {
-          (void)pool->release(d.slot);
-        }
-      }
-      ring->set_consumer_waiting(false);
-      ring->set_producer_waiting(false);
     }
+  }
+
+  /// Empties a ring whose consumer is dead, giving its slots back to their pools, so that a
+  /// producer blocked on it (backpressure) moves on.
+  void drain_ring(Session& s, const std::string& name) {
+    auto seg = s.rings.find(name);
+    if (seg == s.rings.end()) {
+      return;
+    }
+    auto ring = ipc::Ring::attach(seg->second.data(), seg->second.size());
+    if (!ring) {
+      return;
+    }
+    ipc::SlotDescriptor d;
+    while (ring->try_pop(d)) {
+      if (d.slot == ipc::kNoSlot) {
+        continue;
+      }
+      auto pool_seg = s.pools.find(d.pool);
+      if (pool_seg == s.pools.end()) {
+        continue;
+      }
+      auto pool = ipc::SlotPool::attach(pool_seg->second.data(), pool_seg->second.size());
+      if (pool && d.slot < pool->slot_count() && pool->refcount(d.slot) > 0) {
+        (void)pool->release(d.slot);
+      }
+    }
+    ring->set_consumer_waiting(false);
+    // A producer sleeping on the full ring retries within its idle wait (100 ms).
   }
 
   void check_memory(Session& s) {
@@ -1764,6 +1774,20 @@ class SessionManager::Impl {
       if (second) {
         for (auto& [id, n] : s.nodes) {
           maybe_emit_stats(s, n);
+        }
+        // Rings into failed nodes: nobody reads them; keep them empty so that a producer
+        // that was blocked on one reaches a packet boundary and applies its detach.
+        for (const auto& c : s.connections) {
+          if (!c.severed) {
+            continue;
+          }
+          auto n = s.nodes.find(c.to_node);
+          if (n != s.nodes.end() && n->second.state == LiveState::kFailed) {
+            const LiveWorker& w = s.workers.at(n->second.worker);
+            if (w.failed && !w.process.running()) {
+              drain_ring(s, c.ring);
+            }
+          }
         }
         if (config_.idle_timeout.count() > 0 && now - s.last_activity > config_.idle_timeout) {
           const bool idle = std::none_of(s.nodes.begin(), s.nodes.end(), [](const auto& n) {
