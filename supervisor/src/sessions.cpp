@@ -1160,6 +1160,12 @@ class SessionManager::Impl {
                   std::vector<LiveConnection>::iterator it, bool consumer_removed) {
     LiveConnection c = *it;
     s.connections.erase(it);
+    const LiveWorker& consumer = s.workers.at(s.nodes.at(c.to_node).worker);
+    if (!worker_live(consumer) && !consumer.process.running()) {
+      // Nobody reads this ring any more (its consumer is down or restarting without it): a
+      // producer blocked on it must reach a packet boundary to apply its detach.
+      drain_ring(s, c.ring);
+    }
     if (!c.severed) {
       const bool producer_live = worker_live(s.workers.at(s.nodes.at(c.from_node).worker));
       add_change(s, rewires, c.from_node, v1::RingChange::DETACH_OUTPUT, c.from_pin, c.ring);
@@ -1665,10 +1671,13 @@ class SessionManager::Impl {
   /// producer blocked on it (backpressure) moves on.
   void drain_ring(Session& s, const std::string& name) {
     auto seg = s.rings.find(name);
-    if (seg == s.rings.end()) {
-      return;
+    if (seg != s.rings.end()) {
+      drain_ring(s, seg->second);
     }
-    auto ring = ipc::Ring::attach(seg->second.data(), seg->second.size());
+  }
+
+  void drain_ring(Session& s, ipc::SharedSegment& segment) {
+    auto ring = ipc::Ring::attach(segment.data(), segment.size());
     if (!ring) {
       return;
     }
