@@ -215,28 +215,29 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
         std::this_thread::sleep_for(10ms);
       }
     }
-    // Completion of every session (its writer stopped).
-    std::vector<double> lags(static_cast<std::size_t>(n), -1);
+    // Completion of every session (its writer stopped). The lag may be slightly negative:
+    // a session starts streaming before create_session() returns.
+    std::vector<double> lags(static_cast<std::size_t>(n), 0.0);
+    std::vector<bool> finished(static_cast<std::size_t>(n), false);
     const auto give_up = started.back() + std::chrono::duration<double>(args.seconds * 3 + 10);
     int done = 0;
     while (done < n && Clock::now() < give_up) {
       for (int i = 0; i < n; ++i) {
-        if (lags[static_cast<std::size_t>(i)] >= 0) {
+        const auto k = static_cast<std::size_t>(i);
+        if (finished[k]) {
           continue;
         }
         auto p = m.pipeline_json("s" + std::to_string(i));
         if (p && state_of(*p, "writer") == "Stopped") {
-          lags[static_cast<std::size_t>(i)] =
-              std::chrono::duration<double>(Clock::now() - started[static_cast<std::size_t>(i)])
-                  .count() -
-              args.seconds;
+          lags[k] = std::chrono::duration<double>(Clock::now() - started[k]).count() - args.seconds;
+          finished[k] = true;
           ++done;
         }
       }
       std::this_thread::sleep_for(20ms);
     }
     for (int i = 0; i < n; ++i) {
-      if (lags[static_cast<std::size_t>(i)] < 0) {
+      if (!finished[static_cast<std::size_t>(i)]) {
         lags[static_cast<std::size_t>(i)] = 1e9;
         auto p = m.pipeline_json("s" + std::to_string(i));
         std::fprintf(stderr, "session s%d did not finish:\n", i);
