@@ -423,10 +423,7 @@ class ControlService final : public v1::Control::Service {
     if (patch.is_discarded() || !patch.is_object()) {
       return protocol_error(ctx, "params_json must be a JSON object of params, e.g. {\"gain\": 0.5}");
     }
-    Status s = check_tune_policy(sessions_, req->session(), req->node_id(), patch);
-    if (s.is_ok()) {
-      s = sessions_.tune_node(req->session(), req->node_id(), patch, !req->async());
-    }
+    const Status s = sessions_.tune_node(req->session(), req->node_id(), patch, !req->async());
     return s.is_ok() ? grpc::Status::OK : session_error(ctx, s);
   }
 

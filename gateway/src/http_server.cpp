@@ -26,6 +26,7 @@
 #include "control_plane.hpp"
 #include "control_socket.hpp"
 #include "multipart.hpp"
+#include "routes.hpp"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
 #include "skit/gateway/server.hpp"
@@ -402,7 +403,9 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     Request& req = parser.get();
     const std::string target(req.target());
     const std::string path = target.substr(0, target.find('?'));
-    std::string route = path;
+    const Route* matched = match_route(path);
+    // Templates only (or "other"): a label per raw path would let any client grow /metrics.
+    const std::string route(route_label(matched));
     const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
     bool keep_alive = req.keep_alive() && !has_body;
 
@@ -451,7 +454,15 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       role = who->role;
     }
 
-    if (method == http::verb::get && (path == "/healthz" || path == "/health")) {
+    if (matched == nullptr) {
+      reply = text(http::status::not_found, "no route for " + std::string(req.method_string()) +
+                                                " " + path);
+    } else if (!route_allows(*matched, method)) {
+      reply = text(http::status::method_not_allowed,
+                   std::string(req.method_string()) + " is not allowed on " +
+                       std::string(matched->path) + " (allowed: " + allow_header(*matched) + ")");
+      reply.headers.emplace_back("Allow", allow_header(*matched));
+    } else if (method == http::verb::get && (path == "/healthz" || path == "/health")) {
       const auto sessions = sessions_.stats();
       reply = json_reply({{"status", "ok"},
                           {"version", SKIT_VERSION},
@@ -482,7 +493,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     } else if (method == http::verb::get && path == "/api/v1/schema/packets") {
       reply = json_reply(packet_schema_json());
     } else if (method == http::verb::get && path.rfind("/api/v1/samples/oneshot", 0) == 0) {
-      route = "/api/v1/samples/oneshot";
       reply = samples(path.substr(std::string("/api/v1/samples/oneshot").size()));
     } else if (path == "/api/v1/control") {
       if (!upgrade) {
@@ -503,7 +513,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       const bool create = method == http::verb::post && path == "/api/v1/sessions";
       if (create && role != Role::kViewer) {
         // The body is read here: the connection may stay open afterwards.
-        route = "/api/v1/sessions";
         const Request head = req;  // `req` lives in the parser, which the body reader takes
         auto body = read_json_body(socket, std::move(parser), buffer, reply);
         if (!body) {
@@ -518,7 +527,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
         finish(code);
         return head.keep_alive();
       } else {
-        reply = sessions_route(method, path, role, route);
+        reply = sessions_route(method, path, role);
       }
     } else if (method == http::verb::post && path == "/api/v1/process") {
       if (role == Role::kViewer) {
@@ -532,7 +541,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     } else {
       reply = text(http::status::not_found, "no route for " + std::string(req.method_string()) +
                                                 " " + path);
-      route = "other";
     }
     (void)streamed;
     const unsigned code = static_cast<unsigned>(reply.status);
@@ -615,11 +623,10 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   }
 
   /// GET /api/v1/sessions, GET /api/v1/sessions/{id}/pipeline, DELETE /api/v1/sessions/{id}.
-  Reply sessions_route(http::verb method, const std::string& path, Role role, std::string& route) {
+  Reply sessions_route(http::verb method, const std::string& path, Role role) {
     static const std::string kPrefix = "/api/v1/sessions";
     const std::string rest = path.substr(kPrefix.size());  // "", "/{id}", "/{id}/pipeline"
     if (rest.empty() || rest == "/") {
-      route = kPrefix;
       if (method == http::verb::get) {
         json list = json::array();
         for (const auto& s : sessions_.list_sessions()) {
@@ -637,7 +644,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     bool pipeline = false;
     if (const auto slash = id.find('/'); slash != std::string::npos) {
       if (id.substr(slash) != "/pipeline") {
-        route = "other";
         return text(http::status::not_found, "no route for " + path);
       }
       id = id.substr(0, slash);
@@ -645,14 +651,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     }
     id = percent_decode(id);
     if (pipeline) {
-      route = kPrefix + "/{id}/pipeline";
       if (method != http::verb::get) {
         return text(http::status::method_not_allowed, "GET " + kPrefix + "/{id}/pipeline");
       }
       auto p = sessions_.pipeline_json(id);
       return p ? json_reply(*p) : session_error(p.status());
     }
-    route = kPrefix + "/{id}";
     if (method != http::verb::delete_) {
       return text(http::status::method_not_allowed,
                   "DELETE " + kPrefix + "/{id} (the pipeline: GET " + kPrefix + "/{id}/pipeline)");

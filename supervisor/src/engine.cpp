@@ -49,7 +49,7 @@ CompiledPipeline Engine::compile_oneshot(std::string_view yaml, bool has_media) 
     rule("a oneshot pipeline needs exactly one streamkit::http_output (found " +
          std::to_string(outputs) + ")");
   }
-  for (Status& s : paths_.check_pipeline(p)) {
+  for (Status& s : paths_.confine_pipeline(compiled.pipeline)) {
     compiled.errors.push_back(std::move(s));
   }
   (void)output;
@@ -74,6 +74,7 @@ RunReport Engine::run_oneshot(const v1::Pipeline& pipeline, HostByteSource* medi
   RunOptions options;
   options.placement = config_.placement;
   options.sandbox = config_.sandbox;
+  options.sandbox.confined_files = true;  // compile_oneshot() confined the file params
   options.worker_executable = config_.worker_executable;
   options.ring_capacity = config_.ring_capacity;
   options.input = media;

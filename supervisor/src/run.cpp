@@ -373,6 +373,7 @@ class PipelineRun {
     sb->set_address_space_bytes(options_.sandbox.address_space_bytes);
     sb->set_max_open_files(options_.sandbox.max_open_files);
     sb->set_allow_network(false);
+    sb->set_confined_files(options_.sandbox.confined_files);
     for (auto idx : w.nodes) {
       const NodeSlot& n = nodes_[idx];
       const auto spec = runner_spec(n);

@@ -456,7 +456,7 @@ class SessionManager::Impl {
                           std::to_string(config_.max_nodes_per_session));
       }
       std::vector<Status> problems;
-      for (const auto& n : pipeline.nodes()) {
+      for (auto& n : *pipeline.mutable_nodes()) {
         for (Status& s : policy_of(n)) {
           problems.push_back(std::move(s));
         }
@@ -636,7 +636,7 @@ class SessionManager::Impl {
   }
 
   Result<std::vector<BatchIssue>> validate(std::string_view id_or_name,
-                                           const std::vector<BatchOperation>& ops) {
+                                           std::vector<BatchOperation> ops) {
     Session* s = find(id_or_name);
     if (s == nullptr) {
       return not_found(id_or_name);
@@ -645,7 +645,7 @@ class SessionManager::Impl {
     return check_batch(*s, ops);
   }
 
-  Status apply(std::string_view id_or_name, const std::vector<BatchOperation>& ops) {
+  Status apply(std::string_view id_or_name, std::vector<BatchOperation> ops) {
     Session* s = find(id_or_name);
     if (s == nullptr) {
       return not_found(id_or_name);
@@ -751,6 +751,18 @@ class SessionManager::Impl {
       e.where().node_id = node_id;
       return e;
     }
+    Json sent = patch;
+    if (config_.paths) {
+      const auto refused = config_.paths->confine(*n.descriptor, merged);
+      if (!refused.empty()) {
+        Status e = refused.front();
+        e.where().node_id = node_id;
+        return e;
+      }
+      for (auto& [key, value] : sent.items()) {
+        value = merged[key];  // a tuned path goes to the node as the path that was checked
+      }
+    }
     if (n.state == LiveState::kStopped || n.state == LiveState::kFailed) {
       return Status(ErrorCode::kUnavailable,
                     "node '" + node_id + "' is " +
@@ -769,7 +781,7 @@ class SessionManager::Impl {
     const std::uint64_t op = next_op_++;
     v1::SupervisorMessage msg;
     msg.mutable_tune()->set_node_id(node_id);
-    msg.mutable_tune()->set_params_json(patch.dump());
+    msg.mutable_tune()->set_params_json(sent.dump());
     msg.mutable_tune()->set_op_id(op);
     send(w, msg);
     tune_waits_[op] = TuneWait{std::nullopt, Clock::now()};
@@ -856,10 +868,11 @@ class SessionManager::Impl {
     return out;
   }
 
-  std::vector<Status> policy_of(const v1::NodeSpec& spec) const {
+  /// The node policy, then the path allow-lists; confines the spec's file params.
+  std::vector<Status> policy_of(v1::NodeSpec& spec) const {
     std::vector<Status> out = node_policy(spec.id(), spec.kind(), spec.position());
-    if (config_.node_policy) {
-      for (Status& s : config_.node_policy(spec)) {
+    if (config_.paths) {
+      for (Status& s : config_.paths->confine_node(spec)) {
         out.push_back(std::move(s));
       }
     }
@@ -948,7 +961,9 @@ class SessionManager::Impl {
     std::string from_node, from_pin, to_node, to_pin;
   };
 
-  std::vector<BatchIssue> check_batch(const Session& s, const std::vector<BatchOperation>& ops) {
+  /// Checks `ops` against a scratch copy of the session's graph; the params of added nodes are
+  /// confined in place (file paths rewritten to the canonical paths that were checked).
+  std::vector<BatchIssue> check_batch(const Session& s, std::vector<BatchOperation>& ops) {
     std::map<std::string, ScratchNode> nodes;
     for (const auto& [id, n] : s.nodes) {
       nodes[id] = ScratchNode{n.kind, n.descriptor};
@@ -960,7 +975,7 @@ class SessionManager::Impl {
     std::vector<BatchIssue> issues;
     const auto& registry = NodeRegistry::builtin();
     for (std::size_t i = 0; i < ops.size(); ++i) {
-      const BatchOperation& op = ops[i];
+      BatchOperation& op = ops[i];
       auto issue = [&](const std::string& node, const std::string& message,
                        ErrorCode code = ErrorCode::kInvalidArgument) {
         issues.push_back(BatchIssue{i, node, message, code});
@@ -992,6 +1007,9 @@ class SessionManager::Impl {
           for (const Status& e : policy_of(spec)) {
             issue(op.node_id, e.message(), e.code());
             ok = false;
+          }
+          if (ok) {  // the confined params (checked canonical paths) are what joins the graph
+            op.params = Json::parse(spec.params_json());
           }
           if (nodes.size() + 1 > config_.max_nodes_per_session) {
             issue(op.node_id,
@@ -1304,6 +1322,7 @@ class SessionManager::Impl {
     sb->set_address_space_bytes(config_.sandbox.address_space_bytes);
     sb->set_max_open_files(config_.sandbox.max_open_files);
     sb->set_allow_network(false);
+    sb->set_confined_files(config_.paths.has_value());  // policy_of() confined the file params
     for (const auto& id : w.nodes) {
       const LiveNode& n = s.nodes.at(id);
       auto* na = a.add_nodes();

@@ -174,6 +174,7 @@ class Worker {
       spec.doorbell = n.doorbell();
       spec.pulls_input = d->pulls_input;
       spec.accepts_input = !d->inputs.empty();
+      spec.confined_files = assign.sandbox().confined_files();
       for (const auto& in : n.inputs()) {
         spec.inputs.push_back({in.pin(), in.ring_segment()});
       }

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "skit/core/files.hpp"
 #include "skit/core/status.hpp"
 
 namespace skit {
@@ -33,6 +34,9 @@ struct ParamField {
   std::optional<double> min;
   std::optional<double> max;
   std::vector<std::string> choices;  // for enumerated strings
+  // A file path the node opens: checked against the server's allow-lists by the supervisor,
+  // opened by the node through NodeContext::open_file().
+  FileAccess file_access = FileAccess::kNone;
   Json default_value;
   std::function<Status(void* params, const Json& value)> assign;
   std::function<Json(const void* params)> read;
@@ -78,6 +82,11 @@ class ParamFieldRef {
   }
   ParamFieldRef& tunable() {
     field_->tunable = true;
+    return *this;
+  }
+  /// The param is a path of a file that the node reads or writes.
+  ParamFieldRef& file_path(FileAccess access) {
+    field_->file_access = access;
     return *this;
   }
   ParamFieldRef& choices(std::vector<std::string> values) {

@@ -42,7 +42,7 @@ struct ServerConfig {
   std::chrono::milliseconds request_timeout{10 * 60 * 1000};
   // engine + security + paths
   supervisor::EngineConfig engine;
-  // sessions: dynamic sessions (worker_executable, sandbox and node_policy are filled in by
+  // sessions: dynamic sessions (worker_executable, sandbox and paths are filled in by
   // `skit serve` from the engine's)
   supervisor::SessionConfig sessions;
   std::string samples_dir = "samples/pipelines";

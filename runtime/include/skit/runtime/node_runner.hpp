@@ -105,6 +105,9 @@ struct RunnerSpec {
   std::string doorbell;  // endpoint the runner thread sleeps on
   bool pulls_input = false;
   bool accepts_input = true;  // false: a source (no declared input pins)
+  // File params hold canonical paths checked by the supervisor: open them following no
+  // symbolic link (see skit::open_file).
+  bool confined_files = false;
   std::vector<RunnerInput> inputs;
   std::vector<RunnerOutput> outputs;
 };
@@ -180,6 +183,9 @@ class NodeRunner final : public NodeContext {
   Result<std::size_t> read_input(std::span<std::byte> buffer) override;
   HostByteSource* host_source() override { return host_source_; }
   HostByteSink* host_sink() override { return host_sink_; }
+  Result<UniqueFd> open_file(const std::string& path, FileAccess access) override {
+    return skit::open_file(path, access, spec_.confined_files);
+  }
 
  private:
   class Output;

@@ -29,6 +29,9 @@ struct SandboxOptions {
   bool enabled = true;
   std::uint64_t address_space_bytes = 4ULL << 30;  // RLIMIT_AS per worker
   std::uint32_t max_open_files = 4096;
+  // File params were confined by a PathPolicy (canonical checked paths): workers open them
+  // following no symbolic link. Set by the server; `skit run` opens paths as given.
+  bool confined_files = false;
 };
 
 struct RunProgress {
