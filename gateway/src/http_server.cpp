@@ -26,6 +26,7 @@
 #include "control_plane.hpp"
 #include "control_socket.hpp"
 #include "multipart.hpp"
+#include "request_outcomes.hpp"
 #include "routes.hpp"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
@@ -529,6 +530,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       } else {
         reply = sessions_route(method, path, role);
       }
+    } else if (method == http::verb::get && path.rfind("/api/v1/process/", 0) == 0) {
+      const std::string id = path.substr(std::string("/api/v1/process/").size());
+      auto outcome = outcomes_.find(id);
+      reply = outcome ? json_reply(*outcome)
+                      : text(http::status::not_found,
+                             "no recent request '" + id + "' (the server keeps the last 1024)");
     } else if (method == http::verb::post && path == "/api/v1/process") {
       if (role == Role::kViewer) {
         reply = text(http::status::forbidden, "role 'viewer' may not run pipelines (needs operator)");
@@ -735,8 +742,15 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   unsigned process(tcp::socket& socket, http::request_parser<http::empty_body>&& header_parser,
                    beast::flat_buffer& buffer) {
     const Request req = header_parser.get();
+    // Every answer carries the request's id; its outcome stays queryable for a while
+    // (GET /api/v1/process/{id}), for clients that cannot read trailers.
+    const std::string request_id = outcomes_.begin();
     auto fail = [&](http::status status, std::string message, std::vector<Status> errors = {}) {
+      outcomes_.finish(request_id, static_cast<unsigned>(status),
+                       errors.empty() ? Status(ErrorCode::kInvalidArgument, message) : errors.front(),
+                       0, 0);
       Reply r = text(status, std::move(message));
+      r.headers.emplace_back("X-Skit-Request-Id", request_id);
       if (!errors.empty()) {
         // Plain text like StreamKit, one problem per line, each with its place.
         std::string body;
@@ -865,8 +879,11 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       run_done.store(true);
     });
     unsigned code = 200;
-    std::thread writer(
-        [&] { code = write_response(socket, req, output, sink, cancel, too_large); });
+    std::uint64_t bytes_out = 0;
+    std::thread writer([&] {
+      code = write_response(socket, req, request_id, output, sink, cancel, too_large, bytes_out);
+    });
+    std::uint64_t bytes_in = 0;
     if (has_media) {
       while (!cancel.load()) {
         auto n = parts.read(chunk);
@@ -884,6 +901,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
           upload.close();
           break;
         }
+        bytes_in += *n;
         if (!upload.push(std::string(chunk, *n))) {
           break;
         }
@@ -906,20 +924,25 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       std::lock_guard lock(cancels_mutex_);
       cancels_.erase(&cancel);
     }
+    outcomes_.finish(request_id, code, output.status(), bytes_in, bytes_out);
     return code;
   }
 
   /// Streams the pipeline's output as a chunked response; an error before the first byte
-  /// becomes a proper error response instead.
-  unsigned write_response(tcp::socket& socket, const Request& req, ByteQueue& output,
-                          QueueSink& sink, std::atomic<bool>& cancel,
-                          const std::atomic<bool>& too_large) {
+  /// becomes a proper error response instead. A failure after it: with `TE: trailers` in the
+  /// request, the body ends properly with an X-Skit-Error trailer (announced in `Trailer:`);
+  /// otherwise without its last chunk, so that the client sees a truncated body rather than a
+  /// silent success.
+  unsigned write_response(tcp::socket& socket, const Request& req, const std::string& request_id,
+                          ByteQueue& output, QueueSink& sink, std::atomic<bool>& cancel,
+                          const std::atomic<bool>& too_large, std::uint64_t& bytes_out) {
     std::optional<std::string> first = output.pop();
     if (!first) {
       Status s = output.status();
       if (!s.is_ok()) {
         Reply r = text(too_large.load() ? http::status::payload_too_large : status_for(s),
                        s.to_string());
+        r.headers.emplace_back("X-Skit-Request-Id", request_id);
         if (r.status == http::status::service_unavailable) {
           r.headers.emplace_back("Retry-After", "1");
         }
@@ -937,6 +960,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     const std::string ct = sink.content_type();
     res.set(http::field::content_type, ct);
     res.set("X-Content-Type-Options", "nosniff");
+    res.set("X-Skit-Request-Id", request_id);
+    const bool trailers = beast::iequals(req[http::field::te], "trailers") ||
+                          req[http::field::te].find("trailers") != beast::string_view::npos;
+    if (trailers) {
+      res.set(http::field::trailer, "X-Skit-Error");
+    }
     res.chunked(true);
     res.keep_alive(false);
     http::response_serializer<http::empty_body> sr{res};
@@ -945,6 +974,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     auto write_chunk = [&](const std::string& data) {
       if (!ec && !data.empty()) {
         net::write(socket, http::make_chunk(net::buffer(data)), ec);
+        bytes_out += ec ? 0 : data.size();
       }
     };
     if (first) {
@@ -966,8 +996,16 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     if (s.is_ok()) {
       net::write(socket, http::make_chunk_last(), ec);
     } else {
-      spdlog::warn("oneshot failed after its response started: {}", s.to_string());
-      // No last chunk: the client sees a truncated body rather than a silent success.
+      spdlog::warn("oneshot {} failed after its response started: {}", request_id, s.to_string());
+      if (trailers) {
+        http::fields trailer;
+        std::string reason = std::string(error_code_name(s.code())) + ": " + s.to_string();
+        for (char& c : reason) {
+          c = c == '\n' || c == '\r' ? ' ' : c;  // one header line
+        }
+        trailer.set("X-Skit-Error", reason);
+        net::write(socket, http::make_chunk_last(trailer), ec);
+      }
     }
     return 200;
   }
@@ -978,6 +1016,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   std::shared_ptr<net::io_context> io_;  // of every connection's socket
   ControlSockets control_sockets_;
   HttpMetrics metrics_;
+  RequestOutcomes outcomes_;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::size_t> rejecting_{0};
   std::mutex cancels_mutex_;

@@ -41,6 +41,7 @@ void fill_stats(v1::NodeStats& out, const std::string& id, const NodeStats& s) {
   out.set_bytes_in(s.bytes_in);
   out.set_bytes_out(s.bytes_out);
   out.set_dropped(s.dropped);
+  out.set_media_time_us(s.media_time_us);
 }
 
 /// Collects runner events; the main thread forwards them to the supervisor.

@@ -49,6 +49,9 @@ struct ServerConfig {
   std::string ui_dir;  // static web UI build, empty: none
 };
 
+/// The full default configuration as a commented YAML document (`skit config default`).
+std::string_view default_config_yaml();
+
 /// Parses a config document; all errors at once, each with its line.
 Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* errors = nullptr);
 Result<ServerConfig> load_config(const std::string& path, std::vector<Status>* errors = nullptr);

@@ -279,6 +279,7 @@ class NodeRunner final : public NodeContext {
   std::atomic<std::int64_t> busy_since_ns_{0};  // steady clock; 0 = not in node code
   std::atomic<std::uint64_t> packets_in_{0};
   std::atomic<std::uint64_t> bytes_in_{0};
+  std::atomic<std::int64_t> media_time_us_{0};  // written by the runner thread only
   std::atomic<std::uint64_t> packets_out_{0};
   std::atomic<std::uint64_t> bytes_out_{0};
   std::atomic<std::uint64_t> dropped_{0};

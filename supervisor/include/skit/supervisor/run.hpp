@@ -39,6 +39,7 @@ struct RunProgress {
   std::uint64_t bytes_in = 0;   // consumed by host inputs (upload / --input)
   std::uint64_t bytes_out = 0;  // produced to host outputs (response / --output)
   std::size_t workers = 0;
+  double media_seconds = 0;  // furthest media time any node has received (0: untimed data)
 };
 
 struct RunOptions {
