@@ -43,7 +43,9 @@ struct Args {
   double seconds = 20;
   int tune_sessions = 50;
   int tunes = 400;
-  std::string placement = "per-node";
+  // The server's own default (sessions.placement), so that the figures are the ones a
+  // default server gives.
+  std::string placement{skit::supervisor::placement_name(skit::supervisor::SessionConfig{}.placement)};
 };
 
 int run(const std::string& command) { return std::system(command.c_str()); }
@@ -322,8 +324,9 @@ int main(int argc, char** argv) {
       args.tunes = std::stoi(next());
     } else {
       std::printf("usage: %s --skit PATH [--sessions 10,25,50,60] [--seconds 20] "
-                  "[--tune-sessions 50] [--tunes 400]\n",
-                  argv[0]);
+                  "[--tune-sessions 50] [--tunes 400] [--placement grouped|per-node]\n"
+                  "  --placement defaults to the server's sessions.placement (%s)\n",
+                  argv[0], Args{}.placement.c_str());
       return a == "--help" ? 0 : 2;
     }
   }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <iterator>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -20,9 +21,38 @@ std::atomic<bool> g_cancel{false};
 
 namespace {
 constexpr const char* kTextPattern = "%^%L%$ %H:%M:%S.%e [%n] %v";
+// %J: the message escaped as a JSON string body (a quote or a backslash in an FFmpeg line
+// must not break the line's JSON).
 constexpr const char* kJsonPattern =
-    R"({"ts":"%Y-%m-%dT%H:%M:%S.%f","level":"%l","logger":"%n","msg":"%v"})";
+    R"({"ts":"%Y-%m-%dT%H:%M:%S.%f","level":"%l","logger":"%n","msg":"%J"})";
 bool g_level_from_env = false;
+
+class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm& /*tm*/,
+              spdlog::memory_buf_t& dest) override {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (const char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      switch (c) {
+        case '"': dest.append(std::string_view("\\\"")); break;
+        case '\\': dest.append(std::string_view("\\\\")); break;
+        case '\n': dest.append(std::string_view("\\n")); break;
+        case '\r': dest.append(std::string_view("\\r")); break;
+        case '\t': dest.append(std::string_view("\\t")); break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            const char esc[] = {'\\', 'u', '0', '0', kHex[(c >> 4) & 0xF], kHex[c & 0xF]};
+            dest.append(std::string_view(esc, sizeof esc));
+          } else {
+            dest.push_back(c);
+          }
+      }
+    }
+  }
+  [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
+};
 }  // namespace
 
 void setup_logging() {
@@ -55,7 +85,9 @@ void setup_logging() {
 
 void set_log_format(const std::string& format) {
   const bool json = format == "json" || (format == "auto" && isatty(STDERR_FILENO) == 0);
-  spdlog::set_pattern(json ? kJsonPattern : kTextPattern);
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<JsonMessageFlag>('J').set_pattern(json ? kJsonPattern : kTextPattern);
+  spdlog::set_formatter(std::move(formatter));
 }
 
 bool log_level_from_env() { return g_level_from_env; }

@@ -238,11 +238,12 @@ Result<HttpResult> HttpClient::process(const std::string& yaml, int media_fd,
   if (!written.is_ok()) {
     return written;
   }
+  if (const auto it = result.headers.find("x-skit-error"); it != result.headers.end()) {
+    return Status(ErrorCode::kUnavailable, "the pipeline failed after its response started: " +
+                                               it->second);
+  }
   if (rec && !parser.is_done()) {
-    const auto it = result.headers.find("x-skit-error");
-    return Status(ErrorCode::kUnavailable,
-                  it != result.headers.end() ? it->second
-                                             : "the response was cut off: " + rec.message());
+    return Status(ErrorCode::kUnavailable, "the response was cut off: " + rec.message());
   }
   return result;
 }

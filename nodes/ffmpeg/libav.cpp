@@ -82,11 +82,24 @@ void LogScope::bridge(void* avcl, int level, const char* fmt, va_list args) {
               text);
 }
 
-LogScope::LogScope(NodeContext& ctx) : previous_(t_scope), logger_(&ctx.log()) {
+void LogScope::install_bridge() {
   std::call_once(g_bridge_once, [] {
     av_log_set_level(AV_LOG_WARNING);
     av_log_set_callback(&LogScope::bridge);
   });
+}
+
+namespace {
+// At load time, in every process (CLI, server, workers): FFmpeg's messages go through the
+// logs from the first one, so that with stderr not a terminal every line is JSON.
+[[maybe_unused]] const bool g_bridge_installed = [] {
+  LogScope::install_bridge();
+  return true;
+}();
+}  // namespace
+
+LogScope::LogScope(NodeContext& ctx) : previous_(t_scope), logger_(&ctx.log()) {
+  install_bridge();
   t_scope = this;
 }
 

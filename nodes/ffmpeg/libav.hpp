@@ -71,6 +71,8 @@ class LogScope {
   ~LogScope();
   /// The first error logged in this scope (empty if none), and forgets it.
   std::string take_error();
+  /// Routes FFmpeg's log through spdlog (done once, at load time).
+  static void install_bridge();
 
  private:
   static void bridge(void* avcl, int level, const char* fmt, va_list args);

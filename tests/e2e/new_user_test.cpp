@@ -141,3 +141,187 @@ TEST_F(NewUser, ShippedSamplesWorkFromAnyWorkingDirectory) {
 
 }  // namespace
 }  // namespace skit::testing
+
+namespace skit::testing {
+namespace {
+
+const std::string kToken = "operator-token-0123456789";
+
+class NewUserServer : public NewUser {
+ protected:
+  void SetUp() override {
+    start("auth:\n  tokens:\n    - {name: ci, token: \"" + kToken + "\", role: operator}\n", kRepo);
+  }
+  Response authed(std::vector<std::string> args) {
+    args.insert(args.begin(), {"-H", "Authorization: Bearer " + kToken});
+    return request(args);
+  }
+  std::string metrics() { return authed({server_->url("/metrics")}).body; }
+};
+
+// Refused requests (401, an Origin's 403) used to label their series with the raw path.
+TEST_F(NewUserServer, RefusedRequestsDoNotGrowTheMetrics) {
+  for (int i = 0; i < 60; ++i) {
+    request({server_->url("/random/path-" + std::to_string(i))});
+    request({"-X", "POST", "-H", "Origin: http://evil.example", server_->url("/api/v1/x-" + std::to_string(i))});
+  }
+  request({server_->url("/api/v1/sessions/some-session/pipeline")});
+  const std::string m = metrics();
+  EXPECT_FALSE(contains(m, "path-")) << m.substr(0, 4000);
+  EXPECT_FALSE(contains(m, "/api/v1/x-"));
+  EXPECT_FALSE(contains(m, "some-session"));
+  EXPECT_TRUE(contains(m, "route=\"other\",code=\"401\"")) << m.substr(0, 4000);
+  EXPECT_TRUE(contains(m, "route=\"/api/v1/sessions/{id}/pipeline\",code=\"401\""));
+  EXPECT_LT(m.size(), 20000U);
+}
+
+TEST_F(NewUserServer, AWrongMethodIs405WithAllow) {
+  const Response del = authed({"-X", "DELETE", server_->url("/api/v1/config")});
+  EXPECT_EQ(del.status, 405) << del.describe();
+  EXPECT_EQ(del.header("Allow"), "GET");
+  const Response get = authed({server_->url("/api/v1/process")});
+  EXPECT_EQ(get.status, 405);
+  EXPECT_EQ(get.header("Allow"), "POST");
+  const Response sessions = authed({"-X", "PUT", server_->url("/api/v1/sessions")});
+  EXPECT_EQ(sessions.status, 405);
+  EXPECT_EQ(sessions.header("Allow"), "GET, POST");
+  EXPECT_EQ(authed({server_->url("/api/v1/nothing-here")}).status, 404);
+}
+
+TEST_F(NewUserServer, AMissingInputFileIsA400NamingNodeAndPathBeforeAnyWorker) {
+  const std::string before = metrics();
+  const std::string config = dir_.file("missing.yml");
+  write_file(config, R"(mode: oneshot
+nodes:
+  music:
+    kind: core::file_reader
+    params: { path: samples/audio/no-such-clip.ogg }
+  out:
+    kind: streamkit::http_output
+    needs: music
+)");
+  const Response r = authed({"-F", "config=@" + config, server_->url("/api/v1/process")});
+  EXPECT_EQ(r.status, 400) << r.describe();
+  EXPECT_TRUE(contains(r.body, "node 'music'")) << r.body;
+  EXPECT_TRUE(contains(r.body, "samples/audio/no-such-clip.ogg")) << r.body;
+  EXPECT_TRUE(contains(r.body, "does not exist")) << r.body;
+  EXPECT_TRUE(contains(r.body, "line 3")) << r.body;
+  EXPECT_FALSE(contains(r.body, "worker")) << r.body;
+  const auto workers = [](const std::string& m) {
+    const auto at = m.find("skit_workers_started_total ");
+    return at == std::string::npos ? -1 : std::atoi(m.c_str() + at + 27);
+  };
+  EXPECT_EQ(workers(metrics()), workers(before)) << "a worker was started";
+}
+
+TEST_F(NewUserServer, SessionErrorsReadLikeProcessErrorsAndNamesNeedNoEncoding) {
+  const Response bad = authed({"-X", "POST", "--data-binary",
+                               json{{"yaml", "mode: dynamic\nnodes:\n  g:\n    kind: audio::gian\n"}}.dump(),
+                               server_->url("/api/v1/sessions")});
+  EXPECT_EQ(bad.status, 400) << bad.describe();
+  EXPECT_EQ(bad.body.rfind("line 4, column 11: node 'g': unknown node kind", 0), 0U) << bad.body;
+  const Response odd = authed({"-X", "POST", "--data-binary", json{{"name", "a/b c"}}.dump(),
+                               server_->url("/api/v1/sessions")});
+  EXPECT_EQ(odd.status, 400) << odd.describe();
+  EXPECT_TRUE(contains(odd.body, "letters, digits")) << odd.body;
+  const Response ok = authed({"-X", "POST", "--data-binary", json{{"name", "radio_1.a-b"}}.dump(),
+                              server_->url("/api/v1/sessions")});
+  EXPECT_EQ(ok.status, 200) << ok.describe();
+  EXPECT_EQ(authed({"-X", "DELETE", server_->url("/api/v1/sessions/radio_1.a-b")}).status, 200);
+}
+
+TEST_F(NewUserServer, PermissionsTellWhatTheServerDoes) {
+  const json p = authed({server_->url("/api/v1/permissions")}).body_json();
+  EXPECT_EQ(p["permissions"]["access_all_sessions"], true) << p.dump();
+  EXPECT_EQ(p["permissions"]["load_plugins"], false);
+  EXPECT_EQ(p["permissions"]["upload_assets"], false);
+  EXPECT_EQ(p["permissions"]["process_oneshot"], true);
+}
+
+/// An Ogg/Opus file that turns to garbage after `good_seconds`: the response has started when
+/// the demuxer fails.
+std::string corrupt_midway(const TempDir& dir) {
+  const std::string clip = dir.file("clip.ogg");
+  EXPECT_TRUE(make_sine(clip, 440, 0.2, 20.0, 48000, 1, {"-c:a", "libopus"}));
+  std::string bytes = read_file(clip);
+  const std::string junk = random_bytes(bytes.size() / 2, 4);
+  bytes.replace(bytes.size() / 2, junk.size(), junk);
+  const std::string out = dir.file("midway.ogg");
+  write_file(out, bytes);
+  return out;
+}
+
+TEST_F(NewUserServer, AStreamedFailureIsToldByTrailerAndByRequestId) {
+  const std::string media = corrupt_midway(dir_);
+  const std::string config = (kRepo / "samples/pipelines/oneshot/volume_boost.yml").string();
+  // A client that accepts trailers: the body ends properly and the trailer says why.
+  const Response with = authed({"--raw", "-H", "TE: trailers", "-F", "config=@" + config,
+                                "-F", "media=@" + media, server_->url("/api/v1/process")});
+  EXPECT_EQ(with.status, 200) << with.describe();
+  EXPECT_EQ(with.header("Trailer"), "X-Skit-Error");
+  EXPECT_TRUE(contains(with.body, "\r\nX-Skit-Error: corrupt_media: ")) << with.body.substr(0, 200);
+  const std::string id = with.header("X-Skit-Request-Id");
+  ASSERT_FALSE(id.empty());
+  const json outcome = authed({server_->url("/api/v1/process/" + id)}).body_json();
+  EXPECT_EQ(outcome["state"], "failed") << outcome.dump();
+  EXPECT_EQ(outcome["error"]["code"], "corrupt_media") << outcome.dump();
+  EXPECT_GT(outcome["bytes_out"].get<std::uint64_t>(), 0U);
+  // A client that does not: the body is cut short (curl: partial file), not a silent success.
+  const Response without = authed({"-F", "config=@" + config, "-F", "media=@" + media,
+                                   server_->url("/api/v1/process")});
+  EXPECT_NE(without.curl_exit, 0) << without.describe();
+  const json second = authed({server_->url("/api/v1/process/" + without.header("X-Skit-Request-Id"))}).body_json();
+  EXPECT_EQ(second["state"], "failed") << second.dump();
+  // A good request is recorded as such; an unknown id is 404.
+  const Response good = authed({"-F", "config=@" + config, "-F",
+                                "media=@" + (kRepo / "samples/audio/speech.ogg").string(),
+                                server_->url("/api/v1/process")});
+  ASSERT_EQ(good.status, 200);
+  EXPECT_EQ(authed({server_->url("/api/v1/process/" + good.header("X-Skit-Request-Id"))}).body_json()["state"],
+            "succeeded");
+  EXPECT_EQ(authed({server_->url("/api/v1/process/no-such-request")}).status, 404);
+}
+
+// skit client: the same server from the command line.
+TEST_F(NewUserServer, TheClientDrivesSessionsAndOneshots) {
+  const std::vector<std::string> base = {"client", "-s", server_->url(""), "--token", kToken};
+  auto client = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), base.begin(), base.end());
+    return run_skit(args);
+  };
+  const std::string live = (kRepo / "samples/pipelines/dynamic/live_gain.yml").string();
+  RunResult r = client({"create", live, "--name", "cli-live"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "cli-live")) << r.out;
+  r = client({"list"});
+  EXPECT_TRUE(contains(r.out, "cli-live")) << r.out;
+  r = client({"tune", "cli-live", "gain", "gain", "0.5"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const json pipeline = authed({server_->url("/api/v1/sessions/cli-live/pipeline")}).body_json();
+  EXPECT_EQ(pipeline["nodes"]["gain"]["params"]["gain"], 0.5) << pipeline.dump();
+  r = client({"tune", "cli-live", "gain", "gain", "9"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_TRUE(contains(r.err, "must be <= 4")) << r.err;
+  r = client({"pipeline", "cli-live"});
+  EXPECT_TRUE(contains(r.out, "audio::gain")) << r.out;
+  r = client({"destroy", "cli-live"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(client({"destroy", "cli-live"}).exit_code, 2);
+
+  const std::string out = dir_.file("louder.ogg");
+  r = client({"oneshot", (kRepo / "samples/pipelines/oneshot/volume_boost.yml").string(), out,
+              "-i", (kRepo / "samples/audio/speech.ogg").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(decode_f32(out).seconds(), 3.0);
+  // A failure midway: the trailer's reason, exit 1, and no output file.
+  const std::string failed = dir_.file("failed.ogg");
+  r = client({"oneshot", (kRepo / "samples/pipelines/oneshot/volume_boost.yml").string(), failed,
+              "-i", corrupt_midway(dir_)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "corrupt_media")) << r.err;
+  EXPECT_FALSE(fs::exists(failed));
+  EXPECT_EQ(run_skit({"client", "-s", server_->url(""), "list"}).exit_code, 2) << "no token: 401";
+}
+
+}  // namespace
+}  // namespace skit::testing

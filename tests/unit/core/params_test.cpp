@@ -479,3 +479,16 @@ TEST(Params, AcceptsNegativeValuesForAnUnboundedInt64Param) {
 
 }  // namespace
 }  // namespace skit
+
+namespace skit {
+namespace {
+TEST(FormatNumber, IntegersExactlyOthersShortest) {
+  EXPECT_EQ(format_number(16777216), "16777216");
+  EXPECT_EQ(format_number(4294967295.0), "4294967295");
+  EXPECT_EQ(format_number(-5), "-5");
+  EXPECT_EQ(format_number(0.25), "0.25");
+  EXPECT_EQ(format_number(1e-6), "1e-06");
+  EXPECT_EQ(format_number(44100.5), "44100.5");
+}
+}  // namespace
+}  // namespace skit
