@@ -961,10 +961,26 @@ class SessionManager::Impl {
   struct ScratchNode {
     std::string kind;
     const NodeDescriptor* descriptor = nullptr;
+    bool added = false;  // by this batch (not the live node of that id, if any)
   };
   struct ScratchEdge {
     std::string from_node, from_pin, to_node, to_pin;
   };
+
+  /// "stopped (completed)" or "failed (...)" for a live node that has ended; "" otherwise (also
+  /// for a node that this batch adds).
+  static std::string ended_state(const Session& s, const std::string& id) {
+    const auto it = s.nodes.find(id);
+    if (it == s.nodes.end()) {
+      return {};
+    }
+    const LiveNode& n = it->second;
+    if (n.state != LiveState::kStopped && n.state != LiveState::kFailed) {
+      return {};
+    }
+    return std::string(n.state == LiveState::kStopped ? "stopped" : "failed") +
+           (n.reason.empty() ? "" : " (" + n.reason + ")");
+  }
 
   /// Checks `ops` against a scratch copy of the session's graph. `worker_params` (optional)
   /// receives, per addnode operation index, the params its worker gets (paths confined).
@@ -1026,7 +1042,7 @@ class SessionManager::Impl {
             ok = false;
           }
           if (ok) {
-            nodes[op.node_id] = ScratchNode{op.kind, d};
+            nodes[op.node_id] = ScratchNode{op.kind, d, /*added=*/true};
           }
           break;
         }
@@ -1049,6 +1065,19 @@ class SessionManager::Impl {
           }
           if (to == nodes.end()) {
             issue(op.to_node, "no node '" + op.to_node + "' to connect to");
+            break;
+          }
+          // A node that has ended neither writes nor reads again: a connection to it would
+          // leave its other end waiting forever while reporting Running.
+          if (const std::string ended = from->second.added ? "" : ended_state(s, op.from_node);
+              !ended.empty()) {
+            issue(op.from_node, "node '" + op.from_node + "' has " + ended +
+                                    ": its output carries nothing more (connect from a running node)");
+            break;
+          }
+          if (const std::string ended = to->second.added ? "" : ended_state(s, op.to_node);
+              !ended.empty()) {
+            issue(op.to_node, "node '" + op.to_node + "' has " + ended + ": it reads nothing more");
             break;
           }
           const OutputPinSpec* out = find_output_pin(*from->second.descriptor, op.from_pin);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "audio_measure.hpp"
 #include "serve_process.hpp"
@@ -118,17 +119,16 @@ TEST_F(NewUser, ShippedSamplesWorkFromAnyWorkingDirectory) {
   EXPECT_EQ(out.err, "");
   EXPECT_GT(out.seconds(), 3.0) << "the mix is as long as the speech";
 
-  const std::string live = read_file((kRepo / "samples/pipelines/dynamic/live_gain.yml").string());
+  const std::string live = read_file((kRepo / "samples/pipelines/dynamic/live_music.yml").string());
   const Response created = post_json("/api/v1/sessions", json{{"name", "live"}, {"yaml", live}});
   ASSERT_EQ(created.status, 200) << created.describe();
-  // The reader opened music.ogg (relative to base_dir) and fed the chain: the gain runs with
+  // The reader opened music.ogg (relative to base_dir) and fed the chain: the gain has
   // packets through it, and nothing failed.
   json pipeline;
   const bool flowing = wait_until(
       [&] {
         pipeline = get("/api/v1/sessions/live/pipeline").body_json();
-        const json& gain = pipeline["nodes"]["gain"];
-        return gain["state"] == "Running" && gain["stats"].value("received", 0) > 0;
+        return pipeline["nodes"]["gain"]["stats"].value("received", 0) > 10;
       },
       10s);
   EXPECT_TRUE(flowing) << pipeline.dump(2);
@@ -280,6 +280,44 @@ TEST_F(NewUserServer, AStreamedFailureIsToldByTrailerAndByRequestId) {
   EXPECT_EQ(authed({server_->url("/api/v1/process/" + good.header("X-Skit-Request-Id"))}).body_json()["state"],
             "succeeded");
   EXPECT_EQ(authed({server_->url("/api/v1/process/no-such-request")}).status, 404);
+}
+
+// The dynamic sample used to end after 4 s (its clip), after which the README's tune failed.
+TEST_F(NewUserServer, TheDynamicSampleLivesAndNodesThatEndedAreNotConnectedTo) {
+  const std::string live = read_file((kRepo / "samples/pipelines/dynamic/live_gain.yml").string());
+  ASSERT_EQ(authed({"-X", "POST", "--data-binary", json{{"name", "live"}, {"yaml", live}}.dump(),
+                    server_->url("/api/v1/sessions")})
+                .status,
+            200);
+  std::this_thread::sleep_for(6s);
+  const json p = authed({server_->url("/api/v1/sessions/live/pipeline")}).body_json();
+  for (const char* id : {"tone", "gain", "sink"}) {
+    EXPECT_EQ(p["nodes"][id]["state"], "Running") << id << ": " << p.dump();
+  }
+  const auto received = p["nodes"]["sink"]["stats"]["received"].get<int>();
+  EXPECT_GT(received, 250) << "6 s of 20 ms frames, in real time";
+  EXPECT_LT(received, 400) << "faster than real time";
+  const RunResult tuned = run_skit({"client", "-s", server_->url(""), "--token", kToken, "tune",
+                                    "live", "gain", "gain", "0.25"});
+  EXPECT_EQ(tuned.exit_code, 0) << tuned.err;
+
+  // The short-clip sample ends; connecting to its finished nodes is refused with the reason.
+  const std::string music = read_file((kRepo / "samples/pipelines/dynamic/live_music.yml").string());
+  ASSERT_EQ(authed({"-X", "POST", "--data-binary", json{{"name", "clip"}, {"yaml", music}}.dump(),
+                    server_->url("/api/v1/sessions")})
+                .status,
+            200);
+  json clip;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        clip = authed({server_->url("/api/v1/sessions/clip/pipeline")}).body_json();
+        return clip["nodes"]["gain"]["state"].is_object() &&
+               clip["nodes"]["gain"]["state"].contains("Stopped");
+      },
+      15s))
+      << clip.dump();
+  const RunResult added = run_skit({"client", "-s", server_->url(""), "--token", kToken, "pipeline", "clip"});
+  EXPECT_TRUE(contains(added.out, "Stopped (completed)")) << added.out;
 }
 
 // skit client: the same server from the command line.

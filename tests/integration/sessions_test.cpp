@@ -534,3 +534,34 @@ TEST_F(SessionsTest, TwoHundredCyclesLeakNothing) {
 
 }  // namespace
 }  // namespace skit::testing
+
+namespace skit::testing {
+namespace {
+// A node added after the stream ended used to wait forever, reporting Running with 0 packets.
+TEST(SessionsEnded, ConnectingToANodeThatHasEndedIsRefusedWithTheReason) {
+  TempDir dir;
+  const std::string in = dir.file("short.ogg");
+  ASSERT_TRUE(make_sine(in, 440, 0.5, 0.5, 48000, 1, {"-c:a", "libopus"}));
+  SessionManager m(grouped_config());
+  ASSERT_TRUE(m.create_session("ended", live_yaml(in, dir.file("out.ogg"))));
+  ASSERT_TRUE(wait_stopped(m, "ended", "gain", 15s)) << node_state(m, "ended", "gain");
+  std::vector<BatchOperation> late(2);
+  late[0].action = BatchOperation::Action::kAddNode;
+  late[0].node_id = "late";
+  late[0].kind = "audio::gain";
+  late[1].action = BatchOperation::Action::kConnect;
+  late[1].from_node = "gain", late[1].from_pin = "out", late[1].to_node = "late",
+  late[1].to_pin = "in";
+  auto issues = m.validate_batch("ended", late);
+  ASSERT_TRUE(issues);
+  ASSERT_EQ(issues->size(), 1U);
+  EXPECT_EQ((*issues)[0].operation, 1U);
+  EXPECT_NE((*issues)[0].message.find("node 'gain' has stopped (completed)"), std::string::npos)
+      << (*issues)[0].message;
+  EXPECT_FALSE(m.apply_batch("ended", late).is_ok());
+  auto p = m.pipeline_json("ended");
+  EXPECT_FALSE((*p)["nodes"].contains("late")) << "a refused batch changed the session";
+  ASSERT_TRUE(m.destroy_session("ended"));
+}
+}  // namespace
+}  // namespace skit::testing
