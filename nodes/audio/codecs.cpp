@@ -15,7 +15,8 @@ namespace {
 
 constexpr AVRational kUs = av::kMicroseconds;
 
-/// EncodedAudio -> RawAudio, configured from the input's StreamInfo.
+/// EncodedAudio -> RawAudio, configured from the input's StreamInfo. A node whose kCodec is ""
+/// decodes whatever codec the stream announces.
 template <typename Self>
 class DecoderNode : public NodeWithParams<NoParams> {
  public:
@@ -32,7 +33,7 @@ class DecoderNode : public NodeWithParams<NoParams> {
     if (decoder_) {
       return Status::ok();  // a repeated announcement (e.g. a chained stream) changes nothing
     }
-    if (info.codec != Self::kCodec) {
+    if (*Self::kCodec != '\0' && info.codec != Self::kCodec) {
       return Status(ErrorCode::kInvalidArgument, std::string(Self::kKind) + " cannot decode '" +
                                                      info.codec + "' (expects " +
                                                      std::string(Self::kCodec) + ")");
@@ -92,7 +93,7 @@ class DecoderNode : public NodeWithParams<NoParams> {
  private:
   Status corrupt(const PacketView& packet, int rc) const {
     return Status(ErrorCode::kCorruptMedia,
-                  "corrupt " + std::string(Self::kCodec) + " packet #" + std::to_string(packets_) +
+                  "corrupt " + std::string(decoder_->codec->name) + " packet #" + std::to_string(packets_) +
                       " (" + std::to_string(packet.data.size()) + " bytes, pts " +
                       std::to_string(packet.header.pts_us) + " us): " + av::error_text(rc));
   }
@@ -144,6 +145,17 @@ class AacDecoderNode final : public DecoderNode<AacDecoderNode> {
   using DecoderNode::DecoderNode;
 };
 SKIT_REGISTER_NODE(AacDecoderNode);
+
+class AnyDecoderNode final : public DecoderNode<AnyDecoderNode> {
+ public:
+  static constexpr std::string_view kKind = "audio::decoder";
+  static constexpr std::string_view kSummary =
+      "Any encoded audio libavcodec decodes (the codec its stream announces) -> RawAudio f32; "
+      "with containers::auto::demuxer, a pipeline for any input format.";
+  static constexpr const char* kCodec = "";
+  using DecoderNode::DecoderNode;
+};
+SKIT_REGISTER_NODE(AnyDecoderNode);
 
 /// RawAudio -> EncodedAudio. Opens the encoder on the first packet (its rate and channels),
 /// feeds it whole frames of frame_size samples, pads the last one, drains at the end.

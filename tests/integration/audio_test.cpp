@@ -455,7 +455,26 @@ const SampleCase kSampleCases[] = {
     {"aac_mp4_to_opus_ogg", "speech.m4a", "ogg", "opus", 48000, 1},
     {"mixing", "speech.ogg", "matroska,webm", "opus", 48000, 1, "music.ogg"},  // audio::mixer
     {"resample_16k_mono_wav", "tone_440.wav", "wav", "pcm_s16le", 16000, 1},   // audio::resampler
+    {"any_to_opus_ogg", "speech.m4a", "ogg", "opus", 48000, 2},  // auto demuxer + audio::decoder
 };
+
+// The any-format sample takes every format of samples/audio the same way.
+TEST(AnyFormatSample, ConvertsEveryShippedFormatToOpusOgg) {
+  TempDir dir;
+  for (const char* input : {"tone_440.wav", "music.flac", "speech.mp3", "speech.m4a",
+                            "speech.ogg", "music.ogg"}) {
+    SCOPED_TRACE(input);
+    const std::string out = dir.file(std::string(input) + ".out.ogg");
+    const RunResult r = run_skit({"run", sample_pipeline("any_to_opus_ogg"), "-i",
+                                  sample_audio(input), "-o", out, "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const Probe p = probe(out);
+    EXPECT_EQ(p.codec, "opus");
+    EXPECT_EQ(p.channels, 2);
+    EXPECT_EQ(decode_errors(out), "");
+    EXPECT_NEAR(decode_f32(out).seconds(), decode_f32(sample_audio(input)).seconds(), 0.06);
+  }
+}
 
 TEST(SamplePipelines, EverySampleHasARowInTheTableAndEveryRowASample) {
   std::set<std::string> listed(std::begin(kByteIdenticalSamples), std::end(kByteIdenticalSamples));
