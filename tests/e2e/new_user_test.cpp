@@ -139,6 +139,20 @@ TEST_F(NewUser, ShippedSamplesWorkFromAnyWorkingDirectory) {
   EXPECT_EQ(request({"-X", "DELETE", server_->url("/api/v1/sessions/live")}).status, 200);
 }
 
+// Relative paths resolve against the working directory by default: a server started
+// elsewhere finds no samples, and says so instead of serving empty lists in silence.
+TEST_F(NewUser, AServerThatFindsNoSamplesSaysWhereItLooked) {
+  const fs::path cwd = dir_.path() / "empty";
+  fs::create_directories(cwd);
+  start("", cwd);
+  EXPECT_TRUE(wait_until([&] { return contains(server_->log(), "no sample pipelines in"); }, 5s))
+      << server_->log();
+  EXPECT_TRUE(contains(server_->log(), (cwd / "samples/pipelines/oneshot").string()))
+      << server_->log();
+  EXPECT_TRUE(contains(server_->log(), "paths.base_dir"));
+  EXPECT_EQ(get("/api/v1/samples/oneshot").body_json(), json::array());
+}
+
 }  // namespace
 }  // namespace skit::testing
 

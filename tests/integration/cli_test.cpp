@@ -317,3 +317,52 @@ TEST(BenchDefaults, TheSessionsBenchRunsWithTheServersPlacement) {
 }  // namespace
 }  // namespace skit::testing
 #endif
+
+namespace skit::testing {
+namespace {
+// With stderr not a terminal, every log line is one JSON object, FFmpeg's own messages too
+// (they used to come out raw before the first node installed the bridge), quotes escaped.
+TEST(CliLogs, EveryLogLineIsJsonWhenStderrIsNotATerminal) {
+  TempDir dir;
+  std::string junk = read_file((fs::path(SKIT_SOURCE_DIR) / "samples/audio/speech.ogg").string());
+  for (std::size_t i = 4000; i < junk.size(); i += 997) {
+    junk[i] = static_cast<char>(junk[i] ^ 0x55);
+  }
+  write_file(dir.file("flipped.ogg"), junk);
+  write_file(dir.file("any.yml"), R"(mode: oneshot
+steps:
+  - kind: streamkit::http_input
+  - kind: containers::auto::demuxer
+  - kind: audio::decoder
+  - kind: core::sink
+)");
+  const std::string boost =
+      (fs::path(SKIT_SOURCE_DIR) / "samples/pipelines/oneshot/volume_boost.yml").string();
+  for (const std::string& pipeline : {boost, dir.file("any.yml")}) {
+    std::vector<std::string> argv = {"/usr/bin/env", "SKIT_LOG=debug", SKIT_BINARY, "run",
+                                     pipeline, "-i", dir.file("flipped.ogg")};
+    if (pipeline == boost) {
+      argv.insert(argv.end(), {"-o", dir.file("out.bin")});
+    }
+    Process p(argv);
+    p.wait(std::chrono::seconds(60));
+    std::istringstream lines(p.err());
+    std::string line;
+    int json_lines = 0;
+    int ffmpeg_lines = 0;
+    while (std::getline(lines, line)) {
+      if (line.rfind("skit run: ", 0) == 0 || line.find(": warning: ") != std::string::npos) {
+        continue;  // the command's own result and diagnostics, not log lines
+      }
+      const json parsed = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      EXPECT_TRUE(parsed.is_object()) << "not a JSON line: " << line;
+      ++json_lines;
+      ffmpeg_lines += parsed.is_object() &&
+                      parsed.value("msg", "").find("ffmpeg: ") != std::string::npos;
+    }
+    EXPECT_GT(json_lines, 0) << p.err();
+    EXPECT_GT(ffmpeg_lines, 0) << "no FFmpeg message: nothing was checked\n" << p.err();
+  }
+}
+}  // namespace
+}  // namespace skit::testing
