@@ -31,6 +31,9 @@ std::string Status::to_string() const {
     return "ok";
   }
   std::ostringstream out;
+  if (where_.operation >= 0) {
+    out << "operation " << where_.operation << ": ";
+  }
   if (where_.line > 0) {
     out << "line " << where_.line;
     if (where_.column > 0) {

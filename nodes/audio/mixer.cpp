@@ -71,6 +71,7 @@ class MixerNode final : public NodeWithParams<MixerParams> {
   static constexpr std::string_view kSummary =
       "Mixes N RawAudio inputs aligned by timestamps; saturating sum, 20 ms output packets.";
   static constexpr std::string_view kCategory = "audio/filters";
+  static constexpr std::string_view kInputCountParam = "num_inputs";
   static std::vector<InputPinSpec> inputs() {
     return {{"in", {PacketType::raw_audio()}, Cardinality::kDynamic}};
   }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "skit/core/registry.hpp"
+#include "skit/supervisor/graph.hpp"
 
 namespace skit::supervisor {
 
@@ -132,6 +133,17 @@ std::vector<Status> check_entry(const v1::Pipeline& pipeline, EntryPoint entry, 
                                            "works in oneshot pipelines, not in sessions"));
       }
       break;
+  }
+  if (entry != EntryPoint::kSession) {
+    // Running to completion needs every required input connected, whatever the document's
+    // mode says (a session may connect them later).
+    GraphCheck rules;
+    rules.mode = GraphMode::kOneshot;
+    for (Status& s : PipelineGraph::of(pipeline).check(rules)) {
+      if (s.message().rfind("required input", 0) == 0) {
+        errors.push_back(std::move(s));
+      }
+    }
   }
   return errors;
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "skit/supervisor/pipeline_compiler.hpp"
 
+#include "skit/supervisor/graph.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -109,6 +111,7 @@ struct PendingNode {
   bool broken_needs = false;  // a needs entry was rejected while parsing
   std::vector<PendingNeed> needs;
   const NodeDescriptor* descriptor = nullptr;
+  bool in_graph = false;  // in the graph model (a valid id and a known kind)
 };
 
 class Compiler {
@@ -136,8 +139,7 @@ class Compiler {
     }
     check_nodes();
     build_connections();
-    check_cycles();
-    check_types();
+    check_graph();
     if (errors_.empty()) {
       emit();
     }
@@ -302,10 +304,6 @@ class Compiler {
               node.where, node.id);
         continue;
       }
-      if (node.id.empty() || node.id.find_first_of(". \t") != std::string::npos) {
-        error(ErrorCode::kInvalidArgument, "node ids must be non-empty, without '.' or spaces",
-              node.where, node.id);
-      }
       parse_node_body(node, kv.second, /*allow_needs=*/true);
       nodes_.push_back(std::move(node));
     }
@@ -413,263 +411,116 @@ class Compiler {
           position_of(needs), node.id);
   }
 
+  static SourceLocation loc(Position p) { return SourceLocation{"", "", p.line, p.column}; }
+
+  /// Every node joins the graph model, which checks its id, kind and params.
   void check_nodes() {
     for (auto& node : nodes_) {
       index_[node.id] = &node;
-    }
-    for (auto& node : nodes_) {
       if (node.kind.empty()) {
-        continue;
+        continue;  // reported while parsing
       }
-      node.descriptor = registry_.find(node.kind);
-      if (node.descriptor == nullptr) {
-        error(ErrorCode::kUnknownKind, "unknown node kind '" + node.kind + "'" + suggest(node.kind),
-              node.kind_where.line ? node.kind_where : node.where, node.id);
-        continue;
+      GraphNode g;
+      g.id = node.id;
+      g.kind = node.kind;
+      g.params = node.params.is_null() ? Json::object() : node.params;
+      g.dedicated = node.dedicated;
+      g.where = loc(node.where);
+      g.kind_where = loc(node.kind_where);
+      g.params_where = loc(node.params_where);
+      for (const auto& [name, where] : node.param_positions) {
+        g.param_where[name] = loc(where);
       }
-      for (Status& s : node.descriptor->validate_params(node.params)) {
-        SourceLocation& w = s.where();
-        w.node_id = node.id;
-        Position p = node.params_where.line ? node.params_where : node.where;
-        if (auto it = node.param_positions.find(w.param); it != node.param_positions.end()) {
-          p = it->second;
-        }
-        w.line = p.line;
-        w.column = p.column;
+      for (Status& s : graph_.add_node(std::move(g))) {
         errors_.push_back(std::move(s));
       }
+      const GraphNode* added = graph_.find(node.id);
+      node.descriptor = added != nullptr ? added->descriptor : nullptr;
+      node.in_graph = added != nullptr;
     }
   }
 
-  std::string suggest(const std::string& kind) const {
-    const std::string closest = registry_.closest_kind(kind);
-    return closest.empty() ? " (see `skit nodes` for the list)"
-                           : " (did you mean '" + closest + "'?)";
-  }
-
-  static const InputPinSpec* find_input(const NodeDescriptor& d, const std::string& pin) {
-    for (const auto& p : d.inputs) {
-      if (p.name == pin) {
-        return &p;
-      }
-      if (p.cardinality == Cardinality::kDynamic && pin.rfind(p.name + "_", 0) == 0 &&
-          pin.size() > p.name.size() + 1 &&
-          pin.find_first_not_of("0123456789", p.name.size() + 1) == std::string::npos) {
-        return &p;
-      }
-    }
-    return nullptr;
-  }
-
-  static const OutputPinSpec* find_output(const NodeDescriptor& d, const std::string& pin) {
-    for (const auto& p : d.outputs) {
-      if (p.name == pin) {
-        return &p;
-      }
-    }
-    return nullptr;
-  }
-
-  static std::string pin_list(const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names) {
-      out += (out.empty() ? "" : ", ") + n;
-    }
-    return out.empty() ? "none" : out;
-  }
-
+  /// Every `needs` entry becomes a connection of the graph model, which checks its pins.
   void build_connections() {
     for (auto& node : nodes_) {
-      std::map<std::string, int> used_pins;
-      const std::size_t edges_before = connections_.size();
+      bool all_connected = !node.broken_needs;
       for (auto& need : node.needs) {
         auto it = index_.find(need.from_node);
         if (it == index_.end()) {
           error(ErrorCode::kGraphError,
                 "needs '" + need.from_node + "', which is not a node of this pipeline",
                 need.where, node.id);
+          all_connected = false;
           continue;
         }
-        if (need.from_node == node.id) {
-          error(ErrorCode::kGraphError, "a node cannot need itself", need.where, node.id);
-          continue;
-        }
-        PendingNode& from = *it->second;
-        if (node.descriptor == nullptr || from.descriptor == nullptr) {
-          continue;  // already reported as unknown kind
-        }
-        if (find_output(*from.descriptor, need.from_pin) == nullptr) {
-          std::vector<std::string> names;
-          for (const auto& p : from.descriptor->outputs) names.push_back(p.name);
-          error(ErrorCode::kGraphError,
-                "node '" + from.id + "' (" + from.kind + ") has no output '" + need.from_pin +
-                    "' (outputs: " + pin_list(names) + ")",
-                need.where, node.id);
-          continue;
+        const PendingNode& from = *it->second;
+        if (!node.in_graph || !from.in_graph) {
+          all_connected = false;
+          continue;  // already reported (unknown kind, bad id)
         }
         std::string to_pin = need.to_pin.empty() ? "in" : need.to_pin;
-        if (const InputPinSpec* family = find_input(*node.descriptor, to_pin);
+        if (const InputPinSpec* family = PipelineGraph::find_input(*node.descriptor, to_pin);
             family != nullptr && family->cardinality == Cardinality::kDynamic &&
             to_pin == family->name) {
           to_pin += "_0";  // a single need on a dynamic family is its first member
         }
-        const InputPinSpec* in = find_input(*node.descriptor, to_pin);
-        if (in == nullptr) {
-          std::vector<std::string> names;
-          for (const auto& p : node.descriptor->inputs) {
-            names.push_back(p.cardinality == Cardinality::kDynamic ? p.name + "_N" : p.name);
-          }
-          error(ErrorCode::kGraphError,
-                node.descriptor->inputs.empty()
-                    ? "kind " + node.kind + " has no inputs, so it cannot have needs"
-                    : "kind " + node.kind + " has no input '" + to_pin +
-                          "' (inputs: " + pin_list(names) + ")",
-                need.where, node.id);
-          continue;
+        Status s = graph_.connect(GraphConnection{need.from_node, need.from_pin, node.id, to_pin,
+                                                  need.mode, loc(need.where)});
+        if (!s.is_ok()) {
+          errors_.push_back(std::move(s));
+          all_connected = false;
         }
-        if (++used_pins[to_pin] > 1) {
-          error(ErrorCode::kGraphError, "input '" + to_pin + "' is connected twice", need.where,
-                node.id);
-          continue;
-        }
-        connections_.push_back(
-            Edge{&from, need.from_pin, &node, to_pin, in, need.mode, need.where});
       }
-      // A rejected need (or one from a node of unknown kind) already explains a missing
-      // input; do not report it twice.
-      const bool needs_all_connected =
-          !node.broken_needs && connections_.size() - edges_before == node.needs.size();
-      if (node.descriptor == nullptr || !needs_all_connected) {
-        continue;
-      }
-      for (const auto& in : node.descriptor->inputs) {
-        if (!in.required) {
-          continue;
-        }
-        bool connected = false;
-        for (const auto& [pin, count] : used_pins) {
-          connected = connected || find_input(*node.descriptor, pin) == &in;
-        }
-        if (!connected) {
-          error(ErrorCode::kGraphError,
-                "required input '" + in.name + "' is not connected (add 'needs: <node id>')",
-                node.where, node.id);
-        }
+      if (!all_connected) {
+        explained_.insert(node.id);  // its missing inputs are explained already
       }
     }
   }
 
-  void check_cycles() {
-    std::map<const PendingNode*, int> color;  // 0 white, 1 grey, 2 black
-    std::vector<const PendingNode*> stack;
-    std::function<bool(const PendingNode*)> visit = [&](const PendingNode* n) {
-      color[n] = 1;
-      stack.push_back(n);
-      for (const auto& e : connections_) {
-        if (e.from != n) {
-          continue;
-        }
-        if (color[e.to] == 1) {
-          std::string path;
-          bool in_cycle = false;
-          for (const auto* s : stack) {
-            in_cycle = in_cycle || s == e.to;
-            if (in_cycle) {
-              path += s->id + " -> ";
-            }
-          }
-          error(ErrorCode::kGraphError, "circular dependency: " + path + e.to->id, e.to->where,
-                e.to->id);
-          cyclic_ = true;
-          continue;  // each back edge is one cycle; keep looking for others
-        }
-        if (color[e.to] == 0) {
-          visit(e.to);
-        }
+  /// The whole-graph rules: cycles, types through Passthrough, required inputs (oneshot).
+  void check_graph() {
+    GraphCheck rules;
+    rules.mode = out_.pipeline.mode() == v1::PIPELINE_MODE_DYNAMIC ? GraphMode::kDynamic
+                                                                   : GraphMode::kOneshot;
+    rules.inputs_explained = explained_;
+    for (Status& s : graph_.check(rules)) {
+      if (s.message().rfind("required input", 0) == 0) {
+        s = Status(s.code(), s.message() + " (add 'needs: <node id>')", s.where());
       }
-      stack.pop_back();
-      color[n] = 2;
-      return false;
-    };
-    for (const auto& node : nodes_) {
-      if (color[&node] == 0) {
-        visit(&node);
-      }
-    }
-  }
-
-  /// Resolves Passthrough outputs from upstream, then checks every connection's types.
-  void check_types() {
-    if (cyclic_) {
-      return;
-    }
-    std::map<std::pair<const PendingNode*, std::string>, PacketType> resolved;
-    std::function<PacketType(const PendingNode*, const std::string&)> type_of =
-        [&](const PendingNode* n, const std::string& pin) -> PacketType {
-      auto key = std::make_pair(n, pin);
-      if (auto it = resolved.find(key); it != resolved.end()) {
-        return it->second;
-      }
-      PacketType t = find_output(*n->descriptor, pin)->produces;
-      if (t.kind == PacketKind::kPassthrough) {
-        t = PacketType::any();
-        for (const auto& e : connections_) {
-          if (e.to == n) {
-            t = type_of(e.from, e.from_pin);
-            break;
-          }
-        }
-      }
-      resolved[key] = t;
-      return t;
-    };
-    for (const auto& e : connections_) {
-      const PacketType produced = type_of(e.from, e.from_pin);
-      if (!can_connect_any(produced, e.input->accepts)) {
-        std::string accepted;
-        for (const auto& a : e.input->accepts) {
-          accepted += (accepted.empty() ? "" : " or ") + to_string(a);
-        }
-        error(ErrorCode::kPinTypeMismatch,
-              "pin type mismatch: '" + e.from->id + "." + e.from_pin + "' produces " +
-                  to_string(produced) + " but '" + e.to->id + "." + e.to_pin + "' accepts " +
-                  accepted,
-              e.where, e.to->id);
-      }
+      errors_.push_back(std::move(s));
     }
   }
 
   void emit() {
-    for (auto& node : nodes_) {
-      // As StreamKit's compiler does: a oneshot audio::mixer without num_inputs gets the
-      // number of its connections, so it never waits to learn its inputs.
-      if (node.kind == "audio::mixer" && out_.pipeline.mode() != v1::PIPELINE_MODE_DYNAMIC &&
-          (!node.params.is_object() || !node.params.contains("num_inputs") ||
-           node.params["num_inputs"].is_null())) {
+    const bool oneshot = out_.pipeline.mode() != v1::PIPELINE_MODE_DYNAMIC;
+    for (const GraphNode& node : graph_.nodes()) {
+      Json params = node.params;
+      // A kind that sizes itself by its input family (the mixer's num_inputs, as StreamKit's
+      // compiler does) is told the count in a oneshot pipeline, so it never waits to learn it.
+      const NodeDescriptor& d = *node.descriptor;
+      if (oneshot && !d.input_count_param.empty() &&
+          (!params.contains(d.input_count_param) || params[d.input_count_param].is_null())) {
         std::size_t count = 0;
-        for (const auto& e : connections_) {
-          count += e.to == &node ? 1 : 0;
+        for (const auto& in : d.inputs) {
+          count += in.cardinality == Cardinality::kDynamic ? graph_.family_members(node.id, in.name) : 0;
         }
         if (count >= 2) {
-          if (!node.params.is_object()) {
-            node.params = Json::object();
-          }
-          node.params["num_inputs"] = count;
+          params[d.input_count_param] = count;
         }
       }
       auto* spec = out_.pipeline.add_nodes();
       spec->set_id(node.id);
       spec->set_kind(node.kind);
-      spec->set_params_json(node.params.is_null() ? "{}" : node.params.dump());
+      spec->set_params_json(params.dump());
       spec->set_isolation(node.dedicated ? v1::ISOLATION_DEDICATED : v1::ISOLATION_DEFAULT);
       spec->mutable_position()->set_line(node.where.line);
       spec->mutable_position()->set_column(node.where.column);
     }
-    for (const auto& e : connections_) {
+    for (const auto& e : graph_.connections()) {
       auto* c = out_.pipeline.add_connections();
-      c->set_from_node(e.from->id);
+      c->set_from_node(e.from_node);
       c->set_from_pin(e.from_pin);
-      c->set_to_node(e.to->id);
+      c->set_to_node(e.to_node);
       c->set_to_pin(e.to_pin);
       c->set_mode(e.mode == ConnectionMode::kBestEffort ? v1::CONNECTION_MODE_BEST_EFFORT
                                                         : v1::CONNECTION_MODE_RELIABLE);
@@ -687,23 +538,13 @@ class Compiler {
     return std::move(out_);
   }
 
-  struct Edge {
-    PendingNode* from;
-    std::string from_pin;
-    PendingNode* to;
-    std::string to_pin;
-    const InputPinSpec* input;
-    ConnectionMode mode;
-    Position where;
-  };
-
   const NodeRegistry& registry_;
+  PipelineGraph graph_{registry_};
   CompiledPipeline out_;
   std::vector<Status> errors_;
   std::vector<PendingNode> nodes_;
   std::map<std::string, PendingNode*> index_;
-  std::vector<Edge> connections_;
-  bool cyclic_ = false;
+  std::set<std::string> explained_;
 };
 
 }  // namespace

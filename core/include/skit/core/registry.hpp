@@ -28,6 +28,9 @@ struct NodeDescriptor {
   const ParamSchema* params = nullptr;
   NodeExecution execution = NodeExecution::kWorker;
   bool pulls_input = false;  // runs produce() and reads input 0 with ctx.read_input()
+  /// A param that counts the connected members of the kind's dynamic input family; a oneshot
+  /// pipeline's compiler fills it in (the mixer's num_inputs). Empty: none.
+  std::string input_count_param;
   /// Returns every problem with `params` (empty = valid).
   std::function<std::vector<Status>(const Json& params)> validate_params;
   /// Creates an instance from already-validated params.
@@ -63,8 +66,8 @@ concept SizesOwnPackets = requires(const typename N::Params& p) {
 };
 
 /// Builds the descriptor of node class N from its static members:
-/// kKind, kSummary, kCategory, inputs(), outputs(), Params; optionally kExecution and
-/// max_packet_bytes(const Params&).
+/// kKind, kSummary, kCategory, inputs(), outputs(), Params; optionally kExecution, kPullsInput,
+/// kInputCountParam and max_packet_bytes(const Params&).
 template <typename N>
 NodeDescriptor describe_node() {
   using P = typename N::Params;
@@ -80,6 +83,9 @@ NodeDescriptor describe_node() {
   }
   if constexpr (requires { N::kPullsInput; }) {
     d.pulls_input = N::kPullsInput;
+  }
+  if constexpr (requires { N::kInputCountParam; }) {
+    d.input_count_param = std::string(N::kInputCountParam);
   }
   d.validate_params = [](const Json& params) {
     std::vector<Status> errors;

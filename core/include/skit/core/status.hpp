@@ -38,6 +38,7 @@ struct SourceLocation {
   std::string param;
   int line = 0;
   int column = 0;
+  int operation = -1;  // index of the edit in a batch (0-based); -1: not from a batch
 };
 
 /// A success or an error with a code, a message and where it happened.
@@ -56,7 +57,8 @@ class [[nodiscard]] Status {
   [[nodiscard]] const SourceLocation& where() const { return where_; }
   SourceLocation& where() { return where_; }
 
-  /// "line 12, column 5: node 'gain': param 'gain': must be <= 4 (got 9)".
+  /// "line 12, column 5: node 'gain': param 'gain': must be <= 4 (got 9)"; from a batch,
+  /// "operation 2: node 'gain': ...".
   [[nodiscard]] std::string to_string() const;
 
  private:
