@@ -152,6 +152,12 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                {"max_connections", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "limits.max_connections", cfg.max_connections); }},
                {"max_concurrent_oneshots", [&](const YAML::Node&, const YAML::Node& x) {
                   p.scalar(x, "limits.max_concurrent_oneshots", cfg.engine.max_concurrent_oneshots); }},
+               {"grpc_streams_per_connection", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "limits.grpc_streams_per_connection", cfg.grpc_streams_per_connection); }},
+               {"grpc_streams_per_token", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "limits.grpc_streams_per_token", cfg.grpc_streams_per_token); }},
+               {"grpc_max_streams", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "limits.grpc_max_streams", cfg.grpc_max_streams); }},
                {"request_timeout_ms", [&](const YAML::Node&, const YAML::Node& x) {
                   std::uint64_t ms = 0;
                   if (p.scalar(x, "limits.request_timeout_ms", ms)) {

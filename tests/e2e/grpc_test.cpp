@@ -25,6 +25,7 @@
 
 #include "audio_measure.hpp"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "skit/v1/control.grpc.pb.h"
 #include "skit_test_support.hpp"
@@ -506,7 +507,7 @@ TEST_F(Grpc, ValidatePipelineOfBadYamlIsInvalidArgumentWithTheLine) {
   EXPECT_EQ(trailer(*ctx2, "skit-error-code"), "invalid_param");
 }
 
-TEST_F(Grpc, AFileOutsideTheAllowedPathsIsInvalidArgumentNamingThePath) {
+TEST_F(Grpc, AFileOutsideTheAllowedPathsIsPermissionDeniedNamingThePath) {
   v1::ValidatePipelineRequest req;
   req.set_pipeline_yaml(
       "mode: oneshot\nsteps:\n  - kind: core::file_reader\n    params:\n      path: /etc/passwd\n"
@@ -514,11 +515,13 @@ TEST_F(Grpc, AFileOutsideTheAllowedPathsIsInvalidArgumentNamingThePath) {
   v1::ValidatePipelineResponse resp;
   auto ctx = context();
   const grpc::Status s = stub_->ValidatePipeline(ctx.get(), req, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  // As HTTP's 403 and the proto's comment say.
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   EXPECT_NE(s.error_message().find("/etc/passwd"), std::string::npos) << s.error_message();
+  EXPECT_EQ(trailer(*ctx, "skit-error-code"), "permission_denied");
 
   const ProcessOutcome r = process(*stub_, {.yaml = req.pipeline_yaml()});
-  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << r.status.error_message();
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << r.status.error_message();
   EXPECT_FALSE(r.result) << "no run, no result";
   EXPECT_EQ(r.error_code, "permission_denied");
 }

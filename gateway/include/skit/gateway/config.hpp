@@ -40,6 +40,11 @@ struct ServerConfig {
   std::uint32_t max_header_bytes = 16 * 1024;
   std::uint32_t max_connections = 256;
   std::chrono::milliseconds request_timeout{10 * 60 * 1000};
+  // gRPC long-lived streams (WatchEvents, Process, reflection, health Watch): more are refused
+  // with RESOURCE_EXHAUSTED; unary calls never count.
+  std::size_t grpc_streams_per_connection = 32;
+  std::size_t grpc_streams_per_token = 128;
+  std::size_t grpc_max_streams = 1024;
   // engine + security + paths
   supervisor::EngineConfig engine;
   // sessions: dynamic sessions (worker_executable, sandbox and node_policy are filled in by
