@@ -298,8 +298,9 @@ TEST_F(Grpc, HealthCheckIsServingForTheServerAndForControl) {
 /// Reflection: the services, and the file declaring skit.v1.Control with its dependencies.
 class ReflectionClient {
  public:
-  explicit ReflectionClient(const std::shared_ptr<grpc::Channel>& channel)
-      : stub_(reflection::ServerReflection::NewStub(channel)), ctx_(context()),
+  explicit ReflectionClient(const std::shared_ptr<grpc::Channel>& channel,
+                            const std::string& token = "")
+      : stub_(reflection::ServerReflection::NewStub(channel)), ctx_(context(token)),
         stream_(stub_->ServerReflectionInfo(ctx_.get())) {}
   ~ReflectionClient() {
     stream_->WritesDone();
@@ -352,6 +353,7 @@ TEST_F(Grpc, ReflectionListsTheServicesAndDescribesControl) {
   EXPECT_TRUE(services.count("skit.v1.Control")) << ::testing::PrintToString(services);
   EXPECT_TRUE(services.count("grpc.health.v1.Health")) << ::testing::PrintToString(services);
   EXPECT_TRUE(services.count("grpc.reflection.v1alpha.ServerReflection"));
+  EXPECT_TRUE(services.count("grpc.reflection.v1.ServerReflection"));
 
   const auto files = client.files_for("skit.v1.Control");
   ASSERT_TRUE(files.count("skit/v1/control.proto")) << files.size() << " files";
@@ -799,13 +801,26 @@ TEST_F(GrpcAuth, AnOperatorPassesAuthAndMeetsTheConcurrencyLimit) {
   EXPECT_EQ(r.output, "");
 }
 
-TEST_F(GrpcAuth, HealthAndReflectionNeedNoToken) {
+TEST_F(GrpcAuth, HealthNeedsNoTokenReflectionNeedsOne) {
   auto stub = health::Health::NewStub(channel_);
   health::HealthCheckResponse resp;
   auto ctx = context();
   ASSERT_TRUE(stub->Check(ctx.get(), {}, &resp).ok());
   EXPECT_EQ(resp.status(), health::HealthCheckResponse::SERVING);
-  ReflectionClient client(channel_);
+  // Reflection is behind the same tokens as the API (any role).
+  {
+    auto rstub = reflection::ServerReflection::NewStub(channel_);
+    auto rctx = context();
+    auto stream = rstub->ServerReflectionInfo(rctx.get());
+    reflection::ServerReflectionRequest req;
+    req.set_list_services("*");
+    stream->Write(req);
+    reflection::ServerReflectionResponse rresp;
+    EXPECT_FALSE(stream->Read(&rresp));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(trailer(*rctx, "skit-error-code"), "unauthenticated");
+  }
+  ReflectionClient client(channel_, kViewerToken);
   EXPECT_TRUE(client.services().count("skit.v1.Control"));
 }
 
