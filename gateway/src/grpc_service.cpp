@@ -1192,6 +1192,27 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(const ServerConfig& config
                       "set server.allow_insecure_non_loopback: true");
   }
 
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (config.grpc_tls_cert.empty() != config.grpc_tls_key.empty()) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "server.grpc_tls_cert and server.grpc_tls_key go together (TLS needs both)");
+  }
+  if (!config.grpc_tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions tls;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    auto cert = supervisor::read_text_file(config.grpc_tls_cert);
+    auto key = supervisor::read_text_file(config.grpc_tls_key);
+    if (!cert || !key) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "cannot read server.grpc_tls_" + std::string(!cert ? "cert" : "key") + ": " +
+                        (!cert ? cert.status() : key.status()).message());
+    }
+    pair.cert_chain = std::move(*cert);
+    pair.private_key = std::move(*key);
+    tls.pem_key_cert_pairs.push_back(std::move(pair));
+    credentials = grpc::SslServerCredentials(tls);
+  }
+
   auto impl = std::make_unique<Impl>(config);
   impl->service = std::make_unique<ControlService>(config, engine, sessions, impl->auth,
                                                    impl->limiter, impl->calls, impl->health);
@@ -1205,9 +1226,24 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(const ServerConfig& config
   impl->limiter.set_listener([health] { health->changed(); });
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(listen, credentials, &impl->port);
   // A taken port is an error, not a port silently shared with another server.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Dead peers are found by pings; idle connections are closed; clients may ping every 10 s.
+  if (config.grpc_keepalive.count() > 0) {
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                               static_cast<int>(config.grpc_keepalive.count()));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                               static_cast<int>(config.grpc_keepalive_timeout.count()));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  }
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  if (config.grpc_idle_timeout.count() > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               static_cast<int>(std::min<std::int64_t>(
+                                   config.grpc_idle_timeout.count(), INT32_MAX)));
+  }
   builder.SetMaxReceiveMessageSize(
       std::max<int>(kMaxMessageBytes,
                     static_cast<int>(std::min<std::uint64_t>(config.max_config_bytes + 65536,
@@ -1236,7 +1272,8 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(const ServerConfig& config
       raw->calls.cancel_expired();
     }
   });
-  spdlog::info("gRPC listening on {}:{}", host_of(listen), impl->port);
+  spdlog::info("gRPC listening on {}:{}{}", host_of(listen), impl->port,
+               config.grpc_tls_cert.empty() ? "" : " (TLS)");
   return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
 }
 

@@ -913,5 +913,57 @@ TEST_F(GrpcClient, AfterSigtermNewCallsAreRefused) {
   EXPECT_EQ(watcher.status.error_code(), grpc::StatusCode::CANCELLED);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Beyond the defects: connection limits.
+
+TEST_F(GrpcClient, AnIdleConnectionIsClosedAndTheNextCallReconnects) {
+  start("limits:\n  grpc_idle_timeout_ms: 300\n");
+  grpc::Status s;
+  list_ms(&s);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
+  // No call for longer than the idle limit: the server closes the connection (GOAWAY;
+  // gRPC checks idleness every few seconds).
+  EXPECT_TRUE(wait_until([&] { return channel_->GetState(false) != GRPC_CHANNEL_READY; }, 8s))
+      << "the idle connection stayed open";
+  // A stream in progress is not idle.
+  WatchProbe watcher(*stub_, kOperatorToken);
+  ASSERT_TRUE(watcher.wait_settled(5s));
+  std::this_thread::sleep_for(6s);  // longer than it took to close the idle connection
+  EXPECT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
+  EXPECT_FALSE(watcher.done) << watcher.status.error_message();
+  watcher.cancel();
+  ASSERT_TRUE(watcher.wait_done(5s));
+  list_ms(&s);
+  EXPECT_TRUE(s.ok()) << "the next call reconnects: " << s.error_message();
+}
+
+TEST_F(GrpcClient, TlsWithAConfiguredCertificateAndKey) {
+  const std::string cert = dir_.file("cert.pem");
+  const std::string key = dir_.file("key.pem");
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                          "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key +
+                          " -out " + cert + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl req failed";
+  server_ = std::make_unique<SkitServer>(
+      "server:\n  grpc_listen: 127.0.0.1:0\n  grpc_tls_cert: " + cert + "\n  grpc_tls_key: " + key +
+      "\n");
+  ASSERT_TRUE(server_->up()) << server_->log();
+  grpc::SslCredentialsOptions trust;
+  trust.pem_root_certs = read_file(cert);
+  auto tls = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                 grpc::SslCredentials(trust));
+  auto stub = v1::Control::NewStub(tls);
+  v1::ListNodeKindsResponse kinds;
+  auto ctx = context("");
+  const grpc::Status s = stub->ListNodeKinds(ctx.get(), {}, &kinds);
+  ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  EXPECT_GT(kinds.node_kinds_size(), 10);
+  // A plaintext client gets nowhere.
+  auto plain = v1::Control::NewStub(channel_to(server_->grpc_port()));
+  auto pctx = context("", 3s);
+  EXPECT_FALSE(plain->ListNodeKinds(pctx.get(), {}, &kinds).ok());
+}
+
 }  // namespace
 }  // namespace skit::testing
