@@ -10,6 +10,7 @@
 // per-token caps (grpc_infra.hpp); auth uses the HTTP gateway's bearer tokens and roles.
 #include "grpc_service.hpp"
 
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/server_callback.h>
 #include <spdlog/spdlog.h>
@@ -18,7 +19,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -317,8 +321,106 @@ class ControlService final : public ControlBase {
       }
       k->set_execution(d->execution == NodeExecution::kHost ? v1::NodeKind::HOST
                                                             : v1::NodeKind::WORKER);
+      k->set_bidirectional(d->to_json().value("bidirectional", false));
     }
     return grpc::Status::OK;
+  }
+
+  grpc::Status GetPermissions(grpc::ServerContext* ctx, const v1::GetPermissionsRequest* /*req*/,
+                              v1::GetPermissionsResponse* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    Caller caller;  // without auth: admin
+    if (auto denied = admit(*ctx, Role::kViewer, "read permissions", &caller)) {
+      return *denied;
+    }
+    resp->set_role(std::string(role_name(caller.role)));
+    const nlohmann::json permissions = permissions_of(caller.role);
+    for (const auto& [name, allowed] : permissions.items()) {
+      (*resp->mutable_permissions())[name] = allowed.get<bool>();
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetConfig(grpc::ServerContext* ctx, const v1::GetConfigRequest* /*req*/,
+                         v1::GetConfigResponse* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "read the config")) {
+      return *denied;
+    }
+    resp->set_version(SKIT_VERSION);
+    resp->set_placement(std::string(supervisor::placement_name(engine_.config().placement)));
+    resp->set_max_body_bytes(config_.max_body_bytes);
+    resp->set_max_config_bytes(config_.max_config_bytes);
+    resp->set_max_concurrent_oneshots(
+        static_cast<std::uint32_t>(engine_.config().max_concurrent_oneshots));
+    resp->set_request_timeout_ms(static_cast<std::uint64_t>(config_.request_timeout.count()));
+    resp->set_max_sessions(static_cast<std::uint32_t>(sessions_.config().max_sessions));
+    resp->set_max_nodes_per_session(
+        static_cast<std::uint32_t>(sessions_.config().max_nodes_per_session));
+    resp->set_grpc_streams_per_connection(
+        static_cast<std::uint32_t>(config_.grpc_streams_per_connection));
+    resp->set_grpc_streams_per_token(static_cast<std::uint32_t>(config_.grpc_streams_per_token));
+    resp->set_grpc_max_streams(static_cast<std::uint32_t>(config_.grpc_max_streams));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetPacketSchema(grpc::ServerContext* ctx, const v1::GetPacketSchemaRequest* /*req*/,
+                               v1::GetPacketSchemaResponse* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "read the packet schema")) {
+      return *denied;
+    }
+    const auto converted =
+        google::protobuf::util::JsonStringToMessage(packet_schema_json().dump(), resp->mutable_schema());
+    if (!converted.ok()) {
+      return rpc_error(*ctx, grpc::StatusCode::INTERNAL, "internal",
+                       "the packet schema does not convert: " + converted.ToString());
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListSamples(grpc::ServerContext* ctx, const v1::ListSamplesRequest* /*req*/,
+                           v1::ListSamplesResponse* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "list samples")) {
+      return *denied;
+    }
+    std::vector<std::filesystem::path> files;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(samples_dir(), ec)) {
+      if (e.path().extension() == ".yml" || e.path().extension() == ".yaml") {
+        files.push_back(e.path());
+      }
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      load_sample(f, resp->add_samples());
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetSample(grpc::ServerContext* ctx, const v1::GetSampleRequest* req,
+                         v1::Sample* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "read samples")) {
+      return *denied;
+    }
+    std::string id = req->id();
+    if (id.rfind("oneshot/", 0) == 0) {
+      id = id.substr(8);
+    }
+    if (id.empty() || id.find('/') != std::string::npos || id.find("..") != std::string::npos) {
+      return rpc_error(*ctx, grpc::StatusCode::INVALID_ARGUMENT, "invalid_argument",
+                       "bad sample id '" + req->id() + "'");
+    }
+    for (const char* ext : {".yml", ".yaml"}) {
+      if (std::filesystem::exists(samples_dir() / (id + ext))) {
+        load_sample(samples_dir() / (id + ext), resp);
+        return grpc::Status::OK;
+      }
+    }
+    return rpc_error(*ctx, grpc::StatusCode::NOT_FOUND, "not_found",
+                     "no oneshot sample '" + req->id() + "'");
   }
 
   grpc::Status ValidatePipeline(grpc::ServerContext* ctx, const v1::ValidatePipelineRequest* req,
@@ -580,6 +682,24 @@ class ControlService final : public ControlBase {
   HealthState& health_;
 
  private:
+  [[nodiscard]] std::filesystem::path samples_dir() const {
+    return engine_.config().base_dir / config_.samples_dir / "oneshot";
+  }
+
+  static void load_sample(const std::filesystem::path& file, v1::Sample* out) {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string yaml = text.str();
+    const auto compiled = supervisor::compile_pipeline_yaml(yaml);
+    out->set_id("oneshot/" + file.stem().string());
+    out->set_name(compiled.pipeline.name().empty() ? file.stem().string()
+                                                   : compiled.pipeline.name());
+    out->set_description(compiled.pipeline.description());
+    out->set_yaml(yaml);
+    out->set_mode("oneshot");
+  }
+
   static void set_info(const supervisor::SessionInfo& info, v1::SessionInfo* out) {
     out->set_id(info.id);
     out->set_name(info.name);

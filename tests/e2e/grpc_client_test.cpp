@@ -938,6 +938,69 @@ TEST_F(GrpcClient, AnIdleConnectionIsClosedAndTheNextCallReconnects) {
   EXPECT_TRUE(s.ok()) << "the next call reconnects: " << s.error_message();
 }
 
+TEST_F(GrpcClient, TheRpcsHttpHasPermissionsConfigPacketSchemaAndSamples) {
+  start("limits:\n  grpc_streams_per_token: 7\n");
+  {
+    v1::GetPermissionsResponse resp;
+    auto ctx = context(kViewerToken);
+    ASSERT_TRUE(stub_->GetPermissions(ctx.get(), {}, &resp).ok());
+    EXPECT_EQ(resp.role(), "viewer");
+    EXPECT_TRUE(resp.permissions().at("list_sessions"));
+    EXPECT_FALSE(resp.permissions().at("process_oneshot"));
+    auto octx = context(kOperatorToken);
+    ASSERT_TRUE(stub_->GetPermissions(octx.get(), {}, &resp).ok());
+    EXPECT_EQ(resp.role(), "operator");
+    EXPECT_TRUE(resp.permissions().at("process_oneshot"));
+  }
+  {
+    v1::GetConfigResponse resp;
+    auto ctx = context(kViewerToken);
+    ASSERT_TRUE(stub_->GetConfig(ctx.get(), {}, &resp).ok());
+    EXPECT_FALSE(resp.version().empty());
+    EXPECT_EQ(resp.grpc_streams_per_token(), 7U);
+    EXPECT_EQ(resp.grpc_streams_per_connection(), 32U);
+    EXPECT_GT(resp.max_body_bytes(), 0U);
+    EXPECT_EQ(resp.placement(), "grouped");
+  }
+  {
+    v1::GetPacketSchemaResponse resp;
+    auto ctx = context(kViewerToken);
+    ASSERT_TRUE(stub_->GetPacketSchema(ctx.get(), {}, &resp).ok());
+    EXPECT_NE(resp.schema().kind_case(), google::protobuf::Value::KIND_NOT_SET);
+    EXPECT_NE(resp.schema().DebugString().find("RawAudio"), std::string::npos)
+        << resp.schema().DebugString().substr(0, 400);
+  }
+  {
+    v1::ListSamplesResponse list;
+    auto ctx = context(kViewerToken);
+    ASSERT_TRUE(stub_->ListSamples(ctx.get(), {}, &list).ok());
+    bool found = false;
+    for (const auto& sample : list.samples()) {
+      found |= sample.id() == "oneshot/volume_boost";
+    }
+    EXPECT_TRUE(found) << list.DebugString().substr(0, 400);
+    v1::GetSampleRequest req;
+    req.set_id("volume_boost");
+    v1::Sample sample;
+    auto gctx = context(kViewerToken);
+    ASSERT_TRUE(stub_->GetSample(gctx.get(), req, &sample).ok());
+    EXPECT_EQ(sample.yaml(), sample_pipeline("volume_boost"));
+    EXPECT_EQ(sample.name(), "Volume boost (Ogg/Opus)");
+    req.set_id("no_such_sample");
+    auto nctx = context(kViewerToken);
+    EXPECT_EQ(stub_->GetSample(nctx.get(), req, &sample).error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(trailer(*nctx, "skit-error-code"), "not_found");
+  }
+  {
+    v1::ListNodeKindsResponse kinds;
+    auto ctx = context(kViewerToken);
+    ASSERT_TRUE(stub_->ListNodeKinds(ctx.get(), {}, &kinds).ok());
+    for (const auto& k : kinds.node_kinds()) {
+      EXPECT_FALSE(k.bidirectional()) << k.kind() << ": no built-in kind may sit on a cycle";
+    }
+  }
+}
+
 TEST_F(GrpcClient, TlsWithAConfiguredCertificateAndKey) {
   const std::string cert = dir_.file("cert.pem");
   const std::string key = dir_.file("key.pem");

@@ -365,10 +365,11 @@ TEST_F(Grpc, ReflectionListsTheServicesAndDescribesControl) {
   for (const auto& m : control.service(0).method()) {
     methods.emplace(m.name(), m);
   }
-  ASSERT_EQ(methods.size(), 10U);
+  ASSERT_EQ(methods.size(), 15U);
   for (const char* name : {"ListNodeKinds", "ValidatePipeline", "Process", "CreateSession",
                            "ListSessions", "GetSession", "DeleteSession", "ApplyBatch", "TuneNode",
-                           "WatchEvents"}) {
+                           "WatchEvents", "GetPermissions", "GetConfig", "GetPacketSchema",
+                           "ListSamples", "GetSample"}) {
     EXPECT_TRUE(methods.count(name)) << name;
   }
   EXPECT_FALSE(methods.at("WatchEvents").client_streaming());
