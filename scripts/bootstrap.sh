@@ -9,7 +9,7 @@ PACKAGES=(
   # libraries
   libboost-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libprotobuf-dev protobuf-compiler libseccomp-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libcli11-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
   libgrpc++-dev protobuf-compiler-grpc libsystemd-dev
   # media tools used by tests and benchmarks to generate and check media

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "skit/core/params.hpp"
 
+#include <charconv>
 #include <cmath>
-#include <sstream>
 
 namespace skit {
 
@@ -28,12 +28,16 @@ std::string_view json_type_name(const Json& v) {
   return "object";
 }
 
-std::string format_number(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
 }  // namespace
+
+std::string format_number(double value) {
+  if (std::isfinite(value) && value == std::trunc(value) && std::abs(value) < 9.0e15) {
+    return std::to_string(static_cast<long long>(value));
+  }
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, r.ptr);
+}
 
 namespace detail {
 Status param_type_error(const ParamField& field, const Json& value) {
@@ -76,6 +80,20 @@ Status check_choice(const ParamField& field, const std::string& value) {
   return Status(ErrorCode::kInvalidParam, "must be one of " + all + " (got '" + value + "')",
                 {.param = field.name});
 }
+Status check_numeric_choice(const ParamField& field, double value) {
+  if (field.numeric_choices.empty() ||
+      std::find(field.numeric_choices.begin(), field.numeric_choices.end(), value) !=
+          field.numeric_choices.end()) {
+    return Status::ok();
+  }
+  std::string all;
+  for (const double c : field.numeric_choices) {
+    all += (all.empty() ? "" : ", ") + format_number(c);
+  }
+  return Status(ErrorCode::kInvalidParam,
+                "must be one of " + all + " (got " + format_number(value) + ")",
+                {.param = field.name});
+}
 }  // namespace detail
 
 const ParamField* ParamSchema::find(std::string_view name) const {
@@ -103,6 +121,15 @@ Json ParamSchema::json_schema() const {
     }
     if (!f.choices.empty()) {
       p["enum"] = f.choices;
+    }
+    if (!f.numeric_choices.empty()) {
+      Json values = Json::array();
+      for (const double c : f.numeric_choices) {
+        values.push_back(f.type == ParamType::kInteger || c == std::trunc(c)
+                             ? Json(static_cast<std::int64_t>(c))
+                             : Json(c));
+      }
+      p["enum"] = values;
     }
     if (f.tunable) {
       p["tunable"] = true;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "skit/core/registry.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace skit {
@@ -47,6 +48,61 @@ std::vector<const NodeDescriptor*> NodeRegistry::all() const {
     out.push_back(&d);
   }
   return out;
+}
+
+namespace {
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+}  // namespace
+
+std::string NodeRegistry::closest_kind(std::string_view kind) const {
+  if (kind.empty()) {
+    return {};
+  }
+  // A kind missing its namespace ("opus::decoder") is a suffix of the one meant.
+  for (const auto& [name, d] : kinds_) {
+    if (name.size() > kind.size() && name.compare(name.size() - kind.size(), kind.size(), kind) == 0 &&
+        name[name.size() - kind.size() - 1] == ':') {
+      return name;
+    }
+  }
+  std::string best;
+  std::size_t best_distance = std::max<std::size_t>(2, kind.size() / 4) + 1;
+  for (const auto& [name, d] : kinds_) {
+    const std::size_t distance = edit_distance(kind, name);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = name;
+    }
+  }
+  if (!best.empty()) {
+    return best;
+  }
+  // The same last segment in another namespace ("transport::sink" -> "core::sink").
+  const std::size_t colon = kind.rfind(':');
+  const std::string_view tail = colon == std::string_view::npos ? kind : kind.substr(colon + 1);
+  for (const auto& [name, d] : kinds_) {
+    if (!tail.empty() && name.size() > tail.size() + 1 &&
+        name.compare(name.size() - tail.size(), tail.size(), tail) == 0 &&
+        name[name.size() - tail.size() - 1] == ':') {
+      return name;
+    }
+  }
+  return {};
 }
 
 namespace {

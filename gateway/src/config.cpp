@@ -24,11 +24,14 @@ namespace {
 struct Parser {
   std::vector<Status> errors;
 
-  void error(const YAML::Node& at, std::string message) {
+  static SourceLocation place(const YAML::Node& at) {
     const auto mark = at.Mark();
-    errors.emplace_back(ErrorCode::kInvalidArgument, std::move(message),
-                        SourceLocation{"", "", mark.is_null() ? 0 : mark.line + 1,
-                                       mark.is_null() ? 0 : mark.column + 1});
+    return SourceLocation{"", "", mark.is_null() ? 0 : mark.line + 1,
+                          mark.is_null() ? 0 : mark.column + 1};
+  }
+
+  void error(const YAML::Node& at, std::string message) {
+    errors.emplace_back(ErrorCode::kInvalidArgument, std::move(message), place(at));
   }
 
   using Handler = std::function<void(const YAML::Node& key, const YAML::Node& value)>;
@@ -85,9 +88,60 @@ struct Parser {
 
 }  // namespace
 
+std::string_view default_config_yaml() {
+  // Kept equal to a default-constructed ServerConfig by a unit test (config_test.cpp), so that
+  // it cannot drift from what the server does without a file.
+  return R"(# skit serve configuration: every key with its default (docs/configuration.md).
+server:
+  listen: 127.0.0.1:4545          # HTTP address; port 0 picks a free port (printed on stderr)
+  grpc_listen: 127.0.0.1:4546     # gRPC address (docs/grpc.md); "" disables gRPC
+  allow_insecure_non_loopback: false  # listen beyond loopback without auth.tokens
+  log_format: auto                # auto: text on a terminal, JSON lines otherwise; text; json
+  cors:
+    # A mutating /api request or a WebSocket upgrade from another Origin gets 403.
+    allowed_origins: ["http://localhost:*", "https://localhost:*", "http://127.0.0.1:*", "https://127.0.0.1:*"]
+auth:
+  tokens: []                      # [{name, token (16+ characters), role: admin|operator|viewer}]
+limits:
+  max_body_bytes: 536870912       # upload size limit (413 beyond it)
+  max_config_bytes: 1048576       # size limit of the 'config' part and of session YAML
+  max_header_bytes: 16384         # request header limit (431 beyond it)
+  max_connections: 256            # concurrent HTTP connections (503 beyond it)
+  max_concurrent_oneshots: 16     # running oneshot pipelines (503 + Retry-After beyond it)
+  request_timeout_ms: 600000      # a oneshot pipeline running longer fails (504)
+engine:
+  placement: grouped              # grouped: one worker per pipeline; per-node: one per node
+  sandbox: true                   # seccomp allow-list, rlimits, no new privileges for workers
+  worker_memory_bytes: 4294967296 # RLIMIT_AS of each worker
+  ring_depth: 32                  # packets buffered per connection
+sessions:                         # dynamic sessions (docs/sessions.md)
+  placement: grouped              # workers of a session's initial nodes: grouped | per-node
+  ring_capacity: 16               # packets per connection (16 x 20 ms = 320 ms of audio)
+  max_sessions: 64                # 429 (gRPC RESOURCE_EXHAUSTED) beyond it
+  max_nodes_per_session: 64
+  idle_timeout_seconds: 0         # destroy sessions idle this long; 0 = never
+  max_restarts: 5                 # crashes within restart_window_seconds before nodes fail
+  restart_window_seconds: 60
+  backoff_initial_ms: 100         # restart delay, doubling up to backoff_max_ms
+  backoff_max_ms: 5000
+  worker_memory_limit_mb: 1024    # resident memory a session worker may use; 0 = no watch
+  event_queue_capacity: 1024      # events queued per subscriber before the oldest are dropped
+  heartbeat_timeout_ms: 3000      # a worker silent this long is killed as hung
+security:
+  allowed_file_paths: ["samples/**"]  # files nodes may read (globs, relative to base_dir)
+  allowed_write_paths: []             # files nodes may write; empty: writing denied
+paths:
+  base_dir: .                     # where relative paths resolve: the working directory
+  samples_dir: samples/pipelines  # GET /api/v1/samples/oneshot lists samples_dir/oneshot/*.yml
+  ui_dir: ""                      # a built web UI to serve at /; "": none
+)";
+}
+
 Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* all_errors) {
   ServerConfig cfg;
   Parser p;
+  SourceLocation listen_at;       // where server.listen / grpc_listen were given, for the
+  SourceLocation grpc_listen_at;  // checks that need the whole file
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));
@@ -102,8 +156,12 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
     p.section(root, "", {
         {"server", [&](const YAML::Node&, const YAML::Node& v) {
            p.section(v, "server", {
-               {"listen", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.listen", cfg.listen); }},
-               {"grpc_listen", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_listen", cfg.grpc_listen); }},
+               {"listen", [&](const YAML::Node&, const YAML::Node& x) {
+                  listen_at = p.place(x);
+                  p.scalar(x, "server.listen", cfg.listen); }},
+               {"grpc_listen", [&](const YAML::Node&, const YAML::Node& x) {
+                  grpc_listen_at = p.place(x);
+                  p.scalar(x, "server.grpc_listen", cfg.grpc_listen); }},
                {"grpc_tls_cert", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_tls_cert", cfg.grpc_tls_cert); }},
                {"grpc_tls_key", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_tls_key", cfg.grpc_tls_key); }},
                {"allow_insecure_non_loopback", [&](const YAML::Node&, const YAML::Node& x) {
@@ -264,19 +322,37 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
          }},
     });
   }
-  if (p.errors.empty() && cfg.tokens.empty() && !cfg.allow_insecure_non_loopback) {
-    const auto check = [&](const char* key, const std::string& listen) {
-      const std::string host = listen.substr(0, listen.rfind(':'));
-      if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1") {
-        p.errors.emplace_back(ErrorCode::kInvalidArgument,
-                              std::string(key) + " is " + listen +
-                                  " but no auth tokens are configured: listen on loopback, add "
-                                  "auth.tokens, or set server.allow_insecure_non_loopback: true");
+  const auto address_ok = [&](const char* key, const std::string& listen,
+                              const SourceLocation& at) {
+    const auto colon = listen.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
+    if (colon == std::string::npos || colon == 0 || port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+      p.errors.emplace_back(ErrorCode::kInvalidArgument,
+                            std::string(key) + " must be HOST:PORT (got '" + listen + "')", at);
+      return false;
+    }
+    return true;
+  };
+  if (p.errors.empty()) {
+    const bool listen_ok = address_ok("server.listen", cfg.listen, listen_at);
+    const bool grpc_ok =
+        cfg.grpc_listen.empty() || address_ok("server.grpc_listen", cfg.grpc_listen, grpc_listen_at);
+    if (listen_ok && grpc_ok && cfg.tokens.empty() && !cfg.allow_insecure_non_loopback) {
+      const auto check = [&](const char* key, const std::string& listen, const SourceLocation& at) {
+        const std::string host = listen.substr(0, listen.rfind(':'));
+        if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1") {
+          p.errors.emplace_back(ErrorCode::kInvalidArgument,
+                                std::string(key) + " is " + listen +
+                                    " but no auth tokens are configured: listen on loopback, add "
+                                    "auth.tokens, or set server.allow_insecure_non_loopback: true",
+                                at);
+        }
+      };
+      check("server.listen", cfg.listen, listen_at);
+      if (!cfg.grpc_listen.empty()) {
+        check("server.grpc_listen", cfg.grpc_listen, grpc_listen_at);
       }
-    };
-    check("server.listen", cfg.listen);
-    if (!cfg.grpc_listen.empty()) {
-      check("server.grpc_listen", cfg.grpc_listen);
     }
   }
   if (!p.errors.empty()) {

@@ -43,11 +43,6 @@ std::string error_text(const Status& s);
 /// {id, name, created_at}: StreamKit's SessionInfo.
 nlohmann::json session_info_json(const supervisor::SessionInfo& info);
 
-/// Checks a params patch of a running node against the node policy (a new `path` of a
-/// core::file_reader / core::file_writer must be allowed too), before it is applied.
-Status check_tune_policy(supervisor::SessionManager& sessions, std::string_view session,
-                         std::string_view node_id, const nlohmann::json& patch);
-
 /// The `UpdateParams` object of a StreamKit NodeControlMessage
 /// (`{"UpdateParams": {...}}`); kInvalidArgument for anything else ("Start", "Shutdown").
 Result<nlohmann::json> update_params_of(const nlohmann::json& message);

@@ -26,6 +26,8 @@
 #include "control_plane.hpp"
 #include "control_socket.hpp"
 #include "multipart.hpp"
+#include "request_outcomes.hpp"
+#include "routes.hpp"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
 #include "skit/gateway/server.hpp"
@@ -402,7 +404,9 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     Request& req = parser.get();
     const std::string target(req.target());
     const std::string path = target.substr(0, target.find('?'));
-    std::string route = path;
+    const Route* matched = match_route(path);
+    // Templates only (or "other"): a label per raw path would let any client grow /metrics.
+    const std::string route(route_label(matched));
     const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
     bool keep_alive = req.keep_alive() && !has_body;
 
@@ -451,7 +455,15 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       role = who->role;
     }
 
-    if (method == http::verb::get && (path == "/healthz" || path == "/health")) {
+    if (matched == nullptr) {
+      reply = text(http::status::not_found, "no route for " + std::string(req.method_string()) +
+                                                " " + path);
+    } else if (!route_allows(*matched, method)) {
+      reply = text(http::status::method_not_allowed,
+                   std::string(req.method_string()) + " is not allowed on " +
+                       std::string(matched->path) + " (allowed: " + allow_header(*matched) + ")");
+      reply.headers.emplace_back("Allow", allow_header(*matched));
+    } else if (method == http::verb::get && (path == "/healthz" || path == "/health")) {
       const auto sessions = sessions_.stats();
       reply = json_reply({{"status", "ok"},
                           {"version", SKIT_VERSION},
@@ -482,7 +494,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     } else if (method == http::verb::get && path == "/api/v1/schema/packets") {
       reply = json_reply(packet_schema_json());
     } else if (method == http::verb::get && path.rfind("/api/v1/samples/oneshot", 0) == 0) {
-      route = "/api/v1/samples/oneshot";
       reply = samples(path.substr(std::string("/api/v1/samples/oneshot").size()));
     } else if (path == "/api/v1/control") {
       if (!upgrade) {
@@ -503,7 +514,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       const bool create = method == http::verb::post && path == "/api/v1/sessions";
       if (create && role != Role::kViewer) {
         // The body is read here: the connection may stay open afterwards.
-        route = "/api/v1/sessions";
         const Request head = req;  // `req` lives in the parser, which the body reader takes
         auto body = read_json_body(socket, std::move(parser), buffer, reply);
         if (!body) {
@@ -518,8 +528,14 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
         finish(code);
         return head.keep_alive();
       } else {
-        reply = sessions_route(method, path, role, route);
+        reply = sessions_route(method, path, role);
       }
+    } else if (method == http::verb::get && path.rfind("/api/v1/process/", 0) == 0) {
+      const std::string id = path.substr(std::string("/api/v1/process/").size());
+      auto outcome = outcomes_.find(id);
+      reply = outcome ? json_reply(*outcome)
+                      : text(http::status::not_found,
+                             "no recent request '" + id + "' (the server keeps the last 1024)");
     } else if (method == http::verb::post && path == "/api/v1/process") {
       if (role == Role::kViewer) {
         reply = text(http::status::forbidden, "role 'viewer' may not run pipelines (needs operator)");
@@ -532,7 +548,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     } else {
       reply = text(http::status::not_found, "no route for " + std::string(req.method_string()) +
                                                 " " + path);
-      route = "other";
     }
     (void)streamed;
     const unsigned code = static_cast<unsigned>(reply.status);
@@ -615,11 +630,10 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   }
 
   /// GET /api/v1/sessions, GET /api/v1/sessions/{id}/pipeline, DELETE /api/v1/sessions/{id}.
-  Reply sessions_route(http::verb method, const std::string& path, Role role, std::string& route) {
+  Reply sessions_route(http::verb method, const std::string& path, Role role) {
     static const std::string kPrefix = "/api/v1/sessions";
     const std::string rest = path.substr(kPrefix.size());  // "", "/{id}", "/{id}/pipeline"
     if (rest.empty() || rest == "/") {
-      route = kPrefix;
       if (method == http::verb::get) {
         json list = json::array();
         for (const auto& s : sessions_.list_sessions()) {
@@ -637,7 +651,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     bool pipeline = false;
     if (const auto slash = id.find('/'); slash != std::string::npos) {
       if (id.substr(slash) != "/pipeline") {
-        route = "other";
         return text(http::status::not_found, "no route for " + path);
       }
       id = id.substr(0, slash);
@@ -645,14 +658,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     }
     id = percent_decode(id);
     if (pipeline) {
-      route = kPrefix + "/{id}/pipeline";
       if (method != http::verb::get) {
         return text(http::status::method_not_allowed, "GET " + kPrefix + "/{id}/pipeline");
       }
       auto p = sessions_.pipeline_json(id);
       return p ? json_reply(*p) : session_error(p.status());
     }
-    route = kPrefix + "/{id}";
     if (method != http::verb::delete_) {
       return text(http::status::method_not_allowed,
                   "DELETE " + kPrefix + "/{id} (the pipeline: GET " + kPrefix + "/{id}/pipeline)");
@@ -731,8 +742,15 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   unsigned process(tcp::socket& socket, http::request_parser<http::empty_body>&& header_parser,
                    beast::flat_buffer& buffer) {
     const Request req = header_parser.get();
+    // Every answer carries the request's id; its outcome stays queryable for a while
+    // (GET /api/v1/process/{id}), for clients that cannot read trailers.
+    const std::string request_id = outcomes_.begin();
     auto fail = [&](http::status status, std::string message, std::vector<Status> errors = {}) {
+      outcomes_.finish(request_id, static_cast<unsigned>(status),
+                       errors.empty() ? Status(ErrorCode::kInvalidArgument, message) : errors.front(),
+                       0, 0);
       Reply r = text(status, std::move(message));
+      r.headers.emplace_back("X-Skit-Request-Id", request_id);
       if (!errors.empty()) {
         // Plain text like StreamKit, one problem per line, each with its place.
         std::string body;
@@ -861,8 +879,11 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       run_done.store(true);
     });
     unsigned code = 200;
-    std::thread writer(
-        [&] { code = write_response(socket, req, output, sink, cancel, too_large); });
+    std::uint64_t bytes_out = 0;
+    std::thread writer([&] {
+      code = write_response(socket, req, request_id, output, sink, cancel, too_large, bytes_out);
+    });
+    std::uint64_t bytes_in = 0;
     if (has_media) {
       while (!cancel.load()) {
         auto n = parts.read(chunk);
@@ -880,6 +901,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
           upload.close();
           break;
         }
+        bytes_in += *n;
         if (!upload.push(std::string(chunk, *n))) {
           break;
         }
@@ -902,20 +924,25 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       std::lock_guard lock(cancels_mutex_);
       cancels_.erase(&cancel);
     }
+    outcomes_.finish(request_id, code, output.status(), bytes_in, bytes_out);
     return code;
   }
 
   /// Streams the pipeline's output as a chunked response; an error before the first byte
-  /// becomes a proper error response instead.
-  unsigned write_response(tcp::socket& socket, const Request& req, ByteQueue& output,
-                          QueueSink& sink, std::atomic<bool>& cancel,
-                          const std::atomic<bool>& too_large) {
+  /// becomes a proper error response instead. A failure after it: with `TE: trailers` in the
+  /// request, the body ends properly with an X-Skit-Error trailer (announced in `Trailer:`);
+  /// otherwise without its last chunk, so that the client sees a truncated body rather than a
+  /// silent success.
+  unsigned write_response(tcp::socket& socket, const Request& req, const std::string& request_id,
+                          ByteQueue& output, QueueSink& sink, std::atomic<bool>& cancel,
+                          const std::atomic<bool>& too_large, std::uint64_t& bytes_out) {
     std::optional<std::string> first = output.pop();
     if (!first) {
       Status s = output.status();
       if (!s.is_ok()) {
         Reply r = text(too_large.load() ? http::status::payload_too_large : status_for(s),
                        s.to_string());
+        r.headers.emplace_back("X-Skit-Request-Id", request_id);
         if (r.status == http::status::service_unavailable) {
           r.headers.emplace_back("Retry-After", "1");
         }
@@ -933,6 +960,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     const std::string ct = sink.content_type();
     res.set(http::field::content_type, ct);
     res.set("X-Content-Type-Options", "nosniff");
+    res.set("X-Skit-Request-Id", request_id);
+    const bool trailers = beast::iequals(req[http::field::te], "trailers") ||
+                          req[http::field::te].find("trailers") != beast::string_view::npos;
+    if (trailers) {
+      res.set(http::field::trailer, "X-Skit-Error");
+    }
     res.chunked(true);
     res.keep_alive(false);
     http::response_serializer<http::empty_body> sr{res};
@@ -941,6 +974,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     auto write_chunk = [&](const std::string& data) {
       if (!ec && !data.empty()) {
         net::write(socket, http::make_chunk(net::buffer(data)), ec);
+        bytes_out += ec ? 0 : data.size();
       }
     };
     if (first) {
@@ -962,8 +996,16 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     if (s.is_ok()) {
       net::write(socket, http::make_chunk_last(), ec);
     } else {
-      spdlog::warn("oneshot failed after its response started: {}", s.to_string());
-      // No last chunk: the client sees a truncated body rather than a silent success.
+      spdlog::warn("oneshot {} failed after its response started: {}", request_id, s.to_string());
+      if (trailers) {
+        http::fields trailer;
+        std::string reason = std::string(error_code_name(s.code())) + ": " + s.to_string();
+        for (char& c : reason) {
+          c = c == '\n' || c == '\r' ? ' ' : c;  // one header line
+        }
+        trailer.set("X-Skit-Error", reason);
+        net::write(socket, http::make_chunk_last(trailer), ec);
+      }
     }
     return 200;
   }
@@ -974,6 +1016,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   std::shared_ptr<net::io_context> io_;  // of every connection's socket
   ControlSockets control_sockets_;
   HttpMetrics metrics_;
+  RequestOutcomes outcomes_;
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::size_t> rejecting_{0};
   std::mutex cancels_mutex_;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "control_plane.hpp"
@@ -20,11 +21,31 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
                supervisor::SessionManager& sessions, const std::atomic<bool>& stop,
                std::function<void(unsigned short)> on_listening);
 
+namespace {
+/// Relative paths resolve against paths.base_dir, the working directory by default: a server
+/// started elsewhere finds no samples, and says so instead of serving empty lists.
+void warn_about_paths(const ServerConfig& config, const supervisor::Engine& engine) {
+  namespace fs = std::filesystem;
+  const fs::path dir = engine.config().base_dir / config.samples_dir / "oneshot";
+  std::error_code ec;
+  std::size_t samples = 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    samples += e.path().extension() == ".yml" || e.path().extension() == ".yaml" ? 1 : 0;
+  }
+  if (samples == 0) {
+    spdlog::warn("no sample pipelines in {} (paths.base_dir {} + paths.samples_dir {}): "
+                 "GET /api/v1/samples/oneshot lists none; set paths.base_dir in the config",
+                 dir.string(), engine.config().base_dir.string(), config.samples_dir);
+  }
+}
+}  // namespace
+
 int serve(const ServerConfig& config, supervisor::Engine& engine, const std::atomic<bool>& stop) {
   if (Status s = check_listen_policy(config); !s.is_ok()) {
     spdlog::error("{}", s.message());
     return 2;
   }
+  warn_about_paths(config, engine);
   std::atomic<bool> watchdog_stop{false};
   std::thread watchdog;
   std::uint64_t watchdog_usec = 0;

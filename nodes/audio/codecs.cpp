@@ -326,22 +326,13 @@ struct OpusEncoderParams {
     b.field("frame_size", &OpusEncoderParams::frame_size,
             "Samples per channel per packet at 48 kHz: 120, 240, 480, 960, 1920 or 2880 "
             "(2.5 to 60 ms).")
-        .range(120, 2880);
+        .one_of({120, 240, 480, 960, 1920, 2880});
     b.field("application", &OpusEncoderParams::application,
             "Tuning: audio (music, general), voip (speech) or lowdelay.")
         .choices({"audio", "voip", "lowdelay"});
     b.field("complexity", &OpusEncoderParams::complexity,
             "Encoder effort, 0 (fastest) to 10 (best quality).")
         .range(0, 10);
-  }
-  [[nodiscard]] Status validate() const {
-    for (double ok : {120.0, 240.0, 480.0, 960.0, 1920.0, 2880.0}) {
-      if (frame_size == ok) {
-        return Status::ok();
-      }
-    }
-    return Status(ErrorCode::kInvalidParam, "must be 120, 240, 480, 960, 1920 or 2880",
-                  {.param = "frame_size"});
   }
 };
 

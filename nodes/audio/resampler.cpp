@@ -16,8 +16,6 @@ namespace skit::nodes {
 
 namespace {
 
-constexpr std::int64_t kOpusFrameSizes[] = {0, 120, 240, 480, 960, 1920, 2880};
-
 struct ResamplerParams {
   std::int64_t target_sample_rate = 0;
   std::int64_t chunk_frames = 960;
@@ -37,20 +35,11 @@ struct ResamplerParams {
             "Frames per output packet: 120, 240, 480, 960, 1920 or 2880 (Opus frame sizes), "
             "or 0 to send whatever each input packet yields (no re-framing). The last packet "
             "may be shorter.")
-        .range(0, 2880);
+        .one_of({0, 120, 240, 480, 960, 1920, 2880});
     b.field("channels", &ResamplerParams::channels,
             "Output channels: 0 keeps the input's, 1 downmixes to mono, 2 makes stereo (other "
             "counts use FFmpeg's default layouts).")
         .range(0, 8);
-  }
-
-  [[nodiscard]] Status validate() const {
-    if (std::find(std::begin(kOpusFrameSizes), std::end(kOpusFrameSizes), output_frame_size) ==
-        std::end(kOpusFrameSizes)) {
-      return Status(ErrorCode::kInvalidParam, "must be 0, 120, 240, 480, 960, 1920 or 2880",
-                    {.param = "output_frame_size"});
-    }
-    return Status::ok();
   }
 };
 

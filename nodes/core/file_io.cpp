@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 // core::file_reader streams a file as Binary packets; core::file_writer writes Binary packets
 // to a file. Both open their file in prepare(), before the worker sandbox engages.
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,31 +14,6 @@ namespace {
 Status errno_status(ErrorCode code, const std::string& what, const std::string& path) {
   return Status(code, what + " '" + path + "': " + std::strerror(errno));
 }
-
-/// Owns a file descriptor.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    reset(std::exchange(o.fd_, -1));
-    return *this;
-  }
-  ~UniqueFd() { reset(); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = fd;
-  }
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
 }  // namespace
 
 struct FileReaderParams {
@@ -47,7 +21,9 @@ struct FileReaderParams {
   std::int64_t chunk_size = 8192;
 
   static void describe(ParamSchemaBuilder<FileReaderParams>& b) {
-    b.field("path", &FileReaderParams::path, "Path of the file to read.").required();
+    b.field("path", &FileReaderParams::path, "Path of the file to read.")
+        .required()
+        .file_path(FileAccess::kRead);
     b.field("chunk_size", &FileReaderParams::chunk_size, "Bytes per packet.")
         .range(1, 16 * 1024 * 1024);
   }
@@ -66,11 +42,12 @@ class FileReaderNode final : public NodeWithParams<FileReaderParams> {
 
   using NodeWithParams::NodeWithParams;
 
-  Status prepare(NodeContext& /*ctx*/) override {
-    fd_.reset(::open(params().path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd_.get() < 0) {
-      return errno_status(ErrorCode::kNotFound, "cannot open", params().path);
+  Status prepare(NodeContext& ctx) override {
+    auto fd = ctx.open_file(params().path, FileAccess::kRead);
+    if (!fd) {
+      return fd.status();
     }
+    fd_ = std::move(fd).value();
     return Status::ok();
   }
 
@@ -106,7 +83,8 @@ struct FileWriterParams {
 
   static void describe(ParamSchemaBuilder<FileWriterParams>& b) {
     b.field("path", &FileWriterParams::path, "Path of the file to write (created or truncated).")
-        .required();
+        .required()
+        .file_path(FileAccess::kWrite);
     b.field("chunk_size", &FileWriterParams::chunk_size,
             "Write buffer size in bytes; smaller packets are coalesced.")
         .range(1, 16 * 1024 * 1024);
@@ -123,11 +101,12 @@ class FileWriterNode final : public NodeWithParams<FileWriterParams> {
 
   using NodeWithParams::NodeWithParams;
 
-  Status prepare(NodeContext& /*ctx*/) override {
-    fd_.reset(::open(params().path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd_.get() < 0) {
-      return errno_status(ErrorCode::kPermissionDenied, "cannot create", params().path);
+  Status prepare(NodeContext& ctx) override {
+    auto fd = ctx.open_file(params().path, FileAccess::kWrite);
+    if (!fd) {
+      return fd.status();
     }
+    fd_ = std::move(fd).value();
     buffer_.reserve(static_cast<std::size_t>(params().chunk_size));
     return Status::ok();
   }

@@ -624,7 +624,8 @@ NodeStats NodeRunner::stats() const {
                    packets_out_.load(std::memory_order_relaxed),
                    bytes_in_.load(std::memory_order_relaxed),
                    bytes_out_.load(std::memory_order_relaxed),
-                   dropped_.load(std::memory_order_relaxed)};
+                   dropped_.load(std::memory_order_relaxed),
+                   media_time_us_.load(std::memory_order_relaxed)};
 }
 
 std::chrono::milliseconds NodeRunner::busy_for() const {
@@ -804,6 +805,9 @@ Result<std::optional<NodeRunner::Received>> NodeRunner::receive() {
   }
   packets_in_.fetch_add(1, std::memory_order_relaxed);
   bytes_in_.fetch_add(d.size, std::memory_order_relaxed);
+  if (d.pts_us >= 0 && d.pts_us + d.duration_us > media_time_us_.load(std::memory_order_relaxed)) {
+    media_time_us_.store(d.pts_us + d.duration_us, std::memory_order_relaxed);
+  }
   return std::optional<Received>{r};
 }
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "skit/supervisor/entry_rules.hpp"
+
 namespace skit::supervisor {
 
 Engine::Engine(EngineConfig config)
@@ -14,45 +16,12 @@ CompiledPipeline Engine::compile_oneshot(std::string_view yaml, bool has_media) 
   if (!compiled.ok()) {
     return compiled;
   }
-  const auto& p = compiled.pipeline;
-  int inputs = 0;
-  int outputs = 0;
-  int readers = 0;
-  const v1::NodeSpec* output = nullptr;
-  for (const auto& n : p.nodes()) {
-    inputs += n.kind() == "streamkit::http_input" ? 1 : 0;
-    readers += n.kind() == "core::file_reader" ? 1 : 0;
-    if (n.kind() == "streamkit::http_output") {
-      ++outputs;
-      output = &n;
-    }
-  }
-  auto rule = [&](const std::string& message, const v1::NodeSpec* at = nullptr) {
-    compiled.errors.emplace_back(
-        ErrorCode::kInvalidArgument, message,
-        SourceLocation{at != nullptr ? at->id() : "", "", at != nullptr ? at->position().line() : 0,
-                       at != nullptr ? at->position().column() : 0});
-  };
-  if (has_media && inputs == 0) {
-    rule("the request carries media but the pipeline has no streamkit::http_input to receive it");
-  }
-  if (!has_media && inputs > 0) {
-    rule("the pipeline reads streamkit::http_input but the request carries no media");
-  }
-  if (!has_media && readers == 0) {
-    rule("a oneshot pipeline without media needs a core::file_reader as its source");
-  }
-  if (inputs > 1) {
-    rule("a oneshot pipeline takes at most one streamkit::http_input");
-  }
-  if (outputs != 1) {
-    rule("a oneshot pipeline needs exactly one streamkit::http_output (found " +
-         std::to_string(outputs) + ")");
-  }
-  for (Status& s : paths_.check_pipeline(p)) {
+  for (Status& s : check_entry(compiled.pipeline, EntryPoint::kProcess, {.has_input = has_media})) {
     compiled.errors.push_back(std::move(s));
   }
-  (void)output;
+  for (Status& s : paths_.confine_pipeline(compiled.pipeline)) {
+    compiled.errors.push_back(std::move(s));
+  }
   return compiled;
 }
 
@@ -74,6 +43,7 @@ RunReport Engine::run_oneshot(const v1::Pipeline& pipeline, HostByteSource* medi
   RunOptions options;
   options.placement = config_.placement;
   options.sandbox = config_.sandbox;
+  options.sandbox.confined_files = true;  // compile_oneshot() confined the file params
   options.worker_executable = config_.worker_executable;
   options.ring_capacity = config_.ring_capacity;
   options.input = media;

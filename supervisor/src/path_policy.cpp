@@ -49,6 +49,36 @@ PathPolicy::PathPolicy(fs::path base_dir, std::vector<std::string> read_patterns
       read_(std::move(read_patterns)),
       write_(std::move(write_patterns)) {}
 
+namespace {
+/// An allowed path still has to name something usable: found before any worker starts, with
+/// the node and param named, instead of a worker failing in prepare().
+Result<fs::path> exists_as_needed(const std::string& path, const fs::path& resolved, bool write) {
+  std::error_code ec;
+  if (write) {
+    const fs::path dir = resolved.parent_path();
+    if (!fs::is_directory(dir, ec)) {
+      return Status(ErrorCode::kInvalidParam,
+                    "cannot write '" + path + "': directory " + dir.string() + " does not exist");
+    }
+    if (fs::is_directory(resolved, ec)) {
+      return Status(ErrorCode::kInvalidParam,
+                    "cannot write '" + path + "': " + resolved.string() + " is a directory");
+    }
+    return resolved;
+  }
+  const auto status = fs::status(resolved, ec);
+  if (!fs::exists(status)) {
+    return Status(ErrorCode::kInvalidParam,
+                  "file '" + path + "' does not exist" +
+                      (resolved.string() != path ? " (resolves to " + resolved.string() + ")" : ""));
+  }
+  if (fs::is_directory(status)) {
+    return Status(ErrorCode::kInvalidParam, "'" + path + "' is a directory, not a file");
+  }
+  return resolved;
+}
+}  // namespace
+
 Result<fs::path> PathPolicy::check(const std::string& path, bool write) const {
   const auto& patterns = write ? write_ : read_;
   const char* key = write ? "security.allowed_write_paths" : "security.allowed_file_paths";
@@ -66,7 +96,7 @@ Result<fs::path> PathPolicy::check(const std::string& path, bool write) const {
     const bool absolute_pattern = !pattern.empty() && pattern[0] == '/';
     const std::string subject = absolute_pattern ? resolved.string() : relative.string();
     if ((absolute_pattern || inside) && glob_match(pattern, subject)) {
-      return resolved;
+      return exists_as_needed(path, resolved, write);
     }
   }
   std::string allowed;
@@ -79,32 +109,55 @@ Result<fs::path> PathPolicy::check(const std::string& path, bool write) const {
                     "; " + key + " is [" + allowed + "]");
 }
 
-Status PathPolicy::check_node(const v1::NodeSpec& node) const {
-  const bool reader = node.kind() == "core::file_reader";
-  const bool writer = node.kind() == "core::file_writer";
-  if (!reader && !writer) {
-    return Status::ok();
+std::vector<Status> PathPolicy::confine(const NodeDescriptor& descriptor, Json& params) const {
+  std::vector<Status> errors;
+  if (descriptor.params == nullptr || !params.is_object()) {
+    return errors;
   }
-  const auto params = nlohmann::json::parse(node.params_json(), nullptr, false);
-  const std::string path = params.is_object() && params.contains("path") && params["path"].is_string()
-                               ? params["path"].get<std::string>()
-                               : std::string();
-  auto r = check(path, writer);
-  if (r) {
-    return Status::ok();
+  for (const auto& field : descriptor.params->fields()) {
+    if (field.file_access == FileAccess::kNone) {
+      continue;
+    }
+    auto it = params.find(field.name);
+    if (it == params.end() || !it->is_string()) {
+      continue;  // absent or mistyped: the params schema names the problem
+    }
+    auto checked = check(it->get<std::string>(), field.file_access == FileAccess::kWrite);
+    if (!checked) {
+      Status e = checked.status();
+      e.where().param = field.name;
+      errors.push_back(std::move(e));
+      continue;
+    }
+    *it = checked->string();
   }
-  Status s = r.status();
-  s.where().node_id = node.id();
-  s.where().param = "path";
-  s.where().line = node.position().line();
-  s.where().column = node.position().column();
-  return s;
+  return errors;
 }
 
-std::vector<Status> PathPolicy::check_pipeline(const v1::Pipeline& pipeline) const {
+std::vector<Status> PathPolicy::confine_node(v1::NodeSpec& node) const {
+  const NodeDescriptor* d = NodeRegistry::builtin().find(node.kind());
+  if (d == nullptr) {
+    return {};
+  }
+  Json params = Json::parse(node.params_json().empty() ? "{}" : node.params_json(), nullptr,
+                            /*allow_exceptions=*/false);
+  if (!params.is_object()) {
+    return {};
+  }
+  std::vector<Status> errors = confine(*d, params);
+  for (Status& e : errors) {
+    e.where().node_id = node.id();
+    e.where().line = node.position().line();
+    e.where().column = node.position().column();
+  }
+  node.set_params_json(params.dump());
+  return errors;
+}
+
+std::vector<Status> PathPolicy::confine_pipeline(v1::Pipeline& pipeline) const {
   std::vector<Status> errors;
-  for (const auto& node : pipeline.nodes()) {
-    if (Status s = check_node(node); !s.is_ok()) {
+  for (auto& node : *pipeline.mutable_nodes()) {
+    for (Status& s : confine_node(node)) {
       errors.push_back(std::move(s));
     }
   }

@@ -442,15 +442,9 @@ class Compiler {
   }
 
   std::string suggest(const std::string& kind) const {
-    // The registered kind sharing the longest suffix after '::' is a likely intent.
-    const auto tail = kind.substr(kind.rfind(':') == std::string::npos ? 0 : kind.rfind(':') + 1);
-    for (const auto* d : registry_.all()) {
-      if (!tail.empty() && d->kind.size() > tail.size() &&
-          d->kind.compare(d->kind.size() - tail.size(), tail.size(), tail) == 0) {
-        return " (did you mean '" + d->kind + "'?)";
-      }
-    }
-    return " (see `skit nodes` for the list)";
+    const std::string closest = registry_.closest_kind(kind);
+    return closest.empty() ? " (see `skit nodes` for the list)"
+                           : " (did you mean '" + closest + "'?)";
   }
 
   static const InputPinSpec* find_input(const NodeDescriptor& d, const std::string& pin) {
@@ -714,23 +708,30 @@ class Compiler {
 
 }  // namespace
 
-std::string CompiledPipeline::error_report(std::string_view source) const {
+std::string format_diagnostic(std::string_view source, const Status& s,
+                              std::string_view severity) {
   std::ostringstream out;
-  for (const auto& e : errors) {
-    if (!source.empty()) {
-      out << source << ':';
-      if (e.where().line > 0) {
-        out << e.where().line << ':' << e.where().column << ':';
-      }
-      out << ' ';
-      Status copy = e;
-      copy.where().line = 0;
-      out << "error: " << copy.to_string() << '\n';
-    } else {
-      out << "error: " << e.to_string() << '\n';
+  if (!source.empty()) {
+    out << source << ':';
+    if (s.where().line > 0) {
+      out << s.where().line << ':' << s.where().column << ':';
     }
+    out << ' ';
+    Status copy = s;
+    copy.where().line = 0;
+    out << severity << ": " << copy.to_string();
+  } else {
+    out << severity << ": " << s.to_string();
   }
   return out.str();
+}
+
+std::string CompiledPipeline::error_report(std::string_view source) const {
+  std::string out;
+  for (const auto& e : errors) {
+    out += format_diagnostic(source, e, "error") + "\n";
+  }
+  return out;
 }
 
 CompiledPipeline compile_pipeline_yaml(std::string_view yaml, const NodeRegistry& registry) {

@@ -54,7 +54,8 @@ NodeState from_proto(v1::NodeState s) {
 }
 
 NodeStats from_proto(const v1::NodeStats& s) {
-  return NodeStats{s.packets_in(), s.packets_out(), s.bytes_in(), s.bytes_out(), s.dropped()};
+  return NodeStats{s.packets_in(),  s.packets_out(), s.bytes_in(),
+                   s.bytes_out(),   s.dropped(),     s.media_time_us()};
 }
 
 std::uint32_t round_up_pow2(std::uint32_t v) {
@@ -373,6 +374,7 @@ class PipelineRun {
     sb->set_address_space_bytes(options_.sandbox.address_space_bytes);
     sb->set_max_open_files(options_.sandbox.max_open_files);
     sb->set_allow_network(false);
+    sb->set_confined_files(options_.sandbox.confined_files);
     for (auto idx : w.nodes) {
       const NodeSlot& n = nodes_[idx];
       const auto spec = runner_spec(n);
@@ -597,6 +599,10 @@ class PipelineRun {
           const NodeStats s = runner->stats();
           p.bytes_in += nodes_[idx].descriptor->inputs.empty() ? s.bytes_out : 0;
           p.bytes_out += nodes_[idx].descriptor->outputs.empty() ? s.bytes_in : 0;
+          p.media_seconds = std::max(p.media_seconds, s.media_time_us / 1e6);
+        }
+        for (const auto& n : nodes_) {
+          p.media_seconds = std::max(p.media_seconds, n.report.stats.media_time_us / 1e6);
         }
         options_.on_progress(p);
       }

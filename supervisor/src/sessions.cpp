@@ -3,11 +3,14 @@
 // its shared memory. API threads post commands to it (call()) and never touch session state.
 #include "skit/supervisor/sessions.hpp"
 
+#include "skit/supervisor/entry_rules.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <ctime>
 #include <fstream>
@@ -17,6 +20,7 @@
 #include <set>
 #include <zmq.hpp>
 
+#include "skit/core/ids.hpp"
 #include "skit/core/registry.hpp"
 #include "skit/ipc/doorbell.hpp"
 #include "skit/ipc/ring.hpp"
@@ -173,35 +177,9 @@ Result<BatchOperation> batch_operation_from_json(const Json& json) {
 
 namespace {
 
-std::string rfc3339_now() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[96];
-  const auto ms = std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
-
 std::mt19937_64& rng() {
   static thread_local std::mt19937_64 gen{std::random_device{}()};
   return gen;
-}
-
-std::string uuid_v4() {
-  std::uniform_int_distribution<std::uint64_t> dist;
-  std::uint64_t hi = dist(rng());
-  std::uint64_t lo = dist(rng());
-  hi = (hi & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
-  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
-                static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
-  return buf;
 }
 
 std::string generated_name() {
@@ -269,7 +247,8 @@ enum class LiveState : std::uint8_t {
 struct LiveNode {
   std::string id;
   std::string kind;
-  Json params = Json::object();
+  Json params = Json::object();         // as the user gave them (pipeline JSON, events)
+  Json worker_params = Json::object();  // as the worker gets them: file paths confined
   const NodeDescriptor* descriptor = nullptr;
   LiveState state = LiveState::kInitializing;
   std::string reason;   // Stopped/Failed/Recovering
@@ -439,6 +418,22 @@ class SessionManager::Impl {
 
   // ---- API (control thread) ----
 
+  /// Names travel in URL paths and WebSocket fields: letters, digits, '-', '_' and '.', 1 to
+  /// 64 of them, not starting with '.' (so that a name never needs encoding).
+  static Status check_session_name(const std::string& name) {
+    const bool ok = name.size() <= 64 && name.front() != '.' &&
+                    std::all_of(name.begin(), name.end(), [](char c) {
+                      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' ||
+                             c == '_' || c == '.';
+                    });
+    if (!ok) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "session name '" + name + "' is not allowed: use 1 to 64 letters, digits, "
+                    "'-', '_' or '.' (not starting with '.')");
+    }
+    return Status::ok();
+  }
+
   Result<SessionInfo> create(const std::optional<std::string>& name, const std::string& yaml) {
     if (live_sessions() >= config_.max_sessions) {
       return Status(ErrorCode::kResourceExhausted,
@@ -449,15 +444,23 @@ class SessionManager::Impl {
       do {
         session_name = generated_name();
       } while (find(session_name) != nullptr);
+    } else if (Status bad = check_session_name(session_name); !bad.is_ok()) {
+      return bad;
     } else if (find(session_name) != nullptr) {
       return Status(ErrorCode::kAlreadyExists,
                     "a session named '" + session_name + "' already exists");
     }
     v1::Pipeline pipeline;
+    std::map<std::string, Json> worker_params;  // per node id
     if (!yaml.empty()) {
       CompiledPipeline compiled = compile_pipeline_yaml(yaml);
       if (!compiled.ok()) {
-        return Status(compiled.errors.front().code(), compiled.error_report());
+        // One problem per line, each with its place, as POST /api/v1/process reports them.
+        std::string all;
+        for (const auto& e : compiled.errors) {
+          all += (all.empty() ? "" : "\n") + e.to_string();
+        }
+        return Status(compiled.errors.front().code(), all);
       }
       pipeline = compiled.pipeline;
       if (pipeline.mode() == v1::PIPELINE_MODE_ONESHOT) {
@@ -472,7 +475,7 @@ class SessionManager::Impl {
       }
       std::vector<Status> problems;
       for (const auto& n : pipeline.nodes()) {
-        for (Status& s : policy_of(n)) {
+        for (Status& s : policy_of(n, worker_params[n.id()])) {
           problems.push_back(std::move(s));
         }
       }
@@ -494,11 +497,8 @@ class SessionManager::Impl {
     const auto& registry = NodeRegistry::builtin();
     int shared_worker = -1;
     for (const auto& spec : pipeline.nodes()) {
-      Json params = spec.params_json().empty() ? Json::object() : Json::parse(spec.params_json());
-      if (params.is_null()) {
-        params = Json::object();
-      }
-      LiveNode& n = add_node_model(s, spec.id(), spec.kind(), params, registry.find(spec.kind()));
+      LiveNode& n = add_node_model(s, spec.id(), spec.kind(), params_of(spec),
+                                   worker_params[spec.id()], registry.find(spec.kind()));
       const bool own = config_.placement == PlacementPolicy::kPerNode ||
                        spec.isolation() == v1::ISOLATION_DEDICATED;
       if (own || shared_worker < 0) {
@@ -666,7 +666,8 @@ class SessionManager::Impl {
       return not_found(id_or_name);
     }
     s->last_activity = Clock::now();
-    const auto issues = check_batch(*s, ops);
+    std::map<std::size_t, Json> worker_params;
+    const auto issues = check_batch(*s, ops, &worker_params);
     if (!issues.empty()) {
       std::string all;
       for (const auto& i : issues) {
@@ -678,11 +679,12 @@ class SessionManager::Impl {
     }
     std::map<std::uint32_t, v1::Rewire> rewires;  // per worker slot
     std::vector<std::pair<std::string, std::uint32_t>> to_spawn;
-    for (const auto& op : ops) {
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const BatchOperation& op = ops[i];
       switch (op.action) {
         case BatchOperation::Action::kAddNode: {
           Json params = op.params.is_null() ? Json::object() : op.params;
-          LiveNode& n = add_node_model(*s, op.node_id, op.kind, params,
+          LiveNode& n = add_node_model(*s, op.node_id, op.kind, params, worker_params[i],
                                        NodeRegistry::builtin().find(op.kind));
           n.worker = new_worker_slot(*s);
           s->workers.at(n.worker).nodes.push_back(n.id);
@@ -766,6 +768,20 @@ class SessionManager::Impl {
       e.where().node_id = node_id;
       return e;
     }
+    Json worker_merged = n.worker_params;
+    worker_merged.merge_patch(patch);
+    if (config_.paths) {
+      const auto refused = config_.paths->confine(*n.descriptor, worker_merged);
+      if (!refused.empty()) {
+        Status e = refused.front();
+        e.where().node_id = node_id;
+        return e;
+      }
+    }
+    Json sent = patch;
+    for (auto& [key, value] : sent.items()) {
+      value = worker_merged[key];  // a tuned path goes to the node as the path that was checked
+    }
     if (n.state == LiveState::kStopped || n.state == LiveState::kFailed) {
       return Status(ErrorCode::kUnavailable,
                     "node '" + node_id + "' is " +
@@ -773,6 +789,7 @@ class SessionManager::Impl {
                     {.node_id = node_id});
     }
     n.params = merged;
+    n.worker_params = worker_merged;
     emit(*s, Json{{"event", "nodeparamschanged"},
                   {"session_id", s->id},
                   {"node_id", node_id},
@@ -784,7 +801,7 @@ class SessionManager::Impl {
     const std::uint64_t op = next_op_++;
     v1::SupervisorMessage msg;
     msg.mutable_tune()->set_node_id(node_id);
-    msg.mutable_tune()->set_params_json(patch.dump());
+    msg.mutable_tune()->set_params_json(sent.dump());
     msg.mutable_tune()->set_op_id(op);
     send(w, msg);
     tune_waits_[op] = TuneWait{std::nullopt, Clock::now()};
@@ -858,27 +875,26 @@ class SessionManager::Impl {
     return Status(ErrorCode::kNotFound, "no session '" + std::string(id_or_name) + "'");
   }
 
-  std::vector<Status> node_policy(const std::string& id, const std::string& kind,
-                                  const v1::SourcePosition& position) const {
-    std::vector<Status> out;
-    const NodeDescriptor* d = NodeRegistry::builtin().find(kind);
-    if (d != nullptr && d->execution == NodeExecution::kHost) {
-      out.emplace_back(ErrorCode::kInvalidArgument,
-                       kind + " carries an HTTP request body or response; it only works in "
-                              "oneshot pipelines, not in sessions",
-                       SourceLocation{id, "", position.line(), position.column()});
-    }
-    return out;
-  }
-
-  std::vector<Status> policy_of(const v1::NodeSpec& spec) const {
-    std::vector<Status> out = node_policy(spec.id(), spec.kind(), spec.position());
-    if (config_.node_policy) {
-      for (Status& s : config_.node_policy(spec)) {
+  /// The session rules, then the path allow-lists. `worker_params` receives the node's
+  /// params with their file paths as checked (canonical): what its worker is given.
+  std::vector<Status> policy_of(const v1::NodeSpec& spec, Json& worker_params) const {
+    v1::Pipeline alone;
+    v1::NodeSpec& confined = *alone.add_nodes();
+    confined = spec;
+    std::vector<Status> out = check_entry(alone, EntryPoint::kSession, {});
+    if (config_.paths) {
+      for (Status& s : config_.paths->confine_node(confined)) {
         out.push_back(std::move(s));
       }
     }
+    worker_params = params_of(confined);
     return out;
+  }
+
+  static Json params_of(const v1::NodeSpec& spec) {
+    Json params = Json::parse(spec.params_json().empty() ? "{}" : spec.params_json(), nullptr,
+                              /*allow_exceptions=*/false);
+    return params.is_object() ? params : Json::object();
   }
 
   std::string segment_name(const Session& s, const std::string& what) const {
@@ -886,11 +902,13 @@ class SessionManager::Impl {
   }
 
   LiveNode& add_node_model(Session& s, const std::string& id, const std::string& kind,
-                           const Json& params, const NodeDescriptor* descriptor) {
+                           const Json& params, const Json& worker_params,
+                           const NodeDescriptor* descriptor) {
     LiveNode n;
     n.id = id;
     n.kind = kind;
     n.params = params;
+    n.worker_params = worker_params;
     n.descriptor = descriptor;
     n.doorbell = ipc::doorbell_endpoint(run_id_ + "-s" + std::to_string(s.number),
                                         "n" + std::to_string(s.next_doorbell++));
@@ -963,7 +981,10 @@ class SessionManager::Impl {
     std::string from_node, from_pin, to_node, to_pin;
   };
 
-  std::vector<BatchIssue> check_batch(const Session& s, const std::vector<BatchOperation>& ops) {
+  /// Checks `ops` against a scratch copy of the session's graph. `worker_params` (optional)
+  /// receives, per addnode operation index, the params its worker gets (paths confined).
+  std::vector<BatchIssue> check_batch(const Session& s, const std::vector<BatchOperation>& ops,
+                                      std::map<std::size_t, Json>* worker_params = nullptr) {
     std::map<std::string, ScratchNode> nodes;
     for (const auto& [id, n] : s.nodes) {
       nodes[id] = ScratchNode{n.kind, n.descriptor};
@@ -1004,9 +1025,13 @@ class SessionManager::Impl {
             issue(op.node_id, "node '" + op.node_id + "': " + e.message());
             ok = false;
           }
-          for (const Status& e : policy_of(spec)) {
+          Json confined;
+          for (const Status& e : policy_of(spec, confined)) {
             issue(op.node_id, e.message(), e.code());
             ok = false;
+          }
+          if (worker_params != nullptr) {
+            (*worker_params)[i] = std::move(confined);
           }
           if (nodes.size() + 1 > config_.max_nodes_per_session) {
             issue(op.node_id,
@@ -1319,12 +1344,13 @@ class SessionManager::Impl {
     sb->set_address_space_bytes(config_.sandbox.address_space_bytes);
     sb->set_max_open_files(config_.sandbox.max_open_files);
     sb->set_allow_network(false);
+    sb->set_confined_files(config_.paths.has_value());  // policy_of() confined the file params
     for (const auto& id : w.nodes) {
       const LiveNode& n = s.nodes.at(id);
       auto* na = a.add_nodes();
       na->set_node_id(n.id);
       na->set_kind(n.kind);
-      na->set_params_json(n.params.dump());
+      na->set_params_json(n.worker_params.dump());
       na->set_doorbell(n.doorbell);
       std::vector<std::pair<std::string, std::string>> inputs;
       for (const auto& c : s.connections) {

@@ -41,6 +41,7 @@ void fill_stats(v1::NodeStats& out, const std::string& id, const NodeStats& s) {
   out.set_bytes_in(s.bytes_in);
   out.set_bytes_out(s.bytes_out);
   out.set_dropped(s.dropped);
+  out.set_media_time_us(s.media_time_us);
 }
 
 /// Collects runner events; the main thread forwards them to the supervisor.
@@ -174,6 +175,7 @@ class Worker {
       spec.doorbell = n.doorbell();
       spec.pulls_input = d->pulls_input;
       spec.accepts_input = !d->inputs.empty();
+      spec.confined_files = assign.sandbox().confined_files();
       for (const auto& in : n.inputs()) {
         spec.inputs.push_back({in.pin(), in.ring_segment()});
       }

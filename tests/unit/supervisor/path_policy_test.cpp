@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "skit/supervisor/path_policy.hpp"
 #include "skit_test_support.hpp"
@@ -60,6 +61,53 @@ TEST_F(PathPolicyTest, WritingNeedsTheWriteList) {
   EXPECT_FALSE(policy_.check("samples/audio/new.ogg", true).is_ok()) << "readable is not writable";
   PathPolicy deny_all(base_, {"samples/**"}, {});
   EXPECT_FALSE(deny_all.check("out/x.wav", true).is_ok()) << "default: writing denied";
+}
+
+TEST_F(PathPolicyTest, MissingFilesAndDirectoriesAreNamedBeforeAnyWorkerStarts) {
+  auto missing = policy_.check("samples/audio/none.ogg", false);
+  ASSERT_FALSE(missing.is_ok());
+  EXPECT_EQ(missing.status().code(), ErrorCode::kInvalidParam);
+  EXPECT_NE(missing.status().message().find("does not exist"), std::string::npos);
+  auto dir = policy_.check("samples/audio", false);
+  ASSERT_FALSE(dir.is_ok());
+  EXPECT_NE(dir.status().message().find("directory"), std::string::npos);
+  PathPolicy deep(base_, {"samples/**"}, {"out/**"});
+  auto no_dir = deep.check("out/sub/x.wav", true);
+  ASSERT_FALSE(no_dir.is_ok());
+  EXPECT_NE(no_dir.status().message().find("does not exist"), std::string::npos);
+}
+
+// Which params are file paths is declared by the node kinds, not known to the policy by name.
+TEST_F(PathPolicyTest, ConfineRewritesDeclaredFileParamsToTheCheckedCanonicalPath) {
+  v1::NodeSpec reader;
+  reader.set_id("music");
+  reader.set_kind("core::file_reader");
+  reader.set_params_json(R"({"path": "samples/./audio/../audio/a.ogg", "chunk_size": 512})");
+  reader.mutable_position()->set_line(7);
+  EXPECT_TRUE(policy_.confine_node(reader).empty());
+  const auto params = nlohmann::json::parse(reader.params_json());
+  EXPECT_EQ(params["path"], fs::canonical(base_ / "samples/audio/a.ogg").string());
+  EXPECT_EQ(params["chunk_size"], 512);
+
+  v1::NodeSpec writer;
+  writer.set_id("save");
+  writer.set_kind("core::file_writer");
+  writer.set_params_json(R"({"path": "samples/audio/a.ogg"})");
+  writer.mutable_position()->set_line(9);
+  const auto errors = policy_.confine_node(writer);
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(errors[0].where().node_id, "save");
+  EXPECT_EQ(errors[0].where().param, "path");
+  EXPECT_EQ(errors[0].where().line, 9);
+  EXPECT_NE(errors[0].message().find("security.allowed_write_paths"), std::string::npos);
+
+  v1::NodeSpec gain;
+  gain.set_id("g");
+  gain.set_kind("audio::gain");
+  gain.set_params_json(R"({"gain": 2.0})");
+  EXPECT_TRUE(policy_.confine_node(gain).empty());
+  EXPECT_EQ(nlohmann::json::parse(gain.params_json())["gain"], 2.0);
 }
 
 }  // namespace

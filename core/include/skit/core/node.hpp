@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "skit/core/files.hpp"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/params.hpp"
 #include "skit/core/status.hpp"
@@ -117,6 +118,12 @@ class NodeContext {
   /// Host streams; null unless this node runs host-side (see NodeExecution::kHost).
   virtual HostByteSource* host_source() { return nullptr; }
   virtual HostByteSink* host_sink() { return nullptr; }
+  /// Opens a file named by one of the node's file-path params (ParamFieldRef::file_path). In a
+  /// confined run (the server) the path is the canonical one the supervisor checked, and no
+  /// symbolic link is followed; see skit::open_file().
+  virtual Result<UniqueFd> open_file(const std::string& path, FileAccess access) {
+    return skit::open_file(path, access, /*confined=*/false);
+  }
 };
 
 /// Base of every node. Lifecycle: prepare() (before the sandbox engages; open files here),

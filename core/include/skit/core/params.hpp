@@ -3,6 +3,7 @@
 // live-tuning rules and the JSON Schema published by `skit nodes` and the schema API.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "skit/core/files.hpp"
 #include "skit/core/status.hpp"
 
 namespace skit {
@@ -33,6 +35,10 @@ struct ParamField {
   std::optional<double> min;
   std::optional<double> max;
   std::vector<std::string> choices;  // for enumerated strings
+  std::vector<double> numeric_choices;  // for enumerated numbers (an Opus frame size)
+  // A file path the node opens: checked against the server's allow-lists by the supervisor,
+  // opened by the node through NodeContext::open_file().
+  FileAccess file_access = FileAccess::kNone;
   Json default_value;
   std::function<Status(void* params, const Json& value)> assign;
   std::function<Json(const void* params)> read;
@@ -80,6 +86,16 @@ class ParamFieldRef {
     field_->tunable = true;
     return *this;
   }
+  /// The param is a path of a file that the node reads or writes.
+  ParamFieldRef& file_path(FileAccess access) {
+    field_->file_access = access;
+    return *this;
+  }
+  /// The only numbers accepted (published as a JSON Schema "enum").
+  ParamFieldRef& one_of(std::vector<double> values) {
+    field_->numeric_choices = std::move(values);
+    return *this;
+  }
   ParamFieldRef& choices(std::vector<std::string> values) {
     field_->choices = std::move(values);
     return *this;
@@ -93,7 +109,12 @@ namespace detail {
 Status param_type_error(const ParamField& field, const Json& value);
 Status check_range(const ParamField& field, double value);
 Status check_choice(const ParamField& field, const std::string& value);
+Status check_numeric_choice(const ParamField& field, double value);
 }  // namespace detail
+
+/// A number as people write it: integers exactly (16777216, 4294967295, not 1.67772e+07),
+/// others in their shortest round-trip form (0.25, 1e-06).
+std::string format_number(double value);
 
 /// Builds the ParamSchema of params struct T from member pointers.
 template <typename T>
@@ -181,6 +202,7 @@ class ParamSchemaBuilder {
         return detail::param_type_error(fld, value);
       }
       SKIT_RETURN_IF_ERROR(detail::check_range(fld, as_double));
+      SKIT_RETURN_IF_ERROR(detail::check_numeric_choice(fld, as_double));
       if (!fits) {
         return Status(ErrorCode::kInvalidParam, "value " + value.dump() + " does not fit",
                       {.param = fld.name});
@@ -191,6 +213,7 @@ class ParamSchemaBuilder {
       }
       const double v = value.get<double>();
       SKIT_RETURN_IF_ERROR(detail::check_range(fld, v));
+      SKIT_RETURN_IF_ERROR(detail::check_numeric_choice(fld, v));
       target = static_cast<M>(v);
     } else if constexpr (std::is_same_v<M, std::string>) {
       if (!value.is_string()) {
@@ -235,6 +258,9 @@ Result<T> decode_params(const Json& params, std::vector<Status>* all_errors = nu
   std::vector<Status> errors;
   param_schema_of<T>().decode(&out, params, /*tuning=*/false, errors);
   if constexpr (SelfValidating<T>) {
+    // Cross-field rules only: a rule over a field that failed to decode would judge its
+    // default. Rules about one field belong to the field (range, one_of, choices), so that
+    // they are reported together with every other field's problem.
     if (errors.empty()) {
       Status extra = out.validate();
       if (!extra.is_ok()) {

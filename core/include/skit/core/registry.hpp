@@ -46,6 +46,9 @@ class NodeRegistry {
   bool add(NodeDescriptor descriptor);
   [[nodiscard]] const NodeDescriptor* find(std::string_view kind) const;
   [[nodiscard]] std::vector<const NodeDescriptor*> all() const;
+  /// The registered kind a mistyped `kind` most likely meant ("audio::gian" -> "audio::gain",
+  /// "opus::decoder" -> "audio::opus::decoder"), or "" when none is close.
+  [[nodiscard]] std::string closest_kind(std::string_view kind) const;
 
  private:
   std::map<std::string, NodeDescriptor, std::less<>> kinds_;

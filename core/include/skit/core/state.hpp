@@ -19,6 +19,9 @@ struct NodeStats {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t dropped = 0;  // best-effort drops on this node's outputs
+  // End (pts + duration, microseconds) of the latest timed packet received: how far through
+  // the media the node is (progress lines); 0 until a timed packet arrives.
+  std::int64_t media_time_us = 0;
 };
 
 }  // namespace skit

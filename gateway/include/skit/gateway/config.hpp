@@ -55,12 +55,15 @@ struct ServerConfig {
   std::chrono::milliseconds grpc_idle_timeout{30 * 60 * 1000};
   // engine + security + paths
   supervisor::EngineConfig engine;
-  // sessions: dynamic sessions (worker_executable, sandbox and node_policy are filled in by
+  // sessions: dynamic sessions (worker_executable, sandbox and paths are filled in by
   // `skit serve` from the engine's)
   supervisor::SessionConfig sessions;
   std::string samples_dir = "samples/pipelines";
   std::string ui_dir;  // static web UI build, empty: none
 };
+
+/// The full default configuration as a commented YAML document (`skit config default`).
+std::string_view default_config_yaml();
 
 /// Parses a config document; all errors at once, each with its line.
 Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* errors = nullptr);

@@ -105,6 +105,9 @@ struct RunnerSpec {
   std::string doorbell;  // endpoint the runner thread sleeps on
   bool pulls_input = false;
   bool accepts_input = true;  // false: a source (no declared input pins)
+  // File params hold canonical paths checked by the supervisor: open them following no
+  // symbolic link (see skit::open_file).
+  bool confined_files = false;
   std::vector<RunnerInput> inputs;
   std::vector<RunnerOutput> outputs;
 };
@@ -180,6 +183,9 @@ class NodeRunner final : public NodeContext {
   Result<std::size_t> read_input(std::span<std::byte> buffer) override;
   HostByteSource* host_source() override { return host_source_; }
   HostByteSink* host_sink() override { return host_sink_; }
+  Result<UniqueFd> open_file(const std::string& path, FileAccess access) override {
+    return skit::open_file(path, access, spec_.confined_files);
+  }
 
  private:
   class Output;
@@ -273,6 +279,7 @@ class NodeRunner final : public NodeContext {
   std::atomic<std::int64_t> busy_since_ns_{0};  // steady clock; 0 = not in node code
   std::atomic<std::uint64_t> packets_in_{0};
   std::atomic<std::uint64_t> bytes_in_{0};
+  std::atomic<std::int64_t> media_time_us_{0};  // written by the runner thread only
   std::atomic<std::uint64_t> packets_out_{0};
   std::atomic<std::uint64_t> bytes_out_{0};
   std::atomic<std::uint64_t> dropped_{0};

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: MPL-2.0
-// File path allow-lists for core::file_reader / core::file_writer, with StreamKit's keys
-// (security.allowed_file_paths, security.allowed_write_paths). Paths are canonicalized first
-// (symlinks and '..' resolved), then matched against glob patterns relative to a base
-// directory: '*' matches within one path segment, '**' across segments.
+// File path allow-lists, with StreamKit's keys (security.allowed_file_paths,
+// security.allowed_write_paths), for every param that a node kind declares as a file path
+// (ParamFieldRef::file_path): the policy knows no kind by name. Paths are canonicalized first
+// (symlinks and '..' resolved, relative ones against the base directory), then matched against
+// glob patterns relative to the base directory: '*' matches within one path segment, '**'
+// across segments. A checked path is written back into the params as that canonical absolute
+// path, which the worker opens following no symbolic link: the node opens exactly what was
+// checked, whatever the server's working directory.
 #pragma once
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "skit/core/registry.hpp"
 #include "skit/core/status.hpp"
 #include "skit/v1/pipeline.pb.h"
 
@@ -22,16 +27,22 @@ class PathPolicy {
   PathPolicy(std::filesystem::path base_dir, std::vector<std::string> read_patterns,
              std::vector<std::string> write_patterns);
 
-  /// Resolves `path` and checks it against the read or write list; the error names the path
-  /// and the list it is not in.
+  /// Resolves `path` and checks it against the read or write list (the error names the path
+  /// and the list it is not in, kPermissionDenied), then that a file to read exists and a file
+  /// to write has an existing directory (kInvalidParam). Returns the canonical absolute path.
   Result<std::filesystem::path> check(const std::string& path, bool write) const;
 
-  /// Checks one node: the `path` of a core::file_reader (read list) or core::file_writer
-  /// (write list); other kinds pass. The error carries node id, param and YAML position.
-  [[nodiscard]] Status check_node(const v1::NodeSpec& node) const;
+  /// Checks every file-path param that `descriptor` declares, in `params` (a JSON object), and
+  /// rewrites each to the canonical absolute path that passed. Every problem is returned, with
+  /// SourceLocation::param set.
+  std::vector<Status> confine(const NodeDescriptor& descriptor, Json& params) const;
 
-  /// Checks every file node of `pipeline`; errors carry node id, param and YAML position.
-  std::vector<Status> check_pipeline(const v1::Pipeline& pipeline) const;
+  /// The same for one node of a pipeline (its params_json is rewritten); errors carry node id,
+  /// param and YAML position. Unknown kinds pass (the compiler names them).
+  std::vector<Status> confine_node(v1::NodeSpec& node) const;
+
+  /// Every node of `pipeline`.
+  std::vector<Status> confine_pipeline(v1::Pipeline& pipeline) const;
 
   [[nodiscard]] const std::filesystem::path& base_dir() const { return base_; }
 

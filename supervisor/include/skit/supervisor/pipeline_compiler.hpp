@@ -22,6 +22,10 @@ struct CompiledPipeline {
   [[nodiscard]] std::string error_report(std::string_view source = {}) const;
 };
 
+/// "pipeline.yml:12:5: error: node 'gain': param 'gain': must be <= 4 (got 9)".
+std::string format_diagnostic(std::string_view source, const Status& s,
+                              std::string_view severity = "error");
+
 CompiledPipeline compile_pipeline_yaml(std::string_view yaml,
                                        const NodeRegistry& registry = NodeRegistry::builtin());
 

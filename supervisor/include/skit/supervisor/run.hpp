@@ -29,6 +29,9 @@ struct SandboxOptions {
   bool enabled = true;
   std::uint64_t address_space_bytes = 4ULL << 30;  // RLIMIT_AS per worker
   std::uint32_t max_open_files = 4096;
+  // File params were confined by a PathPolicy (canonical checked paths): workers open them
+  // following no symbolic link. Set by the server; `skit run` opens paths as given.
+  bool confined_files = false;
 };
 
 struct RunProgress {
@@ -36,6 +39,7 @@ struct RunProgress {
   std::uint64_t bytes_in = 0;   // consumed by host inputs (upload / --input)
   std::uint64_t bytes_out = 0;  // produced to host outputs (response / --output)
   std::size_t workers = 0;
+  double media_seconds = 0;  // furthest media time any node has received (0: untimed data)
 };
 
 struct RunOptions {

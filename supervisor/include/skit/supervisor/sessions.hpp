@@ -23,6 +23,7 @@
 #include "skit/core/params.hpp"
 #include "skit/core/pins.hpp"
 #include "skit/core/status.hpp"
+#include "skit/supervisor/path_policy.hpp"
 #include "skit/supervisor/run.hpp"
 #include "skit/v1/pipeline.pb.h"
 
@@ -57,8 +58,10 @@ struct SessionConfig {
   std::uint64_t worker_memory_limit_bytes = 1ULL << 30;
   /// Events queued per subscriber before the oldest are dropped (stats are coalesced first).
   std::size_t event_queue_capacity = 1024;
-  /// Extra checks of a node before it joins a session (file path allow-lists, allowed kinds).
-  std::function<std::vector<Status>(const v1::NodeSpec&)> node_policy;
+  /// The file path allow-lists for the nodes of a session (its YAML, added nodes, tuned
+  /// params): checked paths are confined (canonical, opened following no symbolic link).
+  /// Unset: file params are not policed and are opened as given (tests, tools).
+  std::optional<PathPolicy> paths;
 };
 
 struct SessionInfo {
