@@ -123,6 +123,21 @@ std::string now_rfc3339() {
   return buf;
 }
 
+/// A JSON document as a google.protobuf.Struct (false if it is not an object).
+bool to_struct(const nlohmann::json& value, google::protobuf::Struct* out) {
+  return value.is_object() &&
+         google::protobuf::util::JsonStringToMessage(
+             value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), out)
+             .ok();
+}
+
+/// A google.protobuf.Struct as JSON (numbers are doubles: 2 stays 2).
+nlohmann::json from_struct(const google::protobuf::Struct& value) {
+  std::string text;
+  (void)google::protobuf::util::MessageToJsonString(value, &text);
+  return nlohmann::json::parse(text, nullptr, false);
+}
+
 /// A JSON object in a request field; the error carries the field and where in the text.
 Result<nlohmann::json> json_object_of(const std::string& text, const std::string& what,
                                       v1::SourcePosition* position) {
@@ -509,6 +524,7 @@ class ControlService final : public ControlBase {
     }
     set_info(*info, resp->mutable_session());
     resp->set_pipeline_json(pipeline->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    to_struct(*pipeline, resp->mutable_pipeline());
     return grpc::Status::OK;
   }
 
@@ -618,7 +634,8 @@ class ControlService final : public ControlBase {
       return *denied;
     }
     v1::SourcePosition position;
-    auto patch = json_object_of(req->params_json(), "params_json", &position);
+    auto patch = req->has_params() ? Result<nlohmann::json>(from_struct(req->params()))
+                                   : json_object_of(req->params_json(), "params_json", &position);
     if (!patch) {
       v1::Problem p = problem_of(patch.status(), "params_json");
       *p.mutable_position() = position;
@@ -715,7 +732,9 @@ class ControlService final : public ControlBase {
         op.node_id = in.add_node().node_id();
         op.kind = in.add_node().kind();
         const std::string& params = in.add_node().params_json();
-        if (!params.empty()) {
+        if (in.add_node().has_params()) {
+          op.params = from_struct(in.add_node().params());
+        } else if (!params.empty()) {
           auto parsed = json_object_of(params, "add_node '" + op.node_id + "': params_json",
                                        position);
           if (!parsed) {
@@ -1182,6 +1201,7 @@ void WatchCall::pump_locked() {
     const std::string name = payload.is_object() ? payload.value("event", "") : "";
     out_.set_event(name);
     out_.set_payload_json(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    to_struct(payload, out_.mutable_payload());
     const auto ts = payload.is_object() ? payload.find("timestamp") : payload.end();
     out_.set_timestamp(ts != payload.end() && ts->is_string() ? ts->get<std::string>()
                                                              : now_rfc3339());

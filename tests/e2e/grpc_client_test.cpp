@@ -127,6 +127,13 @@ class WatchProbe final : public grpc::ClientReadReactor<v1::SessionEvent>, publi
     StartRead(&event_);
     StartCall();
   }
+  /// A call still running is cancelled first (a test that stops early leaves none behind).
+  ~WatchProbe() {
+    ctx_.TryCancel();
+    wait_done(10s);
+  }
+  WatchProbe(const WatchProbe&) = delete;
+  WatchProbe& operator=(const WatchProbe&) = delete;
   void OnReadInitialMetadataDone(bool ok) override {
     std::lock_guard lock(mutex);
     if (ok && !done) {
@@ -141,6 +148,7 @@ class WatchProbe final : public grpc::ClientReadReactor<v1::SessionEvent>, publi
     {
       std::lock_guard lock(mutex);
       ++events;
+      last = event_;
       cv.notify_all();
     }
     StartRead(&event_);
@@ -153,6 +161,7 @@ class WatchProbe final : public grpc::ClientReadReactor<v1::SessionEvent>, publi
     settle();
   }
   void cancel() { ctx_.TryCancel(); }
+  v1::SessionEvent last;  // under mutex
 
  private:
   grpc::ClientContext ctx_;
@@ -176,6 +185,12 @@ class ReflectionProbe final
     StartRead(&resp_);
     StartCall();
   }
+  ~ReflectionProbe() {
+    ctx_.TryCancel();
+    wait_done(10s);
+  }
+  ReflectionProbe(const ReflectionProbe&) = delete;
+  ReflectionProbe& operator=(const ReflectionProbe&) = delete;
   void OnReadDone(bool ok) override {
     std::lock_guard lock(mutex);
     if (ok && !done) {
@@ -999,6 +1014,50 @@ TEST_F(GrpcClient, TheRpcsHttpHasPermissionsConfigPacketSchemaAndSamples) {
       EXPECT_FALSE(k.bidirectional()) << k.kind() << ": no built-in kind may sit on a cycle";
     }
   }
+}
+
+TEST_F(GrpcClient, ParamsPipelinesAndEventsAreTypedStructs) {
+  start();
+  grpc::Status s;
+  create_ms("typed", &s);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  WatchProbe watcher(*stub_, kOperatorToken);
+  ASSERT_TRUE(watcher.wait_settled(5s));
+  // add_node with params as a Struct (no JSON text).
+  v1::ApplyBatchRequest batch;
+  batch.set_session("typed");
+  auto* add = batch.add_operations()->mutable_add_node();
+  add->set_node_id("gain");
+  add->set_kind("audio::gain");
+  (*add->mutable_params()->mutable_fields())["gain"].set_number_value(1.5);
+  v1::ApplyBatchResponse applied;
+  auto actx = context();
+  ASSERT_TRUE(stub_->ApplyBatch(actx.get(), batch, &applied).ok());
+  ASSERT_TRUE(applied.applied());
+  // GetSession: the pipeline as a Struct, its fields read without parsing JSON.
+  v1::GetSessionRequest get;
+  get.set_session("typed");
+  v1::GetSessionResponse session;
+  auto gctx = context();
+  ASSERT_TRUE(stub_->GetSession(gctx.get(), get, &session).ok());
+  const auto& nodes = session.pipeline().fields().at("nodes").struct_value().fields();
+  ASSERT_TRUE(nodes.count("gain")) << session.pipeline().DebugString().substr(0, 400);
+  const auto& params = nodes.at("gain").struct_value().fields().at("params").struct_value();
+  EXPECT_DOUBLE_EQ(params.fields().at("gain").number_value(), 1.5);
+  // An out-of-range value in a Struct is refused like one in params_json.
+  v1::TuneNodeRequest tune;
+  tune.set_session("typed");
+  tune.set_node_id("gain");
+  (*tune.mutable_params()->mutable_fields())["gain"].set_number_value(99.0);
+  v1::TuneNodeResponse tuned;
+  auto tctx = context();
+  EXPECT_EQ(stub_->TuneNode(tctx.get(), tune, &tuned).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Events carry their payload as a Struct too.
+  ASSERT_TRUE(watcher.wait_events(1, 5s));
+  std::lock_guard lock(watcher.mutex);
+  EXPECT_EQ(watcher.last.payload().fields().at("event").string_value(), watcher.last.event());
+  EXPECT_EQ(watcher.last.payload().fields().at("session_id").string_value(),
+            watcher.last.session_id());
 }
 
 TEST_F(GrpcClient, TlsWithAConfiguredCertificateAndKey) {
