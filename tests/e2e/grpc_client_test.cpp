@@ -289,7 +289,7 @@ class GrpcClient : public ::testing::Test {
 //    and Process unaffected; health reports overload.
 
 TEST_F(GrpcClient, ThreeHundredWatchersAndFiftyReflectionStreamsOnOneConnection) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   const std::string media = read_file((kRepo / "samples/audio/speech.ogg").string());
   const std::string yaml = sample_pipeline("volume_boost");
   grpc::Status s;
@@ -404,7 +404,7 @@ TEST_F(GrpcClient, ThreeHundredWatchersAndFiftyReflectionStreamsOnOneConnection)
 }
 
 TEST_F(GrpcClient, StreamsArePerTokenTooAndHealthReportsOverload) {
-  start("limits:\n  grpc_streams_per_token: 3\n  grpc_max_streams: 5\n");
+  ASSERT_NO_FATAL_FAILURE(start("limits:\n  grpc_streams_per_token: 3\n  grpc_max_streams: 5\n"));
   auto health_stub = health::Health::NewStub(channel_);
   auto check = [&] {
     health::HealthCheckResponse resp;
@@ -466,7 +466,7 @@ TEST_F(GrpcClient, StreamsArePerTokenTooAndHealthReportsOverload) {
 }
 
 TEST_F(GrpcClient, ReflectionNeedsATokenServesV1AndV1AlphaWithComments) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   auto stub = refl::ServerReflection::NewStub(channel_);
   {
     ReflectionProbe anonymous(*stub, "");
@@ -524,7 +524,7 @@ TEST_F(GrpcClient, ReflectionNeedsATokenServesV1AndV1AlphaWithComments) {
 // 2. Process ends at once, while the client holds its upload open.
 
 TEST_F(GrpcClient, ACorruptUploadHeldOpenIsAnsweredWithinOneSecond) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   auto ctx = context();
   auto stream = stub_->Process(ctx.get());
   v1::ProcessRequest config;
@@ -560,7 +560,7 @@ TEST_F(GrpcClient, ACorruptUploadHeldOpenIsAnsweredWithinOneSecond) {
 }
 
 TEST_F(GrpcClient, TheTimeLimitEndsAHeldOpenUploadAtOnceWithItsStatus) {
-  start("limits:\n  request_timeout_ms: 1500\n");
+  ASSERT_NO_FATAL_FAILURE(start("limits:\n  request_timeout_ms: 1500\n"));
   const auto t0 = Clock::now();
   auto ctx = context();
   auto stream = stub_->Process(ctx.get());
@@ -596,7 +596,7 @@ TEST_F(GrpcClient, TheTimeLimitEndsAHeldOpenUploadAtOnceWithItsStatus) {
 // 3. A small upload held open yields output (gRPC and HTTP).
 
 TEST_F(GrpcClient, ASmallOggUploadHeldOpenYieldsOutput) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   const std::string media = read_file((kRepo / "samples/audio/music.ogg").string());
   ASSERT_LT(media.size(), 30U * 1024) << "the 29 KB sample";
   auto ctx = context();
@@ -697,7 +697,7 @@ class RawHttp {
 };
 
 TEST_F(GrpcClient, ASmallOggUploadHeldOpenYieldsOutputOverHttpToo) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   RawHttp http(server_->http_port());
   ASSERT_TRUE(http.connected());
   http.start_process(sample_pipeline("volume_boost"));
@@ -714,7 +714,7 @@ TEST_F(GrpcClient, ASmallOggUploadHeldOpenYieldsOutputOverHttpToo) {
 }
 
 TEST_F(GrpcClient, ACorruptUploadHeldOpenOverHttpIsAnsweredWithinOneSecond) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   RawHttp http(server_->http_port());
   ASSERT_TRUE(http.connected());
   http.start_process(sample_pipeline("volume_boost"));
@@ -732,7 +732,7 @@ TEST_F(GrpcClient, ACorruptUploadHeldOpenOverHttpIsAnsweredWithinOneSecond) {
 // 4. A failed node in a session does not leave its upstream stuck.
 
 TEST_F(GrpcClient, AFailedNodeLeavesItsUpstreamRunningAndTunable) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   const std::string yaml =
       "mode: dynamic\n"
       "nodes:\n"
@@ -796,7 +796,7 @@ TEST_F(GrpcClient, AFailedNodeLeavesItsUpstreamRunningAndTunable) {
 //      PERMISSION_DENIED for a file outside the allow-lists; refusal after SIGTERM.
 
 TEST_F(GrpcClient, InvalidPipelinesCarryBadRequestWithPositionsInTheDetails) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   std::string yaml = sample_pipeline("volume_boost");
   const auto at = yaml.find("gain: 2.0");
   ASSERT_NE(at, std::string::npos);
@@ -829,7 +829,7 @@ TEST_F(GrpcClient, InvalidPipelinesCarryBadRequestWithPositionsInTheDetails) {
 }
 
 TEST_F(GrpcClient, BatchIssuesCountFromZeroAndCarryTheirPlace) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   grpc::Status s;
   create_ms("batch", &s);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -878,7 +878,7 @@ TEST_F(GrpcClient, BatchIssuesCountFromZeroAndCarryTheirPlace) {
 }
 
 TEST_F(GrpcClient, EveryErrorCarriesSkitErrorCode) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   v1::ListSessionsResponse resp;
   auto none = context("");
   const grpc::Status anonymous = stub_->ListSessions(none.get(), {}, &resp);
@@ -905,7 +905,7 @@ TEST_F(GrpcClient, EveryErrorCarriesSkitErrorCode) {
 }
 
 TEST_F(GrpcClient, AfterSigtermNewCallsAreRefused) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   // A watcher keeps the drain open a moment; health turns NOT_SERVING first.
   WatchProbe watcher(*stub_, kOperatorToken);
   ASSERT_TRUE(watcher.wait_settled(5s));
@@ -932,7 +932,7 @@ TEST_F(GrpcClient, AfterSigtermNewCallsAreRefused) {
 // Beyond the defects: connection limits.
 
 TEST_F(GrpcClient, AnIdleConnectionIsClosedAndTheNextCallReconnects) {
-  start("limits:\n  grpc_idle_timeout_ms: 300\n");
+  ASSERT_NO_FATAL_FAILURE(start("limits:\n  grpc_idle_timeout_ms: 300\n"));
   grpc::Status s;
   list_ms(&s);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -954,7 +954,7 @@ TEST_F(GrpcClient, AnIdleConnectionIsClosedAndTheNextCallReconnects) {
 }
 
 TEST_F(GrpcClient, TheRpcsHttpHasPermissionsConfigPacketSchemaAndSamples) {
-  start("limits:\n  grpc_streams_per_token: 7\n");
+  ASSERT_NO_FATAL_FAILURE(start("limits:\n  grpc_streams_per_token: 7\n"));
   {
     v1::GetPermissionsResponse resp;
     auto ctx = context(kViewerToken);
@@ -1017,7 +1017,7 @@ TEST_F(GrpcClient, TheRpcsHttpHasPermissionsConfigPacketSchemaAndSamples) {
 }
 
 TEST_F(GrpcClient, ParamsPipelinesAndEventsAreTypedStructs) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   grpc::Status s;
   create_ms("typed", &s);
   ASSERT_TRUE(s.ok()) << s.error_message();
