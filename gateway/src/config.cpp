@@ -162,6 +162,8 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                {"grpc_listen", [&](const YAML::Node&, const YAML::Node& x) {
                   grpc_listen_at = p.place(x);
                   p.scalar(x, "server.grpc_listen", cfg.grpc_listen); }},
+               {"grpc_tls_cert", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_tls_cert", cfg.grpc_tls_cert); }},
+               {"grpc_tls_key", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_tls_key", cfg.grpc_tls_key); }},
                {"allow_insecure_non_loopback", [&](const YAML::Node&, const YAML::Node& x) {
                   p.scalar(x, "server.allow_insecure_non_loopback", cfg.allow_insecure_non_loopback); }},
                {"log_format", [&](const YAML::Node&, const YAML::Node& x) {
@@ -210,6 +212,21 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                {"max_connections", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "limits.max_connections", cfg.max_connections); }},
                {"max_concurrent_oneshots", [&](const YAML::Node&, const YAML::Node& x) {
                   p.scalar(x, "limits.max_concurrent_oneshots", cfg.engine.max_concurrent_oneshots); }},
+               {"grpc_streams_per_connection", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "limits.grpc_streams_per_connection", cfg.grpc_streams_per_connection); }},
+               {"grpc_streams_per_token", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "limits.grpc_streams_per_token", cfg.grpc_streams_per_token); }},
+               {"grpc_max_streams", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "limits.grpc_max_streams", cfg.grpc_max_streams); }},
+               {"grpc_keepalive_ms", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::uint64_t ms = 0;
+                  if (p.scalar(x, "limits.grpc_keepalive_ms", ms)) cfg.grpc_keepalive = std::chrono::milliseconds(ms); }},
+               {"grpc_keepalive_timeout_ms", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::uint64_t ms = 0;
+                  if (p.scalar(x, "limits.grpc_keepalive_timeout_ms", ms)) cfg.grpc_keepalive_timeout = std::chrono::milliseconds(ms); }},
+               {"grpc_idle_timeout_ms", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::uint64_t ms = 0;
+                  if (p.scalar(x, "limits.grpc_idle_timeout_ms", ms)) cfg.grpc_idle_timeout = std::chrono::milliseconds(ms); }},
                {"request_timeout_ms", [&](const YAML::Node&, const YAML::Node& x) {
                   std::uint64_t ms = 0;
                   if (p.scalar(x, "limits.request_timeout_ms", ms)) {

@@ -134,7 +134,7 @@ std::vector<supervisor::BatchOperation> parse_operations(const json& payload,
   for (std::size_t i = 0; i < ops.size(); ++i) {
     auto op = supervisor::batch_operation_from_json(ops[i]);
     if (!op) {
-      problems.push_back("operation " + std::to_string(i + 1) + ": " + error_text(op.status()));
+      problems.push_back("operation " + std::to_string(i) + ": " + error_text(op.status()));
       node_ids.push_back(ops[i].is_object() ? ops[i].value("node_id", "") : "");
       continue;
     }

@@ -1,23 +1,28 @@
 // SPDX-License-Identifier: MPL-2.0
-// skit.v1.Control on gRPC's synchronous API. The session RPCs call the session manager
-// directly; WatchEvents holds a bounded event subscription for the length of the call. Process runs on three threads: the call's own
-// thread reads the client's media into a bounded ByteQueue (the pipeline's
-// streamkit::http_input), a runner thread runs the pipeline on the engine, and a writer
-// thread sends streamkit::http_output's bytes back as they are produced. Auth uses the same
-// bearer tokens and roles as the HTTP gateway; the health service and reflection are open,
-// like GET /healthz.
+// skit.v1.Control. The unary RPCs run on gRPC's synchronous handler threads (they are short:
+// the session RPCs call the session manager directly); the long-lived streams, Process and
+// WatchEvents, run on the callback API, so an open stream holds no thread: a stream is a
+// reactor driven by gRPC's events and by its queues' listeners. Process: a runner thread runs
+// the pipeline on the engine; the client's media goes into a bounded ByteQueue
+// (streamkit::http_input) as it is read, each read started only when the queue has room;
+// streamkit::http_output's bytes are written back as the pipeline produces them; the call
+// ends as soon as the run does. Long-lived streams count against the per-connection and
+// per-token caps (grpc_infra.hpp); auth uses the HTTP gateway's bearer tokens and roles.
 #include "grpc_service.hpp"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_callback.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <condition_variable>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -25,9 +30,11 @@
 
 #include "byte_queue.hpp"
 #include "control_plane.hpp"
-#include "grpc/health/v1/health.pb.h"
+#include "grpc_infra.hpp"
+#include "grpc_reflection.hpp"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
+#include "skit/supervisor/pipeline_compiler.hpp"
 #include "skit/v1/control.grpc.pb.h"
 
 namespace skit::gateway {
@@ -39,19 +46,9 @@ constexpr std::size_t kQueueBytes = 1 << 20;
 constexpr int kMaxMessageBytes = 4 << 20;  // a media chunk; the config may need more
 constexpr auto kShutdownGrace = std::chrono::seconds(5);   // for Process calls to end
 constexpr auto kUnaryGrace = std::chrono::milliseconds(300);  // then for the rest
-constexpr auto kTimeoutGrace = std::chrono::seconds(5);  // past the run's own deadline
-constexpr const char* kErrorCodeKey = "skit-error-code";
-
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
+// A Process call whose run has not ended this long past limits.request_timeout_ms (a client
+// that never sends its config, say) is cancelled.
+constexpr auto kTimeoutGrace = std::chrono::seconds(5);
 
 std::string host_of(const std::string& listen) {
   std::string host = listen.substr(0, listen.rfind(':'));
@@ -65,27 +62,31 @@ bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-grpc::Status to_grpc(const Status& s) {
-  return {grpc_code_for(s.code()), s.to_string()};
+/// An engine or session error's gRPC code: a file outside the path allow-lists is
+/// PERMISSION_DENIED (HTTP's 403), a node that has stopped or failed cannot be tuned
+/// (FAILED_PRECONDITION).
+grpc::StatusCode code_for(const Status& s, bool session_api) {
+  if (session_api && s.code() == ErrorCode::kUnavailable) {
+    return grpc::StatusCode::FAILED_PRECONDITION;
+  }
+  return grpc_code_for(s.code());
 }
 
-/// Every problem of a pipeline, one per line. A path-policy refusal makes the request's
-/// pipeline invalid: INVALID_ARGUMENT (HTTP answers 403), with "permission_denied" in the
-/// skit-error-code trailer; otherwise the first problem's code.
-grpc::Status compile_error(grpc::ServerContext* ctx, const std::vector<Status>& errors) {
+/// Every problem of a pipeline, one per line in the message and one per detail. A path
+/// policy refusal decides the code (PERMISSION_DENIED); otherwise the first problem's.
+grpc::Status compile_error(grpc::ServerContextBase& ctx, const std::vector<Status>& errors,
+                           const std::string& field) {
   std::string message;
   ErrorCode code = errors.empty() ? ErrorCode::kInvalidArgument : errors.front().code();
+  std::vector<v1::Problem> problems;
   for (const auto& e : errors) {
     message += (message.empty() ? "" : "\n") + e.to_string();
     if (e.code() == ErrorCode::kPermissionDenied) {
       code = ErrorCode::kPermissionDenied;
     }
+    problems.push_back(problem_of(e, field));
   }
-  ctx->AddTrailingMetadata(kErrorCodeKey, std::string(error_code_name(code)));
-  const grpc::StatusCode status = code == ErrorCode::kPermissionDenied
-                                      ? grpc::StatusCode::INVALID_ARGUMENT
-                                      : grpc_code_for(code);
-  return {status, message};
+  return rpc_error(ctx, grpc_code_for(code), error_code_name(code), message, problems);
 }
 
 v1::NodeKind::Cardinality cardinality_of(Cardinality c) {
@@ -108,92 +109,208 @@ v1::NodeReport::State state_of(NodeState s) {
   return v1::NodeReport::STATE_UNSPECIFIED;
 }
 
-/// The calls in progress: cancelled together on shutdown, one by one past their deadline.
-class CallRegistry {
- public:
-  struct Entry {
-    grpc::ServerContext* ctx;
-    std::atomic<bool>* cancel;
-    Clock::time_point deadline;
-  };
+std::string now_rfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms));
+  return buf;
+}
 
-  /// False when the server is draining (the call must be refused).
-  bool add(const Entry& entry) {
-    std::lock_guard lock(mutex_);
-    if (draining_) {
-      return false;
+/// A JSON document as a google.protobuf.Struct (false if it is not an object).
+bool to_struct(const nlohmann::json& value, google::protobuf::Struct* out) {
+  return value.is_object() &&
+         google::protobuf::util::JsonStringToMessage(
+             value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), out)
+             .ok();
+}
+
+/// A google.protobuf.Struct as JSON (numbers are doubles: 2 stays 2).
+nlohmann::json from_struct(const google::protobuf::Struct& value) {
+  std::string text;
+  (void)google::protobuf::util::MessageToJsonString(value, &text);
+  return nlohmann::json::parse(text, nullptr, false);
+}
+
+/// A JSON object in a request field; the error carries the field and where in the text.
+Result<nlohmann::json> json_object_of(const std::string& text, const std::string& what,
+                                      v1::SourcePosition* position) {
+  try {
+    auto value = nlohmann::json::parse(text);
+    if (!value.is_object()) {
+      return Status(ErrorCode::kInvalidArgument, what + " must be a JSON object");
     }
-    calls_.emplace(entry.ctx, entry);
-    return true;
-  }
-  void remove(grpc::ServerContext* ctx) {
-    std::lock_guard lock(mutex_);
-    calls_.erase(ctx);
-    empty_.notify_all();
-  }
-  /// True when every call has ended within `timeout`.
-  bool wait_empty(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex_);
-    return empty_.wait_for(lock, timeout, [&] { return calls_.empty(); });
-  }
-  void cancel_all() {
-    std::lock_guard lock(mutex_);
-    draining_ = true;
-    for (auto& [ctx, e] : calls_) {
-      e.cancel->store(true);
-      ctx->TryCancel();
+    return value;
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.byte is 1-based, the offending character.
+    const std::size_t at = std::min<std::size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+    const auto nl = text.rfind('\n', at == 0 ? 0 : at - 1);
+    const auto column = nl == std::string::npos || at == 0 ? at + 1 : at - nl;
+    if (position != nullptr) {
+      position->set_line(static_cast<int>(line));
+      position->set_column(static_cast<int>(column));
     }
+    return Status(ErrorCode::kInvalidArgument,
+                  what + " is not valid JSON (line " + std::to_string(line) + ", column " +
+                      std::to_string(column) + ")");
   }
-  void cancel_expired() {
-    const auto now = Clock::now();
-    std::lock_guard lock(mutex_);
-    for (auto& [ctx, e] : calls_) {
-      if (now > e.deadline && !e.cancel->load()) {
-        spdlog::warn("grpc: a call exceeded limits.request_timeout_ms: cancelled");
-        e.cancel->store(true);
-        ctx->TryCancel();
+}
+
+const char* operation_name(const v1::BatchOperation& op) {
+  switch (op.operation_case()) {
+    case v1::BatchOperation::kAddNode: return "add_node";
+    case v1::BatchOperation::kRemoveNode: return "remove_node";
+    case v1::BatchOperation::kConnect: return "connect";
+    case v1::BatchOperation::kDisconnect: return "disconnect";
+    default: return "";
+  }
+}
+
+/// The request field a batch problem is about.
+std::string batch_field(const v1::ApplyBatchRequest& req, std::size_t index, ErrorCode code) {
+  std::string field = "operations[" + std::to_string(index) + "]";
+  if (index < static_cast<std::size_t>(req.operations_size())) {
+    const auto& op = req.operations(static_cast<int>(index));
+    const std::string name = operation_name(op);
+    if (!name.empty()) {
+      field += "." + name;
+      if (op.has_add_node() && code == ErrorCode::kInvalidParam) {
+        field += ".params_json";
       }
     }
   }
+  return field;
+}
 
- private:
-  std::mutex mutex_;
-  std::condition_variable empty_;
-  bool draining_ = false;
-  std::map<grpc::ServerContext*, Entry> calls_;
-};
+class ControlService;
 
-/// Keeps a call registered for its lifetime.
-class CallGuard {
+// ---------------------------------------------------------------------------------------------
+// Process
+
+class ProcessCall final
+    : public grpc::ServerBidiReactor<v1::ProcessRequest, v1::ProcessResponse> {
  public:
-  CallGuard(CallRegistry& registry, const CallRegistry::Entry& entry)
-      : registry_(registry), ctx_(entry.ctx), added_(registry.add(entry)) {}
-  ~CallGuard() {
-    if (added_) {
-      registry_.remove(ctx_);
-    }
-  }
-  CallGuard(const CallGuard&) = delete;
-  CallGuard& operator=(const CallGuard&) = delete;
-  [[nodiscard]] bool admitted() const { return added_; }
+  ProcessCall(ControlService& service, grpc::CallbackServerContext* ctx);
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
 
  private:
-  CallRegistry& registry_;
-  grpc::ServerContext* ctx_;
-  bool added_;
+  enum class Phase : std::uint8_t { kConfig, kProbe, kMedia, kUploadDone };
+  enum class Stop : std::uint8_t { kNone, kClient, kShutdown, kExpired };
+
+  void start_locked();
+  void accept_chunk_locked(std::string chunk);
+  void fail_upload_locked(Status status);
+  void on_upload_space();
+  void pump_output_locked();
+  void maybe_finish_locked();
+  void finish_early_locked(const grpc::Status& status);
+  void stop(Stop why);
+  [[nodiscard]] Status final_status_locked() const;
+
+  ControlService& service_;
+  grpc::CallbackServerContext* ctx_;
+  const Clock::time_point started_at_ = Clock::now();
+  std::unique_ptr<StreamLimiter::Ticket> ticket_;
+  bool registered_ = false;
+
+  std::mutex mutex_;
+  Phase phase_ = Phase::kConfig;
+  v1::ProcessRequest request_;
+  std::string yaml_;
+  bool has_media_ = false;
+  ByteQueue upload_{kQueueBytes};
+  ByteQueue output_{kQueueBytes};
+  QueueSource source_{upload_};
+  QueueSink sink_{output_};
+  std::atomic<bool> cancel_{false};
+  std::thread runner_;
+  bool started_ = false;
+  bool run_done_ = false;
+  supervisor::RunReport report_;
+  Status upload_error_;
+  std::optional<std::string> held_;  // read, waiting for room in upload_
+  bool reading_ = false;
+  bool writing_ = false;
+  bool finished_ = false;
+  bool first_output_ = true;
+  Stop stop_ = Stop::kNone;
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+  v1::ProcessResponse out_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// WatchEvents
 
+class WatchCall final : public grpc::ServerWriteReactor<v1::SessionEvent> {
+ public:
+  WatchCall(ControlService& service, grpc::CallbackServerContext* ctx,
+            const v1::WatchEventsRequest& req);
+  void OnSendInitialMetadataDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
 
-class ControlService final : public v1::Control::Service {
+ private:
+  void pump();
+  void pump_locked();
+  void finish_locked(const grpc::Status& status);
+  void stop(bool shutdown);
+
+  ControlService& service_;
+  grpc::CallbackServerContext* ctx_;
+  std::unique_ptr<StreamLimiter::Ticket> ticket_;
+  std::shared_ptr<supervisor::EventSubscription> subscription_;
+  bool registered_ = false;
+  std::string only_;  // a session id: only its events, and end after its sessiondestroyed
+  std::mutex mutex_;
+  v1::SessionEvent out_;
+  bool writing_ = false;
+  bool ending_ = false;  // the last event is being written
+  bool stopping_ = false;
+  bool shutdown_ = false;
+  bool finished_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The service
+
+using ControlBase =
+    v1::Control::WithCallbackMethod_Process<v1::Control::WithCallbackMethod_WatchEvents<
+        v1::Control::Service>>;
+
+class ControlService final : public ControlBase {
  public:
   ControlService(const ServerConfig& config, supervisor::Engine& engine,
-                 supervisor::SessionManager& sessions, CallRegistry& calls)
-      : config_(config), engine_(engine), sessions_(sessions), calls_(calls) {}
+                 supervisor::SessionManager& sessions, const Authenticator& auth,
+                 StreamLimiter& limiter, CallRegistry& calls, HealthState& health)
+      : config_(config), engine_(engine), sessions_(sessions), auth_(auth), limiter_(limiter),
+        calls_(calls), health_(health) {}
+
+  grpc::ServerBidiReactor<v1::ProcessRequest, v1::ProcessResponse>* Process(
+      grpc::CallbackServerContext* ctx) override {
+    return new ProcessCall(*this, ctx);
+  }
+
+  grpc::ServerWriteReactor<v1::SessionEvent>* WatchEvents(
+      grpc::CallbackServerContext* ctx, const v1::WatchEventsRequest* req) override {
+    return new WatchCall(*this, ctx, *req);
+  }
 
   grpc::Status ListNodeKinds(grpc::ServerContext* ctx, const v1::ListNodeKindsRequest* /*req*/,
                              v1::ListNodeKindsResponse* resp) override {
-    if (auto denied = authorize(ctx, Role::kViewer, "list node kinds")) {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "list node kinds")) {
       return *denied;
     }
     for (const auto* d : NodeRegistry::builtin().all()) {
@@ -219,25 +336,124 @@ class ControlService final : public v1::Control::Service {
       }
       k->set_execution(d->execution == NodeExecution::kHost ? v1::NodeKind::HOST
                                                             : v1::NodeKind::WORKER);
+      k->set_bidirectional(d->to_json().value("bidirectional", false));
     }
     return grpc::Status::OK;
   }
 
+  grpc::Status GetPermissions(grpc::ServerContext* ctx, const v1::GetPermissionsRequest* /*req*/,
+                              v1::GetPermissionsResponse* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    Caller caller;  // without auth: admin
+    if (auto denied = admit(*ctx, Role::kViewer, "read permissions", &caller)) {
+      return *denied;
+    }
+    resp->set_role(std::string(role_name(caller.role)));
+    const nlohmann::json permissions = permissions_of(caller.role);
+    for (const auto& [name, allowed] : permissions.items()) {
+      (*resp->mutable_permissions())[name] = allowed.get<bool>();
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetConfig(grpc::ServerContext* ctx, const v1::GetConfigRequest* /*req*/,
+                         v1::GetConfigResponse* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "read the config")) {
+      return *denied;
+    }
+    resp->set_version(SKIT_VERSION);
+    resp->set_placement(std::string(supervisor::placement_name(engine_.config().placement)));
+    resp->set_max_body_bytes(config_.max_body_bytes);
+    resp->set_max_config_bytes(config_.max_config_bytes);
+    resp->set_max_concurrent_oneshots(
+        static_cast<std::uint32_t>(engine_.config().max_concurrent_oneshots));
+    resp->set_request_timeout_ms(static_cast<std::uint64_t>(config_.request_timeout.count()));
+    resp->set_max_sessions(static_cast<std::uint32_t>(sessions_.config().max_sessions));
+    resp->set_max_nodes_per_session(
+        static_cast<std::uint32_t>(sessions_.config().max_nodes_per_session));
+    resp->set_grpc_streams_per_connection(
+        static_cast<std::uint32_t>(config_.grpc_streams_per_connection));
+    resp->set_grpc_streams_per_token(static_cast<std::uint32_t>(config_.grpc_streams_per_token));
+    resp->set_grpc_max_streams(static_cast<std::uint32_t>(config_.grpc_max_streams));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetPacketSchema(grpc::ServerContext* ctx, const v1::GetPacketSchemaRequest* /*req*/,
+                               v1::GetPacketSchemaResponse* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "read the packet schema")) {
+      return *denied;
+    }
+    const auto converted =
+        google::protobuf::util::JsonStringToMessage(packet_schema_json().dump(), resp->mutable_schema());
+    if (!converted.ok()) {
+      return rpc_error(*ctx, grpc::StatusCode::INTERNAL, "internal",
+                       "the packet schema does not convert: " + converted.ToString());
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListSamples(grpc::ServerContext* ctx, const v1::ListSamplesRequest* /*req*/,
+                           v1::ListSamplesResponse* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "list samples")) {
+      return *denied;
+    }
+    std::vector<std::filesystem::path> files;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(samples_dir(), ec)) {
+      if (e.path().extension() == ".yml" || e.path().extension() == ".yaml") {
+        files.push_back(e.path());
+      }
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      load_sample(f, resp->add_samples());
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetSample(grpc::ServerContext* ctx, const v1::GetSampleRequest* req,
+                         v1::Sample* resp) override {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "read samples")) {
+      return *denied;
+    }
+    std::string id = req->id();
+    if (id.rfind("oneshot/", 0) == 0) {
+      id = id.substr(8);
+    }
+    if (id.empty() || id.find('/') != std::string::npos || id.find("..") != std::string::npos) {
+      return rpc_error(*ctx, grpc::StatusCode::INVALID_ARGUMENT, "invalid_argument",
+                       "bad sample id '" + req->id() + "'");
+    }
+    for (const char* ext : {".yml", ".yaml"}) {
+      if (std::filesystem::exists(samples_dir() / (id + ext))) {
+        load_sample(samples_dir() / (id + ext), resp);
+        return grpc::Status::OK;
+      }
+    }
+    return rpc_error(*ctx, grpc::StatusCode::NOT_FOUND, "not_found",
+                     "no oneshot sample '" + req->id() + "'");
+  }
+
   grpc::Status ValidatePipeline(grpc::ServerContext* ctx, const v1::ValidatePipelineRequest* req,
                                 v1::ValidatePipelineResponse* resp) override {
-    if (auto denied = authorize(ctx, Role::kViewer, "validate pipelines")) {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "validate pipelines")) {
       return *denied;
     }
     const std::string& yaml = req->pipeline_yaml();
     if (yaml.size() > config_.max_config_bytes) {
-      return config_too_large(ctx, yaml.size());
+      return config_too_large(*ctx, yaml.size());
     }
     bool has_media = req->has_media();
     if (!req->has_has_media()) {
       // Whatever the pipeline reads: media when it has a streamkit::http_input.
       auto plain = supervisor::compile_pipeline_yaml(yaml);
       if (!plain.ok()) {
-        return compile_error(ctx, plain.errors);
+        return compile_error(*ctx, plain.errors, "pipeline_yaml");
       }
       const auto& nodes = plain.pipeline.nodes();
       has_media = std::any_of(nodes.begin(), nodes.end(), [](const v1::NodeSpec& n) {
@@ -246,74 +462,35 @@ class ControlService final : public v1::Control::Service {
     }
     auto compiled = engine_.compile_oneshot(yaml, has_media);
     if (!compiled.ok()) {
-      return compile_error(ctx, compiled.errors);
+      return compile_error(*ctx, compiled.errors, "pipeline_yaml");
     }
     *resp->mutable_pipeline() = std::move(compiled.pipeline);
     return grpc::Status::OK;
   }
 
-  grpc::Status Process(grpc::ServerContext* ctx,
-                       grpc::ServerReaderWriter<v1::ProcessResponse, v1::ProcessRequest>* stream)
-      override {
-    if (auto denied = authorize(ctx, Role::kOperator, "run pipelines")) {
-      return *denied;
-    }
-    std::atomic<bool> cancel{false};
-    const CallGuard guard(calls_, {ctx, &cancel,
-                                   Clock::now() + config_.request_timeout + kTimeoutGrace});
-    if (!guard.admitted()) {
-      return {grpc::StatusCode::UNAVAILABLE, "the server is shutting down"};
-    }
-
-    // The config first; then, unless the client said, the next message tells whether media
-    // follows (a media chunk) or not (the half-close).
-    v1::ProcessRequest first;
-    if (!stream->Read(&first)) {
-      return ctx->IsCancelled()
-                 ? grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled")
-                 : protocol_error(ctx, "expected a ProcessRequest with `config` first");
-    }
-    if (!first.has_config()) {
-      return protocol_error(ctx, "the first ProcessRequest must carry `config` (the pipeline YAML)");
-    }
-    const std::string& yaml = first.config().pipeline_yaml();
-    if (yaml.size() > config_.max_config_bytes) {
-      return config_too_large(ctx, yaml.size());
-    }
-    bool has_media = first.config().has_media();
-    std::optional<std::string> pending;
-    if (!first.config().has_has_media()) {
-      v1::ProcessRequest next;
-      if (stream->Read(&next)) {
-        if (next.has_config()) {
-          return protocol_error(ctx, "`config` may be sent only once, in the first message");
-        }
-        has_media = true;
-        pending = std::move(*next.mutable_media());
-      } else if (ctx->IsCancelled()) {
-        return {grpc::StatusCode::CANCELLED, "the client cancelled"};
-      }
-    }
-    auto compiled = engine_.compile_oneshot(yaml, has_media);
-    if (!compiled.ok()) {
-      return compile_error(ctx, compiled.errors);
-    }
-    return run(ctx, stream, compiled.pipeline, has_media, std::move(pending), cancel);
-  }
-
   grpc::Status CreateSession(grpc::ServerContext* ctx, const v1::CreateSessionRequest* req,
                              v1::CreateSessionResponse* resp) override {
-    if (auto denied = authorize(ctx, Role::kOperator, "create sessions")) {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kOperator, "create sessions")) {
       return *denied;
     }
     if (req->pipeline_yaml().size() > config_.max_config_bytes) {
-      return config_too_large(ctx, req->pipeline_yaml().size());
+      return config_too_large(*ctx, req->pipeline_yaml().size());
     }
     const std::optional<std::string> name =
         req->has_name() ? std::optional<std::string>(req->name()) : std::nullopt;
     auto info = create_session(sessions_, name, req->pipeline_yaml());
     if (!info) {
-      return session_error(ctx, info.status());
+      // A bad document: every problem with its place, as the compiler reports them.
+      const Status& s = info.status();
+      if (s.code() != ErrorCode::kAlreadyExists && s.code() != ErrorCode::kResourceExhausted &&
+          !req->pipeline_yaml().empty()) {
+        auto compiled = supervisor::compile_pipeline_yaml(req->pipeline_yaml());
+        if (!compiled.ok()) {
+          return compile_error(*ctx, compiled.errors, "pipeline_yaml");
+        }
+      }
+      return session_error(*ctx, s, s.code() == ErrorCode::kAlreadyExists ? "name" : "pipeline_yaml");
     }
     set_info(*info, resp->mutable_session());
     return grpc::Status::OK;
@@ -321,7 +498,8 @@ class ControlService final : public v1::Control::Service {
 
   grpc::Status ListSessions(grpc::ServerContext* ctx, const v1::ListSessionsRequest* /*req*/,
                             v1::ListSessionsResponse* resp) override {
-    if (auto denied = authorize(ctx, Role::kViewer, "list sessions")) {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "list sessions")) {
       return *denied;
     }
     for (const auto& s : sessions_.list_sessions()) {
@@ -332,30 +510,33 @@ class ControlService final : public v1::Control::Service {
 
   grpc::Status GetSession(grpc::ServerContext* ctx, const v1::GetSessionRequest* req,
                           v1::GetSessionResponse* resp) override {
-    if (auto denied = authorize(ctx, Role::kViewer, "read sessions")) {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kViewer, "read sessions")) {
       return *denied;
     }
     auto info = sessions_.find_session(req->session());
     if (!info) {
-      return session_error(ctx, info.status());
+      return session_error(*ctx, info.status(), "session");
     }
     auto pipeline = sessions_.pipeline_json(info->id);
     if (!pipeline) {
-      return session_error(ctx, pipeline.status());
+      return session_error(*ctx, pipeline.status(), "session");
     }
     set_info(*info, resp->mutable_session());
     resp->set_pipeline_json(pipeline->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    to_struct(*pipeline, resp->mutable_pipeline());
     return grpc::Status::OK;
   }
 
   grpc::Status DeleteSession(grpc::ServerContext* ctx, const v1::DeleteSessionRequest* req,
                              v1::DeleteSessionResponse* resp) override {
-    if (auto denied = authorize(ctx, Role::kOperator, "destroy sessions")) {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kOperator, "destroy sessions")) {
       return *denied;
     }
     auto info = sessions_.destroy_session(req->session());
     if (!info) {
-      return session_error(ctx, info.status());
+      return session_error(*ctx, info.status(), "session");
     }
     resp->set_session_id(info->id);
     return grpc::Status::OK;
@@ -363,133 +544,176 @@ class ControlService final : public v1::Control::Service {
 
   grpc::Status ApplyBatch(grpc::ServerContext* ctx, const v1::ApplyBatchRequest* req,
                           v1::ApplyBatchResponse* resp) override {
-    if (auto denied = authorize(ctx, Role::kOperator, "modify sessions")) {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kOperator, "modify sessions")) {
       return *denied;
     }
     std::vector<supervisor::BatchOperation> ops;
-    std::vector<Status> problems;
+    std::vector<v1::BatchIssue> issues;  // the request's own problems (its JSON, its shape)
     for (int i = 0; i < req->operations_size(); ++i) {
-      auto op = batch_operation_of(req->operations(i));
+      v1::SourcePosition position;
+      auto op = batch_operation_of(req->operations(i), &position);
       if (!op) {
-        Status s = op.status();
-        problems.emplace_back(s.code(), "operation " + std::to_string(i + 1) + ": " + error_text(s));
-        if (req->validate_only()) {
-          auto* issue = resp->add_issues();
-          issue->set_operation(static_cast<std::uint32_t>(i));
-          issue->set_node_id(s.where().node_id);
-          issue->set_message(error_text(s));
-        }
+        const Status& s = op.status();
+        v1::BatchIssue issue;
+        issue.set_operation(static_cast<std::uint32_t>(i));
+        issue.set_node_id(s.where().node_id);
+        issue.set_message(error_text(s));
+        issue.set_field(batch_field(*req, static_cast<std::size_t>(i), s.code()) +
+                        (req->operations(i).has_add_node() ? ".params_json" : ""));
+        *issue.mutable_position() = position;
+        issue.set_error_code(std::string(error_code_name(s.code())));
+        issues.push_back(std::move(issue));
         continue;
       }
       ops.push_back(std::move(*op));
     }
+    if (issues.empty()) {
+      // The session's view: every operation checked as it would apply, in order.
+      auto checked = sessions_.validate_batch(req->session(), ops);
+      if (!checked) {
+        return session_error(*ctx, checked.status(), "session");
+      }
+      for (const auto& i : *checked) {
+        v1::BatchIssue issue;
+        issue.set_operation(static_cast<std::uint32_t>(i.operation));
+        issue.set_node_id(i.node_id);
+        issue.set_message(i.message);
+        issue.set_field(batch_field(*req, i.operation, i.code));
+        issue.set_error_code(std::string(error_code_name(i.code)));
+        issues.push_back(std::move(issue));
+      }
+    } else if (auto found = sessions_.find_session(req->session()); !found) {
+      return session_error(*ctx, found.status(), "session");
+    }
     if (req->validate_only()) {
-      if (!problems.empty()) {
-        auto found = sessions_.find_session(req->session());
-        return found ? grpc::Status::OK : session_error(ctx, found.status());
-      }
-      auto issues = sessions_.validate_batch(req->session(), ops);
-      if (!issues) {
-        return session_error(ctx, issues.status());
-      }
-      for (const auto& i : *issues) {
-        auto* issue = resp->add_issues();
-        issue->set_operation(static_cast<std::uint32_t>(i.operation));
-        issue->set_node_id(i.node_id);
-        issue->set_message(i.message);
+      for (auto& i : issues) {
+        *resp->add_issues() = std::move(i);
       }
       return grpc::Status::OK;
     }
-    if (!problems.empty()) {
-      std::string message;
-      for (const auto& p : problems) {
-        message += (message.empty() ? "" : "\n") + p.message();
+    if (issues.empty()) {
+      Status s = sessions_.apply_batch(req->session(), ops);
+      if (s.is_ok()) {
+        resp->set_applied(true);
+        return grpc::Status::OK;
       }
-      return session_error(ctx, Status(ErrorCode::kInvalidArgument, message));
+      // Changed since the check (a concurrent edit): the manager's own account.
+      return session_error(*ctx, s, "operations");
     }
-    if (Status s = sessions_.apply_batch(req->session(), ops); !s.is_ok()) {
-      return session_error(ctx, s);
+    // All or nothing: every problem, numbered from 0 like the operations.
+    std::string message;
+    std::vector<v1::Problem> problems;
+    ErrorCode code = ErrorCode::kInvalidArgument;
+    for (const auto& i : issues) {
+      const std::string text = "operation " + std::to_string(i.operation()) + ": " + i.message();
+      message += (message.empty() ? "" : "\n") + text;
+      v1::Problem p;
+      p.set_message(text);
+      p.set_error_code(i.error_code());
+      p.set_field(i.field());
+      *p.mutable_position() = i.position();
+      p.set_node_id(i.node_id());
+      p.set_operation(static_cast<int>(i.operation()));
+      problems.push_back(std::move(p));
     }
-    resp->set_applied(true);
-    return grpc::Status::OK;
+    // The first problem's kind decides the code (a path escape is not a syntax error).
+    for (int c = 0; c <= static_cast<int>(ErrorCode::kInternal); ++c) {
+      if (error_code_name(static_cast<ErrorCode>(c)) == issues.front().error_code()) {
+        code = static_cast<ErrorCode>(c);
+      }
+    }
+    return rpc_error(*ctx, code_for(Status(code, ""), true), error_code_name(code), message,
+                     problems);
   }
 
   grpc::Status TuneNode(grpc::ServerContext* ctx, const v1::TuneNodeRequest* req,
                         v1::TuneNodeResponse* /*resp*/) override {
-    if (auto denied = authorize(ctx, Role::kOperator, "tune nodes")) {
+    const HealthState::UnaryGuard busy(health_);
+    if (auto denied = admit(*ctx, Role::kOperator, "tune nodes")) {
       return *denied;
     }
-    const auto patch = nlohmann::json::parse(req->params_json(), nullptr, false);
-    if (patch.is_discarded() || !patch.is_object()) {
-      return protocol_error(ctx, "params_json must be a JSON object of params, e.g. {\"gain\": 0.5}");
+    v1::SourcePosition position;
+    auto patch = req->has_params() ? Result<nlohmann::json>(from_struct(req->params()))
+                                   : json_object_of(req->params_json(), "params_json", &position);
+    if (!patch) {
+      v1::Problem p = problem_of(patch.status(), "params_json");
+      *p.mutable_position() = position;
+      return rpc_error(*ctx, grpc::StatusCode::INVALID_ARGUMENT, "invalid_argument",
+                       patch.status().message() + " (a JSON object of params, e.g. {\"gain\": 0.5})",
+                       {p});
     }
-    const Status s = sessions_.tune_node(req->session(), req->node_id(), patch, !req->async());
-    return s.is_ok() ? grpc::Status::OK : session_error(ctx, s);
+    // The manager checks the patch against the node policy (file paths) itself.
+    const Status s = sessions_.tune_node(req->session(), req->node_id(), *patch, !req->no_wait());
+    return s.is_ok() ? grpc::Status::OK : session_error(*ctx, s, "params_json");
   }
 
-  grpc::Status WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
-                           grpc::ServerWriter<v1::SessionEvent>* writer) override {
-    if (auto denied = authorize(ctx, Role::kViewer, "watch sessions")) {
-      return *denied;
+  // ---- shared with the stream reactors
+
+  /// Null when the call may go on; else the status to end it with: the server is draining
+  /// (UNAVAILABLE, new calls are refused), or the caller may not (auth).
+  std::optional<grpc::Status> admit(grpc::ServerContextBase& ctx, Role needed, const char* what,
+                                    Caller* caller = nullptr) const {
+    if (calls_.draining()) {
+      return rpc_error(ctx, grpc::StatusCode::UNAVAILABLE, "unavailable",
+                       "the server is shutting down");
     }
-    std::atomic<bool> cancel{false};
-    const CallGuard guard(calls_, {ctx, &cancel, Clock::time_point::max()});
-    if (!guard.admitted()) {
-      return {grpc::StatusCode::UNAVAILABLE, "the server is shutting down"};
+    if (grpc::Status s = auth_.authorize(ctx, needed, what, caller); !s.ok()) {
+      return s;
     }
-    std::string only;
-    if (!req->session().empty()) {
-      auto info = sessions_.find_session(req->session());
-      if (!info) {
-        return session_error(ctx, info.status());
-      }
-      only = info->id;
-    }
-    const auto subscription = sessions_.subscribe();
-    // The headers tell the client that it is subscribed: events from now on reach it.
-    writer->SendInitialMetadata();
-    bool ended = false;  // the watched session is gone
-    while (!cancel.load() && !ctx->IsCancelled()) {
-      auto event = subscription->next(std::chrono::milliseconds(200));
-      if (!event) {
-        if (subscription->closed()) {
-          break;
-        }
-        continue;
-      }
-      if (!only.empty() && event->session_id != only) {
-        continue;
-      }
-      v1::SessionEvent out;
-      out.set_session_id(event->session_id);
-      const auto& payload = event->payload;
-      const std::string name = payload.is_object() ? payload.value("event", "") : "";
-      out.set_event(name);
-      out.set_payload_json(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-      const auto ts = payload.is_object() ? payload.find("timestamp") : payload.end();
-      out.set_timestamp(ts != payload.end() && ts->is_string() ? ts->get<std::string>()
-                                                               : now_rfc3339());
-      out.set_dropped(subscription->dropped());
-      if (!writer->Write(out)) {
-        break;  // the client went away
-      }
-      if (!only.empty() && name == "sessiondestroyed") {
-        ended = true;
-        break;
-      }
-    }
-    subscription->close();
-    if (ended) {
-      return grpc::Status::OK;
-    }
-    if (cancel.load()) {
-      return {grpc::StatusCode::CANCELLED, "the server is shutting down"};
-    }
-    return {grpc::StatusCode::CANCELLED, "the client cancelled"};
+    return std::nullopt;
   }
+
+  /// A session API error: the message with its place, the code mapped as in docs/grpc.md.
+  static grpc::Status session_error(grpc::ServerContextBase& ctx, const Status& s,
+                                    const std::string& field) {
+    std::vector<v1::Problem> problems;
+    const bool invalid = grpc_code_for(s.code()) == grpc::StatusCode::INVALID_ARGUMENT ||
+                         s.code() == ErrorCode::kPermissionDenied;
+    if (invalid) {
+      problems.push_back(problem_of(s, field));
+      problems.back().set_message(error_text(s));
+    }
+    return rpc_error(ctx, code_for(s, true), error_code_name(s.code()), error_text(s), problems);
+  }
+
+  grpc::Status config_too_large(grpc::ServerContextBase& ctx, std::size_t size) const {
+    return rpc_error(ctx, grpc::StatusCode::RESOURCE_EXHAUSTED, "resource_exhausted",
+                     "the pipeline is " + std::to_string(size) +
+                         " bytes; limits.max_config_bytes is " +
+                         std::to_string(config_.max_config_bytes));
+  }
+
+  static grpc::Status protocol_error(grpc::ServerContextBase& ctx, const std::string& message) {
+    return rpc_error(ctx, grpc::StatusCode::INVALID_ARGUMENT, "invalid_argument", message);
+  }
+
+  const ServerConfig& config_;
+  supervisor::Engine& engine_;
+  supervisor::SessionManager& sessions_;
+  const Authenticator& auth_;
+  StreamLimiter& limiter_;
+  CallRegistry& calls_;
+  HealthState& health_;
 
  private:
-  using Stream = grpc::ServerReaderWriter<v1::ProcessResponse, v1::ProcessRequest>;
+  [[nodiscard]] std::filesystem::path samples_dir() const {
+    return engine_.config().base_dir / config_.samples_dir / "oneshot";
+  }
+
+  static void load_sample(const std::filesystem::path& file, v1::Sample* out) {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string yaml = text.str();
+    const auto compiled = supervisor::compile_pipeline_yaml(yaml);
+    out->set_id("oneshot/" + file.stem().string());
+    out->set_name(compiled.pipeline.name().empty() ? file.stem().string()
+                                                   : compiled.pipeline.name());
+    out->set_description(compiled.pipeline.description());
+    out->set_yaml(yaml);
+    out->set_mode("oneshot");
+  }
 
   static void set_info(const supervisor::SessionInfo& info, v1::SessionInfo* out) {
     out->set_id(info.id);
@@ -498,21 +722,8 @@ class ControlService final : public v1::Control::Service {
     out->set_node_count(static_cast<std::uint32_t>(info.node_count));
   }
 
-  /// A session API error, as compile_error treats a pipeline's: a file outside the path
-  /// allow-lists is INVALID_ARGUMENT with the trailer permission_denied. A node that has
-  /// stopped or failed (kUnavailable: it cannot be tuned) is FAILED_PRECONDITION.
-  static grpc::Status session_error(grpc::ServerContext* ctx, const Status& s) {
-    ctx->AddTrailingMetadata(kErrorCodeKey, std::string(error_code_name(s.code())));
-    grpc::StatusCode code = grpc_code_for(s.code());
-    if (s.code() == ErrorCode::kPermissionDenied) {
-      code = grpc::StatusCode::INVALID_ARGUMENT;
-    } else if (s.code() == ErrorCode::kUnavailable) {
-      code = grpc::StatusCode::FAILED_PRECONDITION;
-    }
-    return {code, error_text(s)};
-  }
-
-  static Result<supervisor::BatchOperation> batch_operation_of(const v1::BatchOperation& in) {
+  static Result<supervisor::BatchOperation> batch_operation_of(const v1::BatchOperation& in,
+                                                               v1::SourcePosition* position) {
     using Action = supervisor::BatchOperation::Action;
     supervisor::BatchOperation op;
     switch (in.operation_case()) {
@@ -521,13 +732,16 @@ class ControlService final : public v1::Control::Service {
         op.node_id = in.add_node().node_id();
         op.kind = in.add_node().kind();
         const std::string& params = in.add_node().params_json();
-        if (!params.empty()) {
-          op.params = nlohmann::json::parse(params, nullptr, false);
-          if (op.params.is_discarded() || !(op.params.is_object() || op.params.is_null())) {
-            return Status(ErrorCode::kInvalidArgument,
-                          "add_node '" + op.node_id + "': params_json must be a JSON object",
+        if (in.add_node().has_params()) {
+          op.params = from_struct(in.add_node().params());
+        } else if (!params.empty()) {
+          auto parsed = json_object_of(params, "add_node '" + op.node_id + "': params_json",
+                                       position);
+          if (!parsed) {
+            return Status(ErrorCode::kInvalidArgument, parsed.status().message(),
                           SourceLocation{op.node_id, "", 0, 0});
           }
+          op.params = std::move(*parsed);
         }
         break;
       }
@@ -561,211 +775,488 @@ class ControlService final : public v1::Control::Service {
     }
     return op;
   }
-
-  static std::string now_rfc3339() {
-    const auto now = std::chrono::system_clock::now();
-    const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    ::gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(ms));
-    return buf;
-  }
-
-  /// Null when the caller may do it; else UNAUTHENTICATED or PERMISSION_DENIED.
-  std::optional<grpc::Status> authorize(grpc::ServerContext* ctx, Role needed,
-                                        const char* what) const {
-    if (config_.tokens.empty()) {
-      return std::nullopt;  // no auth configured: loopback only (check_listen_policy)
-    }
-    const auto& md = ctx->client_metadata();
-    const auto it = md.find("authorization");
-    if (it == md.end()) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "authentication required: send metadata authorization: Bearer <token>");
-    }
-    const std::string_view auth(it->second.data(), it->second.size());
-    const TokenConfig* who = nullptr;
-    if (auth.rfind("Bearer ", 0) == 0) {
-      const std::string_view token = auth.substr(7);
-      for (const auto& t : config_.tokens) {
-        if (constant_time_equal(t.token, token)) {
-          who = &t;
-        }
-      }
-    }
-    if (who == nullptr) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid token");
-    }
-    if (static_cast<int>(who->role) < static_cast<int>(needed)) {
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          "role '" + std::string(role_name(who->role)) + "' may not " + what +
-                              " (needs " + std::string(role_name(needed)) + ")");
-    }
-    return std::nullopt;
-  }
-
-  static grpc::Status protocol_error(grpc::ServerContext* ctx, const std::string& message) {
-    ctx->AddTrailingMetadata(kErrorCodeKey, "invalid_argument");
-    return {grpc::StatusCode::INVALID_ARGUMENT, message};
-  }
-
-  grpc::Status config_too_large(grpc::ServerContext* ctx, std::size_t size) const {
-    ctx->AddTrailingMetadata(kErrorCodeKey, "resource_exhausted");
-    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
-            "the pipeline is " + std::to_string(size) + " bytes; limits.max_config_bytes is " +
-                std::to_string(config_.max_config_bytes)};
-  }
-
-  grpc::Status run(grpc::ServerContext* ctx, Stream* stream, const v1::Pipeline& pipeline,
-                   bool has_media, std::optional<std::string> pending, std::atomic<bool>& cancel) {
-    ByteQueue upload(kQueueBytes);
-    ByteQueue output(kQueueBytes);
-    QueueSource source(upload);
-    QueueSink sink(output);
-
-    supervisor::RunReport report;
-    std::mutex done_mutex;
-    std::condition_variable done_cv;
-    bool done = false;
-    std::thread runner([&] {
-      report = engine_.run_oneshot(pipeline, has_media ? &source : nullptr, &sink, &cancel);
-      output.close(report.status);
-      upload.abort();  // stop reading media if the pipeline ended before the upload did
-      std::lock_guard lock(done_mutex);
-      done = true;
-      done_cv.notify_all();
-    });
-
-    std::atomic<bool> write_failed{false};
-    std::uint64_t bytes_out = 0;
-    std::thread writer([&] {
-      bool first = true;
-      while (auto chunk = output.pop()) {
-        v1::ProcessResponse r;
-        auto* out = r.mutable_output();
-        bytes_out += chunk->size();
-        out->set_data(std::move(*chunk));
-        if (first) {
-          out->set_content_type(sink.content_type());
-          first = false;
-        }
-        if (!stream->Write(r)) {
-          write_failed.store(true);  // the client went away: stop the pipeline
-          cancel.store(true);
-          output.abort();
-          break;
-        }
-      }
-    });
-
-    // This thread: the media, into the pipeline's input, within limits.max_body_bytes.
-    Status upload_error;
-    std::uint64_t bytes_in = 0;
-    if (has_media) {
-      auto push = [&](std::string chunk) {
-        if (chunk.empty()) {
-          return true;  // an empty chunk would read as the end of the stream
-        }
-        bytes_in += chunk.size();
-        if (bytes_in > config_.max_body_bytes) {
-          upload_error = Status(ErrorCode::kResourceExhausted,
-                                "the media exceeds limits.max_body_bytes (" +
-                                    std::to_string(config_.max_body_bytes) + " bytes)");
-          return false;
-        }
-        return upload.push(std::move(chunk));
-      };
-      bool more = !pending || push(std::move(*pending));
-      bool closed = false;
-      while (more && !cancel.load()) {
-        v1::ProcessRequest req;
-        if (!stream->Read(&req)) {
-          if (ctx->IsCancelled()) {
-            cancel.store(true);
-            upload.close(Status(ErrorCode::kCancelled, "the client cancelled"));
-          } else {
-            upload.close();  // the half-close: end of the media
-          }
-          closed = true;
-          break;
-        }
-        if (req.has_config()) {
-          upload_error = Status(ErrorCode::kInvalidArgument,
-                                "`config` may be sent only once, in the first message");
-          break;
-        }
-        more = push(std::move(*req.mutable_media()));
-      }
-      if (!upload_error.is_ok()) {
-        cancel.store(true);
-        upload.close(upload_error);
-      } else if (!closed) {
-        // Stopped early (cancelled, or the pipeline is done with its input): no reader waits.
-        upload.close(Status(ErrorCode::kCancelled, "the request was cancelled"));
-      }
-    }
-
-    // Wait for the run; a client that cancels (or whose deadline passes) stops it.
-    {
-      std::unique_lock lock(done_mutex);
-      while (!done_cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return done; })) {
-        if (ctx->IsCancelled() && !cancel.load()) {
-          cancel.store(true);
-          output.abort();
-        }
-      }
-    }
-    runner.join();
-    writer.join();
-
-    Status final_status = upload_error.is_ok() ? report.status : upload_error;
-    if (final_status.is_ok() && write_failed.load()) {
-      final_status = Status(ErrorCode::kCancelled, "the client went away");
-    }
-    const grpc::Status status = to_grpc(final_status);
-    if (!final_status.is_ok()) {
-      spdlog::warn("grpc Process failed: {}", final_status.to_string());
-    }
-    if (!write_failed.load() && !ctx->IsCancelled()) {
-      v1::ProcessResponse r;
-      auto* res = r.mutable_result();
-      res->set_code(static_cast<int>(status.error_code()));
-      res->set_message(final_status.is_ok() ? "" : final_status.to_string());
-      res->set_error_code(std::string(error_code_name(final_status.code())));
-      res->set_wall_seconds(report.wall_seconds);
-      res->set_worker_count(static_cast<std::uint32_t>(report.worker_count));
-      res->set_placement(std::string(supervisor::placement_name(report.placement)));
-      res->set_bytes_in(bytes_in);
-      res->set_bytes_out(bytes_out);
-      for (const auto& n : report.nodes) {
-        auto* node = res->add_nodes();
-        node->set_id(n.id);
-        node->set_kind(n.kind);
-        node->set_worker_pid(n.worker_pid);
-        node->set_state(state_of(n.state));
-        node->set_message(n.message);
-        node->set_packets_in(n.stats.packets_in);
-        node->set_packets_out(n.stats.packets_out);
-        node->set_bytes_in(n.stats.bytes_in);
-        node->set_bytes_out(n.stats.bytes_out);
-        node->set_dropped(n.stats.dropped);
-      }
-      stream->Write(r);
-    }
-    ctx->AddTrailingMetadata(kErrorCodeKey, std::string(error_code_name(final_status.code())));
-    return status;
-  }
-
-  const ServerConfig& config_;
-  supervisor::Engine& engine_;
-  supervisor::SessionManager& sessions_;
-  CallRegistry& calls_;
 };
+
+// ---------------------------------------------------------------------------------------------
+// ProcessCall
+
+ProcessCall::ProcessCall(ControlService& service, grpc::CallbackServerContext* ctx)
+    : service_(service), ctx_(ctx) {
+  std::lock_guard lock(mutex_);
+  Caller caller;
+  if (auto denied = service_.admit(*ctx, Role::kOperator, "run pipelines", &caller)) {
+    finish_early_locked(*denied);
+    return;
+  }
+  std::string refusal;
+  ticket_ = service_.limiter_.acquire(ctx->peer(), caller.token_name, &refusal);
+  if (!ticket_) {
+    finish_early_locked(
+        rpc_error(*ctx, grpc::StatusCode::RESOURCE_EXHAUSTED, "resource_exhausted", refusal));
+    return;
+  }
+  registered_ = service_.calls_.add(
+      this, [this] { stop(Stop::kShutdown); },
+      started_at_ + service_.config_.request_timeout + kTimeoutGrace);
+  if (!registered_) {
+    finish_early_locked(rpc_error(*ctx, grpc::StatusCode::UNAVAILABLE, "unavailable",
+                                  "the server is shutting down"));
+    return;
+  }
+  upload_.set_listeners(nullptr, [this] { on_upload_space(); });
+  output_.set_listeners(
+      [this] {
+        std::lock_guard l(mutex_);
+        pump_output_locked();
+      },
+      nullptr);
+  reading_ = true;
+  StartRead(&request_);
+}
+
+void ProcessCall::finish_early_locked(const grpc::Status& status) {
+  if (finished_) {
+    return;
+  }
+  finished_ = true;
+  Finish(status);
+}
+
+void ProcessCall::OnReadDone(bool ok) {
+  std::lock_guard lock(mutex_);
+  reading_ = false;
+  if (finished_) {
+    return;
+  }
+  switch (phase_) {
+    case Phase::kConfig: {
+      if (!ok) {
+        finish_early_locked(
+            stop_ != Stop::kNone || ctx_->IsCancelled()
+                ? rpc_error(*ctx_, grpc::StatusCode::CANCELLED, "cancelled", "the call was cancelled")
+                : ControlService::protocol_error(*ctx_, "expected a ProcessRequest with `config` first"));
+        return;
+      }
+      if (!request_.has_config()) {
+        finish_early_locked(ControlService::protocol_error(
+            *ctx_, "the first ProcessRequest must carry `config` (the pipeline YAML)"));
+        return;
+      }
+      yaml_ = std::move(*request_.mutable_config()->mutable_pipeline_yaml());
+      if (yaml_.size() > service_.config_.max_config_bytes) {
+        finish_early_locked(service_.config_too_large(*ctx_, yaml_.size()));
+        return;
+      }
+      if (request_.config().has_has_media()) {
+        has_media_ = request_.config().has_media();
+        start_locked();
+        return;
+      }
+      // Unset: the next message tells, a media chunk or the half-close (no media).
+      phase_ = Phase::kProbe;
+      reading_ = true;
+      StartRead(&request_);
+      return;
+    }
+    case Phase::kProbe: {
+      if (ok) {
+        if (request_.has_config()) {
+          finish_early_locked(ControlService::protocol_error(
+              *ctx_, "`config` may be sent only once, in the first message"));
+          return;
+        }
+        has_media_ = true;
+        held_ = std::move(*request_.mutable_media());
+      } else if (stop_ != Stop::kNone || ctx_->IsCancelled()) {
+        finish_early_locked(
+            rpc_error(*ctx_, grpc::StatusCode::CANCELLED, "cancelled", "the call was cancelled"));
+        return;
+      } else {
+        has_media_ = false;
+      }
+      start_locked();
+      return;
+    }
+    case Phase::kMedia: {
+      if (!ok) {
+        phase_ = Phase::kUploadDone;
+        if (stop_ == Stop::kNone) {
+          upload_.close();  // the half-close: the end of the media
+        }
+        return;
+      }
+      if (request_.has_config()) {
+        fail_upload_locked(Status(ErrorCode::kInvalidArgument,
+                                  "`config` may be sent only once, in the first message"));
+        return;
+      }
+      accept_chunk_locked(std::move(*request_.mutable_media()));
+      return;
+    }
+    case Phase::kUploadDone:
+      return;
+  }
+}
+
+void ProcessCall::start_locked() {
+  auto compiled = service_.engine_.compile_oneshot(yaml_, has_media_);
+  if (!compiled.ok()) {
+    finish_early_locked(compile_error(*ctx_, compiled.errors, "config.pipeline_yaml"));
+    return;
+  }
+  started_ = true;
+  runner_ = std::thread([this, pipeline = std::move(compiled.pipeline)] {
+    supervisor::RunReport report = service_.engine_.run_oneshot(
+        pipeline, has_media_ ? &source_ : nullptr, &sink_, &cancel_);
+    output_.close(report.status);
+    upload_.abort();  // media still coming is not read any more
+    std::lock_guard lock(mutex_);
+    report_ = std::move(report);
+    run_done_ = true;
+    pump_output_locked();
+  });
+  if (!has_media_) {
+    phase_ = Phase::kUploadDone;
+    return;
+  }
+  phase_ = Phase::kMedia;
+  if (held_) {
+    std::string chunk = std::move(*held_);
+    held_.reset();
+    accept_chunk_locked(std::move(chunk));
+  } else {
+    reading_ = true;
+    StartRead(&request_);
+  }
+}
+
+void ProcessCall::accept_chunk_locked(std::string chunk) {
+  if (stop_ != Stop::kNone || run_done_) {
+    return;  // the run is over: nothing more is read
+  }
+  if (chunk.empty()) {  // an empty chunk would read as the end of the stream
+    reading_ = true;
+    StartRead(&request_);
+    return;
+  }
+  bytes_in_ += chunk.size();
+  if (bytes_in_ > service_.config_.max_body_bytes) {
+    fail_upload_locked(Status(ErrorCode::kResourceExhausted,
+                              "the media exceeds limits.max_body_bytes (" +
+                                  std::to_string(service_.config_.max_body_bytes) + " bytes)"));
+    return;
+  }
+  switch (upload_.try_push(chunk)) {
+    case ByteQueue::TryPush::kPushed:
+      reading_ = true;
+      StartRead(&request_);
+      break;
+    case ByteQueue::TryPush::kFull:
+      held_ = std::move(chunk);  // read on once the pipeline has taken some (on_upload_space)
+      break;
+    case ByteQueue::TryPush::kAborted:
+      break;  // the run is ending
+  }
+}
+
+void ProcessCall::on_upload_space() {
+  std::lock_guard lock(mutex_);
+  if (!held_ || finished_ || phase_ != Phase::kMedia) {
+    return;
+  }
+  std::string chunk = std::move(*held_);
+  held_.reset();
+  bytes_in_ -= chunk.size();  // counted again
+  accept_chunk_locked(std::move(chunk));
+}
+
+void ProcessCall::fail_upload_locked(Status status) {
+  upload_error_ = status;
+  cancel_.store(true);
+  upload_.close(std::move(status));
+  upload_.abort();
+  phase_ = Phase::kUploadDone;
+}
+
+void ProcessCall::pump_output_locked() {
+  if (finished_ || writing_) {
+    return;
+  }
+  if (stop_ != Stop::kClient) {
+    if (auto chunk = output_.try_pop()) {
+      out_.Clear();
+      auto* out = out_.mutable_output();
+      bytes_out_ += chunk->size();
+      out->set_data(std::move(*chunk));
+      if (first_output_) {
+        out->set_content_type(sink_.content_type());
+        first_output_ = false;
+      }
+      writing_ = true;
+      StartWrite(&out_);
+      return;
+    }
+  }
+  maybe_finish_locked();
+}
+
+void ProcessCall::OnWriteDone(bool ok) {
+  std::lock_guard lock(mutex_);
+  writing_ = false;
+  if (!ok) {
+    // The client went away: stop the pipeline.
+    stop_ = Stop::kClient;
+    cancel_.store(true);
+    output_.abort();
+    upload_.abort();
+  }
+  pump_output_locked();
+}
+
+void ProcessCall::OnCancel() { stop(Stop::kClient); }
+
+void ProcessCall::stop(Stop why) {
+  std::lock_guard lock(mutex_);
+  if (finished_ || stop_ != Stop::kNone) {
+    return;
+  }
+  stop_ = why;
+  if (why == Stop::kShutdown && Clock::now() > started_at_ + service_.config_.request_timeout) {
+    stop_ = Stop::kExpired;
+  }
+  cancel_.store(true);
+  upload_.abort();
+  if (why == Stop::kClient) {
+    output_.abort();
+  }
+  if (!started_) {
+    finish_early_locked(rpc_error(
+        *ctx_, grpc::StatusCode::CANCELLED, "cancelled",
+        why == Stop::kClient ? "the client cancelled" : "the server is shutting down"));
+  }
+}
+
+Status ProcessCall::final_status_locked() const {
+  Status s = !upload_error_.is_ok() ? upload_error_ : report_.status;
+  if (stop_ == Stop::kClient && (s.is_ok() || s.code() == ErrorCode::kCancelled)) {
+    return Status(ErrorCode::kCancelled, "the client cancelled or went away");
+  }
+  if (stop_ == Stop::kShutdown && (s.is_ok() || s.code() == ErrorCode::kCancelled)) {
+    return Status(ErrorCode::kCancelled, "the server is shutting down");
+  }
+  if (stop_ == Stop::kExpired && (s.is_ok() || s.code() == ErrorCode::kCancelled)) {
+    return Status(ErrorCode::kDeadlineExceeded, "the call outlived limits.request_timeout_ms");
+  }
+  if (s.code() == ErrorCode::kDeadlineExceeded && s.where().node_id.empty() &&
+      s.message().find("time limit") != std::string::npos) {
+    return Status(ErrorCode::kDeadlineExceeded,
+                  "the run took longer than limits.request_timeout_ms (" +
+                      std::to_string(service_.config_.request_timeout.count()) +
+                      " ms): stopped");
+  }
+  return s;
+}
+
+void ProcessCall::maybe_finish_locked() {
+  if (finished_ || writing_ || !run_done_) {
+    return;
+  }
+  if (stop_ != Stop::kClient && !output_.drained()) {
+    return;  // output still to send: pump_output_locked comes back here
+  }
+  finished_ = true;
+  const Status s = final_status_locked();
+  if (!s.is_ok()) {
+    spdlog::warn("grpc Process failed: {}", s.to_string());
+  }
+  const grpc::Status status =
+      s.is_ok() ? grpc::Status::OK
+                : rpc_error(*ctx_, grpc_code_for(s.code()), error_code_name(s.code()), s.to_string());
+  if (s.is_ok()) {
+    ctx_->AddTrailingMetadata(kErrorCodeKey, "ok");
+  }
+  if (stop_ == Stop::kClient) {
+    Finish(status);
+    return;
+  }
+  out_.Clear();
+  auto* res = out_.mutable_result();
+  res->set_code(static_cast<int>(status.error_code()));
+  res->set_message(s.is_ok() ? "" : s.to_string());
+  res->set_error_code(std::string(error_code_name(s.code())));
+  res->set_wall_seconds(report_.wall_seconds);
+  res->set_worker_count(static_cast<std::uint32_t>(report_.worker_count));
+  res->set_placement(std::string(supervisor::placement_name(report_.placement)));
+  res->set_bytes_in(bytes_in_);
+  res->set_bytes_out(bytes_out_);
+  for (const auto& n : report_.nodes) {
+    auto* node = res->add_nodes();
+    node->set_id(n.id);
+    node->set_kind(n.kind);
+    node->set_worker_pid(n.worker_pid);
+    node->set_state(state_of(n.state));
+    node->set_message(n.message);
+    node->set_packets_in(n.stats.packets_in);
+    node->set_packets_out(n.stats.packets_out);
+    node->set_bytes_in(n.stats.bytes_in);
+    node->set_bytes_out(n.stats.bytes_out);
+    node->set_dropped(n.stats.dropped);
+  }
+  StartWriteAndFinish(&out_, grpc::WriteOptions(), status);
+}
+
+void ProcessCall::OnDone() {
+  if (runner_.joinable()) {
+    runner_.join();  // it has ended: the call finishes only after the run
+  }
+  if (registered_) {
+    service_.calls_.remove(this);
+  }
+  ticket_.reset();
+  delete this;
+}
+
+// ---------------------------------------------------------------------------------------------
+// WatchCall
+
+WatchCall::WatchCall(ControlService& service, grpc::CallbackServerContext* ctx,
+                     const v1::WatchEventsRequest& req)
+    : service_(service), ctx_(ctx) {
+  std::lock_guard lock(mutex_);
+  Caller caller;
+  if (auto denied = service_.admit(*ctx, Role::kViewer, "watch sessions", &caller)) {
+    finish_locked(*denied);
+    return;
+  }
+  std::string refusal;
+  ticket_ = service_.limiter_.acquire(ctx->peer(), caller.token_name, &refusal);
+  if (!ticket_) {
+    finish_locked(
+        rpc_error(*ctx, grpc::StatusCode::RESOURCE_EXHAUSTED, "resource_exhausted", refusal));
+    return;
+  }
+  if (!req.session().empty()) {
+    auto info = service_.sessions_.find_session(req.session());
+    if (!info) {
+      finish_locked(ControlService::session_error(*ctx, info.status(), "session"));
+      return;
+    }
+    only_ = info->id;
+  }
+  registered_ = service_.calls_.add(this, [this] { stop(true); }, Clock::time_point::max());
+  if (!registered_) {
+    finish_locked(rpc_error(*ctx, grpc::StatusCode::UNAVAILABLE, "unavailable",
+                            "the server is shutting down"));
+    return;
+  }
+  subscription_ = service_.sessions_.subscribe();
+  // The headers tell the client that it is subscribed: events from now on reach it.
+  writing_ = true;
+  StartSendInitialMetadata();
+  subscription_->set_listener([this] { pump(); });
+}
+
+void WatchCall::OnSendInitialMetadataDone(bool ok) {
+  std::lock_guard lock(mutex_);
+  writing_ = false;
+  if (!ok) {
+    stopping_ = true;
+  }
+  pump_locked();
+}
+
+void WatchCall::pump() {
+  std::lock_guard lock(mutex_);
+  pump_locked();
+}
+
+void WatchCall::pump_locked() {
+  if (finished_ || writing_) {
+    return;
+  }
+  if (stopping_) {
+    finish_locked(shutdown_ ? grpc::Status(grpc::StatusCode::CANCELLED, "the server is shutting down")
+                            : grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled"));
+    return;
+  }
+  if (ending_) {
+    finish_locked(grpc::Status::OK);  // the watched session is gone
+    return;
+  }
+  while (true) {
+    auto event = subscription_->next(std::chrono::milliseconds(0));
+    if (!event) {
+      if (subscription_->closed()) {
+        shutdown_ = true;
+        finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "the server is shutting down"));
+      }
+      return;
+    }
+    if (!only_.empty() && event->session_id != only_) {
+      continue;
+    }
+    out_.Clear();
+    out_.set_session_id(event->session_id);
+    const auto& payload = event->payload;
+    const std::string name = payload.is_object() ? payload.value("event", "") : "";
+    out_.set_event(name);
+    out_.set_payload_json(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    to_struct(payload, out_.mutable_payload());
+    const auto ts = payload.is_object() ? payload.find("timestamp") : payload.end();
+    out_.set_timestamp(ts != payload.end() && ts->is_string() ? ts->get<std::string>()
+                                                             : now_rfc3339());
+    out_.set_dropped(subscription_->dropped());
+    if (!only_.empty() && name == "sessiondestroyed") {
+      ending_ = true;
+    }
+    writing_ = true;
+    StartWrite(&out_);
+    return;
+  }
+}
+
+void WatchCall::OnWriteDone(bool ok) {
+  std::lock_guard lock(mutex_);
+  writing_ = false;
+  if (!ok) {
+    stopping_ = true;  // the client went away
+  }
+  pump_locked();
+}
+
+void WatchCall::OnCancel() { stop(false); }
+
+void WatchCall::stop(bool shutdown) {
+  std::lock_guard lock(mutex_);
+  if (!stopping_) {
+    stopping_ = true;
+    shutdown_ = shutdown;
+  }
+  pump_locked();
+}
+
+void WatchCall::finish_locked(const grpc::Status& status) {
+  if (finished_) {
+    return;
+  }
+  finished_ = true;
+  Finish(status.ok() || !status.error_details().empty()
+             ? status
+             : rpc_error(*ctx_, status.error_code(), error_code_for(status.error_code()),
+                         status.error_message()));
+}
+
+void WatchCall::OnDone() {
+  if (subscription_) {
+    subscription_->set_listener(nullptr);  // waits for a notification in progress
+    subscription_->close();
+  }
+  if (registered_) {
+    service_.calls_.remove(this);
+  }
+  ticket_.reset();
+  delete this;
+}
 
 }  // namespace
 
@@ -791,8 +1282,22 @@ grpc::StatusCode grpc_code_for(ErrorCode code) {
 }
 
 struct GrpcServer::Impl {
+  explicit Impl(const ServerConfig& config)
+      : auth(config.tokens),
+        limiter(StreamCaps{config.grpc_streams_per_connection, config.grpc_streams_per_token,
+                           config.grpc_max_streams}),
+        threads(static_cast<int>(std::max<std::uint32_t>(config.max_connections, 16))),
+        health(limiter, static_cast<std::size_t>(threads - 2)) {}
+
+  Authenticator auth;
+  StreamLimiter limiter;
   CallRegistry calls;
+  int threads;
+  HealthState health;
+  std::unique_ptr<ReflectionContext> reflection_context;
   std::unique_ptr<ControlService> service;
+  std::unique_ptr<grpc::Service> health_service;
+  std::vector<std::unique_ptr<grpc::Service>> reflection;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::mutex mutex;
@@ -824,34 +1329,80 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(const ServerConfig& config
                       " without authentication: listen on 127.0.0.1, configure auth.tokens, or "
                       "set server.allow_insecure_non_loopback: true");
   }
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  // gRPC's health service is built without C++ descriptors; linking ours in (and so into the
-  // descriptor pool) lets reflection describe grpc.health.v1 to generic tools.
-  (void)grpc::health::v1::HealthCheckRequest::descriptor();
 
-  auto impl = std::make_unique<Impl>();
-  impl->service = std::make_unique<ControlService>(config, engine, sessions, impl->calls);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (config.grpc_tls_cert.empty() != config.grpc_tls_key.empty()) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "server.grpc_tls_cert and server.grpc_tls_key go together (TLS needs both)");
+  }
+  if (!config.grpc_tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions tls;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    auto cert = supervisor::read_text_file(config.grpc_tls_cert);
+    auto key = supervisor::read_text_file(config.grpc_tls_key);
+    if (!cert || !key) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "cannot read server.grpc_tls_" + std::string(!cert ? "cert" : "key") + ": " +
+                        (!cert ? cert.status() : key.status()).message());
+    }
+    pair.cert_chain = std::move(*cert);
+    pair.private_key = std::move(*key);
+    tls.pem_key_cert_pairs.push_back(std::move(pair));
+    credentials = grpc::SslServerCredentials(tls);
+  }
+
+  auto impl = std::make_unique<Impl>(config);
+  impl->service = std::make_unique<ControlService>(config, engine, sessions, impl->auth,
+                                                   impl->limiter, impl->calls, impl->health);
+  impl->health_service = make_health_service(impl->health, impl->limiter, impl->calls);
+  impl->reflection_context = std::make_unique<ReflectionContext>(ReflectionContext{
+      impl->auth, impl->limiter, impl->calls,
+      {v1::Control::service_full_name(), "grpc.health.v1.Health",
+       "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}});
+  impl->reflection = make_reflection_services(*impl->reflection_context);
+  HealthState* health = &impl->health;
+  impl->limiter.set_listener([health] { health->changed(); });
+
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(listen, credentials, &impl->port);
   // A taken port is an error, not a port silently shared with another server.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Dead peers are found by pings; idle connections are closed; clients may ping every 10 s.
+  if (config.grpc_keepalive.count() > 0) {
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                               static_cast<int>(config.grpc_keepalive.count()));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                               static_cast<int>(config.grpc_keepalive_timeout.count()));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  }
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  if (config.grpc_idle_timeout.count() > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               static_cast<int>(std::min<std::int64_t>(
+                                   config.grpc_idle_timeout.count(), INT32_MAX)));
+  }
   builder.SetMaxReceiveMessageSize(
       std::max<int>(kMaxMessageBytes,
                     static_cast<int>(std::min<std::uint64_t>(config.max_config_bytes + 65536,
                                                              1U << 30))));
   grpc::ResourceQuota quota("skit-grpc");
-  quota.SetMaxThreads(static_cast<int>(std::max<std::uint32_t>(config.max_connections, 16)));
+  quota.SetMaxThreads(impl->threads);
   builder.SetResourceQuota(quota);
   builder.RegisterService(impl->service.get());
+  builder.RegisterService(impl->health_service.get());
+  for (auto& r : impl->reflection) {
+    builder.RegisterService(r.get());
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(make_error_interceptor());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     return Status(ErrorCode::kUnavailable,
                   "cannot serve gRPC on " + listen +
                       " (server.grpc_listen; is the port taken? an empty value disables gRPC)");
   }
-  impl->server->GetHealthCheckService()->SetServingStatus(true);
-  impl->server->GetHealthCheckService()->SetServingStatus(v1::Control::service_full_name(), true);
   Impl* raw = impl.get();
   impl->reaper = std::thread([raw] {
     std::unique_lock lock(raw->mutex);
@@ -859,7 +1410,8 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(const ServerConfig& config
       raw->calls.cancel_expired();
     }
   });
-  spdlog::info("gRPC listening on {}:{}", host_of(listen), impl->port);
+  spdlog::info("gRPC listening on {}:{}{}", host_of(listen), impl->port,
+               config.grpc_tls_cert.empty() ? "" : " (TLS)");
   return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
 }
 
@@ -873,13 +1425,14 @@ void GrpcServer::shutdown() {
     impl_->cv.notify_all();
   }
   impl_->reaper.join();
-  spdlog::info("gRPC shutting down: cancelling running pipelines");
-  impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  spdlog::info("gRPC shutting down: cancelling running pipelines and streams");
+  impl_->health.set_draining();
   impl_->calls.cancel_all();
-  // Process calls end as soon as their pipelines are torn down. Then only short calls can be
-  // left: they get a moment. (gRPC's Shutdown waits until its deadline while any client
-  // keeps an idle connection open, so the deadline is kept short rather than generous.)
+  // Process calls end as soon as their pipelines are torn down, streams at once. Then only
+  // short calls can be left: they get a moment. (gRPC's Shutdown waits until its deadline
+  // while any client keeps an idle connection open, so the deadline is kept short.)
   const bool drained = impl_->calls.wait_empty(kShutdownGrace);
+  impl_->limiter.set_listener(nullptr);
   impl_->server->Shutdown(std::chrono::system_clock::now() + kUnaryGrace);
   impl_->server->Wait();
   spdlog::info("gRPC stopped{}", drained ? "" : " (some calls did not end in time)");

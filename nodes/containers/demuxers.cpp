@@ -158,6 +158,10 @@ class BufferedInput {
   std::int64_t pos_ = 0;
 };
 
+/// How much of a streamed input libavformat may read to probe its format and streams.
+constexpr std::int64_t kStreamProbeBytes = 32 * 1024;
+constexpr std::int64_t kStreamAnalyzeMicros = 500 * 1000;
+
 /// Demuxing shared by every container node; `decode` turns it into a demux+decode node.
 class LibavDemuxer {
  public:
@@ -184,6 +188,14 @@ class LibavDemuxer {
     AVFormatContext* raw = avformat_alloc_context();
     raw->pb = avio;
     raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+    if (!buffered_) {
+      // A stream (an upload still arriving, a live source): libavformat would otherwise read
+      // up to 5 MB or 5 s of it before the first packet comes out. Audio containers tell
+      // their format and codec parameters in the first pages.
+      raw->probesize = kStreamProbeBytes;
+      raw->format_probesize = kStreamProbeBytes;
+      raw->max_analyze_duration = kStreamAnalyzeMicros;
+    }
     const AVInputFormat* fmt = format_ != nullptr ? av_find_input_format(format_) : nullptr;
     int rc = avformat_open_input(&raw, nullptr, fmt, nullptr);
     if (rc < 0) {  // avformat_open_input frees raw on failure

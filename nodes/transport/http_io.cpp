@@ -38,23 +38,18 @@ class HttpInputNode final : public NodeWithParams<HttpInputParams> {
     if (!buffer) {
       return buffer.status();
     }
-    // Fill the whole chunk when the source delivers in small pieces (pipes, sockets).
-    std::size_t filled = 0;
-    while (filled < buffer->size()) {
-      auto n = source->read(buffer->subspan(filled));
-      if (!n) {
-        return n.status();
-      }
-      if (*n == 0) {
-        break;
-      }
-      filled += *n;
+    // Pass on what has arrived, without waiting to fill the chunk: a small upload (or a live
+    // one) reaches the pipeline at once. The source returns everything it has queued, up to
+    // the chunk's size, so a fast upload still travels in large packets.
+    auto n = source->read(*buffer);
+    if (!n) {
+      return n.status();
     }
-    if (filled == 0) {
+    if (*n == 0) {
       return Produced::kDone;
     }
-    SKIT_RETURN_IF_ERROR(out.publish(filled, PacketHeader{.kind = PacketKind::kBinary}));
-    return filled < buffer->size() ? Produced::kDone : Produced::kMore;
+    SKIT_RETURN_IF_ERROR(out.publish(*n, PacketHeader{.kind = PacketKind::kBinary}));
+    return Produced::kMore;
   }
 };
 SKIT_REGISTER_NODE(HttpInputNode);

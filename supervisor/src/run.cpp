@@ -626,6 +626,11 @@ class PipelineRun {
     for (auto& [idx, runner] : host_runners_) {
       runner->request_stop(*doorbell_);
     }
+    // streamkit::http_input may be waiting for the client's next bytes, which may never
+    // come (an upload held open): the run ends now, not when the client half-closes.
+    if (options_.input != nullptr) {
+      options_.input->interrupt();
+    }
     for (auto& n : nodes_) {
       if (!n.done) {
         n.report.state = NodeState::kFailed;

@@ -65,6 +65,19 @@ void EventSubscription::close() {
     closed_ = true;
   }
   ready_.notify_all();
+  notify();
+}
+
+void EventSubscription::set_listener(std::function<void()> listener) {
+  std::lock_guard lock(listener_mutex_);
+  listener_ = std::move(listener);
+}
+
+void EventSubscription::notify() {
+  std::lock_guard lock(listener_mutex_);
+  if (listener_) {
+    listener_();
+  }
 }
 
 bool EventSubscription::closed() const {
@@ -97,6 +110,7 @@ void EventSubscription::push(SessionEvent event, bool coalesce_stats) {
     queue_.push_back(std::move(event));
   }
   ready_.notify_one();
+  notify();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,6 +261,7 @@ struct LiveNode {
   std::string doorbell;
   std::vector<std::uint32_t> pools;  // one per declared output pin
   std::uint32_t restarts = 0;
+  bool cut_out = false;  // failed in a live worker: its runner is gone, its rings unread
 };
 
 struct LiveConnection {
@@ -657,7 +672,7 @@ class SessionManager::Impl {
       std::string all;
       for (const auto& i : issues) {
         all += (all.empty() ? "" : "\n") + std::string("operation ") +
-               std::to_string(i.operation + 1) + ": " + i.message;
+               std::to_string(i.operation) + ": " + i.message;
       }
       // The first problem's kind decides the code (a path escape is not a syntax error).
       return Status(issues.front().code, all, {.node_id = issues.front().node_id});
@@ -1471,10 +1486,17 @@ class SessionManager::Impl {
           case v1::NODE_STATE_STOPPED:
             set_state(*s, n, LiveState::kStopped, st.message().empty() ? "completed" : st.message());
             break;
-          case v1::NODE_STATE_FAILED:
+          case v1::NODE_STATE_FAILED: {
             ++stats_.nodes_failed;
             set_state(*s, n, LiveState::kFailed, st.message());
+            // The node's runner has ended but its worker goes on (with other nodes): the
+            // session goes on without it, its producers no longer blocked on it.
+            n.cut_out = true;
+            std::map<std::uint32_t, v1::Rewire> rewires;
+            sever_node(*s, n.id, /*consumer_gone=*/true, rewires);
+            send_rewires(*s, rewires);
             break;
+          }
           default:
             break;
         }
@@ -1604,26 +1626,33 @@ class SessionManager::Impl {
       LiveNode& n = s.nodes.at(id);
       ++stats_.nodes_failed;
       set_state(s, n, LiveState::kFailed, reason);
-      // Cut the node out so that its neighbours neither wait for it nor block on it.
-      for (auto& c : s.connections) {
-        if (c.severed || (c.from_node != id && c.to_node != id)) {
-          continue;
-        }
-        c.severed = true;
-        if (c.to_node == id) {
-          // Its producer may be blocked on the full ring: empty it so that the producer gets
-          // back to a packet boundary, where it applies the detach.
-          if (!w.process.running() || w.process.try_reap()) {
-            drain_ring(s, c.ring);
-          }
-          add_change(s, rewires, c.from_node, v1::RingChange::DETACH_OUTPUT, c.from_pin, c.ring);
-        } else {
-          add_change(s, rewires, c.to_node, v1::RingChange::DETACH_INPUT, c.to_pin, c.ring,
-                     true, 0);
-        }
-      }
+      sever_node(s, id, !w.process.running() || w.process.try_reap(), rewires);
     }
     send_rewires(s, rewires);
+  }
+
+  /// Cuts a failed node out so that its neighbours neither wait for it nor block on it:
+  /// its producers detach their outputs to it, its consumers see the end of its stream.
+  /// `consumer_gone`: nothing reads its input rings any more, the supervisor may empty them.
+  void sever_node(Session& s, const std::string& id, bool consumer_gone,
+                  std::map<std::uint32_t, v1::Rewire>& rewires) {
+    for (auto& c : s.connections) {
+      if (c.severed || (c.from_node != id && c.to_node != id)) {
+        continue;
+      }
+      c.severed = true;
+      if (c.to_node == id) {
+        // Its producer may be blocked on the full ring: empty it so that the producer gets
+        // back to a packet boundary, where it applies the detach.
+        if (consumer_gone) {
+          drain_ring(s, c.ring);
+        }
+        add_change(s, rewires, c.from_node, v1::RingChange::DETACH_OUTPUT, c.from_pin, c.ring);
+      } else {
+        add_change(s, rewires, c.to_node, v1::RingChange::DETACH_INPUT, c.to_pin, c.ring, true,
+                   0);
+      }
+    }
   }
 
   void begin_destroy(Session& s) {
@@ -1848,7 +1877,7 @@ class SessionManager::Impl {
           auto n = s.nodes.find(c.to_node);
           if (n != s.nodes.end() && n->second.state == LiveState::kFailed) {
             const LiveWorker& w = s.workers.at(n->second.worker);
-            if (w.failed && !w.process.running()) {
+            if (n->second.cut_out || (w.failed && !w.process.running())) {
               drain_ring(s, c.ring);
             }
           }

@@ -25,6 +25,7 @@
 
 #include "audio_measure.hpp"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "skit/v1/control.grpc.pb.h"
 #include "skit_test_support.hpp"
@@ -297,8 +298,9 @@ TEST_F(Grpc, HealthCheckIsServingForTheServerAndForControl) {
 /// Reflection: the services, and the file declaring skit.v1.Control with its dependencies.
 class ReflectionClient {
  public:
-  explicit ReflectionClient(const std::shared_ptr<grpc::Channel>& channel)
-      : stub_(reflection::ServerReflection::NewStub(channel)), ctx_(context()),
+  explicit ReflectionClient(const std::shared_ptr<grpc::Channel>& channel,
+                            const std::string& token = "")
+      : stub_(reflection::ServerReflection::NewStub(channel)), ctx_(context(token)),
         stream_(stub_->ServerReflectionInfo(ctx_.get())) {}
   ~ReflectionClient() {
     stream_->WritesDone();
@@ -351,6 +353,7 @@ TEST_F(Grpc, ReflectionListsTheServicesAndDescribesControl) {
   EXPECT_TRUE(services.count("skit.v1.Control")) << ::testing::PrintToString(services);
   EXPECT_TRUE(services.count("grpc.health.v1.Health")) << ::testing::PrintToString(services);
   EXPECT_TRUE(services.count("grpc.reflection.v1alpha.ServerReflection"));
+  EXPECT_TRUE(services.count("grpc.reflection.v1.ServerReflection"));
 
   const auto files = client.files_for("skit.v1.Control");
   ASSERT_TRUE(files.count("skit/v1/control.proto")) << files.size() << " files";
@@ -362,10 +365,11 @@ TEST_F(Grpc, ReflectionListsTheServicesAndDescribesControl) {
   for (const auto& m : control.service(0).method()) {
     methods.emplace(m.name(), m);
   }
-  ASSERT_EQ(methods.size(), 10U);
+  ASSERT_EQ(methods.size(), 15U);
   for (const char* name : {"ListNodeKinds", "ValidatePipeline", "Process", "CreateSession",
                            "ListSessions", "GetSession", "DeleteSession", "ApplyBatch", "TuneNode",
-                           "WatchEvents"}) {
+                           "WatchEvents", "GetPermissions", "GetConfig", "GetPacketSchema",
+                           "ListSamples", "GetSample"}) {
     EXPECT_TRUE(methods.count(name)) << name;
   }
   EXPECT_FALSE(methods.at("WatchEvents").client_streaming());
@@ -385,9 +389,25 @@ TEST_F(Grpc, AGenericClientCallsListNodeKindsFromReflectedDescriptorsAlone) {
   {
     ReflectionClient client(channel_);
     auto files = client.files_for("skit.v1.Control");
-    // Dependencies first.
-    ASSERT_NE(pool.BuildFile(files.at("skit/v1/pipeline.proto")), nullptr);
-    ASSERT_NE(pool.BuildFile(files.at("skit/v1/control.proto")), nullptr);
+    ASSERT_TRUE(files.count("google/protobuf/struct.proto")) << "every import is sent";
+    // Each file once its imports are built, as generic tools do.
+    while (!files.empty()) {
+      bool progress = false;
+      for (auto it = files.begin(); it != files.end();) {
+        bool ready = true;
+        for (const auto& dep : it->second.dependency()) {
+          ready &= pool.FindFileByName(dep) != nullptr;
+        }
+        if (!ready) {
+          ++it;
+          continue;
+        }
+        ASSERT_NE(pool.BuildFile(it->second), nullptr) << it->first;
+        it = files.erase(it);
+        progress = true;
+      }
+      ASSERT_TRUE(progress) << "a reflected file imports one that was not sent";
+    }
   }
   const auto* method = pool.FindMethodByName("skit.v1.Control.ListNodeKinds");
   ASSERT_NE(method, nullptr);
@@ -506,7 +526,7 @@ TEST_F(Grpc, ValidatePipelineOfBadYamlIsInvalidArgumentWithTheLine) {
   EXPECT_EQ(trailer(*ctx2, "skit-error-code"), "invalid_param");
 }
 
-TEST_F(Grpc, AFileOutsideTheAllowedPathsIsInvalidArgumentNamingThePath) {
+TEST_F(Grpc, AFileOutsideTheAllowedPathsIsPermissionDeniedNamingThePath) {
   v1::ValidatePipelineRequest req;
   req.set_pipeline_yaml(
       "mode: oneshot\nsteps:\n  - kind: core::file_reader\n    params:\n      path: /etc/passwd\n"
@@ -514,11 +534,13 @@ TEST_F(Grpc, AFileOutsideTheAllowedPathsIsInvalidArgumentNamingThePath) {
   v1::ValidatePipelineResponse resp;
   auto ctx = context();
   const grpc::Status s = stub_->ValidatePipeline(ctx.get(), req, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  // As HTTP's 403 and the proto's comment say.
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   EXPECT_NE(s.error_message().find("/etc/passwd"), std::string::npos) << s.error_message();
+  EXPECT_EQ(trailer(*ctx, "skit-error-code"), "permission_denied");
 
   const ProcessOutcome r = process(*stub_, {.yaml = req.pipeline_yaml()});
-  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << r.status.error_message();
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << r.status.error_message();
   EXPECT_FALSE(r.result) << "no run, no result";
   EXPECT_EQ(r.error_code, "permission_denied");
 }
@@ -796,13 +818,26 @@ TEST_F(GrpcAuth, AnOperatorPassesAuthAndMeetsTheConcurrencyLimit) {
   EXPECT_EQ(r.output, "");
 }
 
-TEST_F(GrpcAuth, HealthAndReflectionNeedNoToken) {
+TEST_F(GrpcAuth, HealthNeedsNoTokenReflectionNeedsOne) {
   auto stub = health::Health::NewStub(channel_);
   health::HealthCheckResponse resp;
   auto ctx = context();
   ASSERT_TRUE(stub->Check(ctx.get(), {}, &resp).ok());
   EXPECT_EQ(resp.status(), health::HealthCheckResponse::SERVING);
-  ReflectionClient client(channel_);
+  // Reflection is behind the same tokens as the API (any role).
+  {
+    auto rstub = reflection::ServerReflection::NewStub(channel_);
+    auto rctx = context();
+    auto stream = rstub->ServerReflectionInfo(rctx.get());
+    reflection::ServerReflectionRequest req;
+    req.set_list_services("*");
+    stream->Write(req);
+    reflection::ServerReflectionResponse rresp;
+    EXPECT_FALSE(stream->Read(&rresp));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(trailer(*rctx, "skit-error-code"), "unauthenticated");
+  }
+  ReflectionClient client(channel_, kViewerToken);
   EXPECT_TRUE(client.services().count("skit.v1.Control"));
 }
 

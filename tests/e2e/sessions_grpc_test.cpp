@@ -216,7 +216,7 @@ class GrpcSessions : public ::testing::Test {
     req.set_session(session);
     req.set_node_id(node);
     req.set_params_json(params);
-    req.set_async(async);
+    req.set_no_wait(async);
     v1::TuneNodeResponse resp;
     auto ctx = context(token);
     return stub_->TuneNode(ctx.get(), req, &resp);
@@ -292,7 +292,7 @@ TEST_F(GrpcSessions, FailuresHaveTheirStatusCodes) {
   std::string escape = decode_pipeline();
   escape.replace(escape.find("samples/audio/speech.ogg"), 24, "/etc/passwd");
   s = create("escape", escape, &resp, kOperatorToken, &code);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();  // HTTP's 403
   EXPECT_EQ(code, "permission_denied");
   EXPECT_TRUE(contains(s.error_message(), "allowed_file_paths")) << s.error_message();
 

@@ -418,6 +418,14 @@ TEST_F(Sessions, ControlEveryActionAnswersWithItsResponseAndCausesItsEvents) {
   EXPECT_EQ(refused.value("action", ""), "batchapplied") << refused.dump();
   EXPECT_EQ(refused.value("success", true), false);
   EXPECT_GE(refused["errors"].size(), 1U) << refused.dump();
+  // Operations count from 0, in the text as in validationresult's `operation` fields.
+  EXPECT_NE(refused.dump().find("operation 0: "), std::string::npos) << refused.dump();
+  EXPECT_EQ(refused.dump().find("operation 2: "), std::string::npos) << refused.dump();
+  for (const auto& e : invalid["errors"]) {
+    if (e.contains("operation")) {
+      EXPECT_LT(e["operation"].get<int>(), 2) << e.dump();
+    }
+  }
   const json unchanged = client->request({{"action", "getpipeline"}, {"session_id", sid}});
   EXPECT_EQ(unchanged["pipeline"]["nodes"].size(), 2U) << unchanged.dump();
   EXPECT_EQ(unchanged["pipeline"]["connections"].size(), 1U) << unchanged.dump();

@@ -85,6 +85,8 @@ class HostByteSource {
   virtual ~HostByteSource() = default;
   /// Reads up to buffer.size() bytes; 0 means end of stream.
   virtual Result<std::size_t> read(std::span<std::byte> buffer) = 0;
+  /// The run is stopping: a read() waiting for bytes should fail now (from another thread).
+  virtual void interrupt() {}
 };
 
 /// Byte stream consumer supplied by the host for `streamkit::http_output`.

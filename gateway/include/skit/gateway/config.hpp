@@ -28,6 +28,8 @@ struct ServerConfig {
   // server
   std::string listen = "127.0.0.1:4545";
   std::string grpc_listen = "127.0.0.1:4546";  // empty: no gRPC
+  std::string grpc_tls_cert;  // PEM certificate chain; with grpc_tls_key: gRPC over TLS
+  std::string grpc_tls_key;   // PEM private key
   bool allow_insecure_non_loopback = false;    // listen beyond loopback without auth
   std::vector<std::string> allowed_origins = {"http://localhost:*", "https://localhost:*",
                                               "http://127.0.0.1:*", "https://127.0.0.1:*"};
@@ -40,6 +42,17 @@ struct ServerConfig {
   std::uint32_t max_header_bytes = 16 * 1024;
   std::uint32_t max_connections = 256;
   std::chrono::milliseconds request_timeout{10 * 60 * 1000};
+  // gRPC long-lived streams (WatchEvents, Process, reflection, health Watch): more are refused
+  // with RESOURCE_EXHAUSTED; unary calls never count.
+  std::size_t grpc_streams_per_connection = 32;
+  std::size_t grpc_streams_per_token = 128;
+  std::size_t grpc_max_streams = 1024;
+  // gRPC connections: the server pings one that has been silent this long and closes it
+  // when the ping is not answered within the timeout (0: no pings); a connection without
+  // calls for grpc_idle_timeout is closed (GOAWAY; clients reconnect on their next call).
+  std::chrono::milliseconds grpc_keepalive{60 * 1000};
+  std::chrono::milliseconds grpc_keepalive_timeout{20 * 1000};
+  std::chrono::milliseconds grpc_idle_timeout{30 * 60 * 1000};
   // engine + security + paths
   supervisor::EngineConfig engine;
   // sessions: dynamic sessions (worker_executable, sandbox and paths are filled in by

@@ -114,11 +114,19 @@ class EventSubscription {
   /// Stops delivery; a waiting next() returns at once.
   void close();
   [[nodiscard]] bool closed() const;
+  /// For subscribers that do not wait in next() (gRPC's callback API): called after each
+  /// event is queued and on close(), from the producer's thread; it must not block. Once
+  /// set_listener() returns, the previous listener is no longer running nor called.
+  void set_listener(std::function<void()> listener);
 
   /// Producer side (the session manager).
   void push(SessionEvent event, bool coalesce_stats);
 
  private:
+  void notify();
+
+  std::mutex listener_mutex_;
+  std::function<void()> listener_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<SessionEvent> queue_;
