@@ -242,6 +242,7 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                   std::string s;
                   if (p.scalar(x, "paths.base_dir", s)) cfg.engine.base_dir = s; }},
                {"samples_dir", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "paths.samples_dir", cfg.samples_dir); }},
+               {"audio_dir", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "paths.audio_dir", cfg.audio_dir); }},
                {"ui_dir", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "paths.ui_dir", cfg.ui_dir); }},
            });
          }},

@@ -46,7 +46,8 @@ struct ServerConfig {
   // `skit serve` from the engine's)
   supervisor::SessionConfig sessions;
   std::string samples_dir = "samples/pipelines";
-  std::string ui_dir;  // static web UI build, empty: none
+  std::string audio_dir = "samples/audio";  // the audio asset library (user uploads in user/)
+  std::string ui_dir;  // the built web UI; empty: the installed one, else ui/dist
 };
 
 /// Parses a config document; all errors at once, each with its line.
