@@ -4,8 +4,19 @@ import { EditorState } from '@codemirror/state';
 import { EditorView, keymap, lineNumbers, highlightActiveLine } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import { yaml } from '@codemirror/lang-yaml';
-import { syntaxHighlighting, defaultHighlightStyle } from '@codemirror/language';
+import { syntaxHighlighting, HighlightStyle } from '@codemirror/language';
+import { tags } from '@lezer/highlight';
 import { setDiagnostics, lintGutter } from '@codemirror/lint';
+
+// Colours readable on the dark panel.
+const darkYaml = HighlightStyle.define([
+  { tag: [tags.propertyName, tags.definition(tags.propertyName)], color: '#7cc4ff' },
+  { tag: [tags.string, tags.special(tags.string)], color: '#a5d6a7' },
+  { tag: [tags.number, tags.bool, tags.null], color: '#f0b86e' },
+  { tag: tags.comment, color: '#7d8696', fontStyle: 'italic' },
+  { tag: [tags.punctuation, tags.separator, tags.squareBracket, tags.brace], color: '#aab2c0' },
+  { tag: [tags.keyword, tags.typeName, tags.labelName], color: '#d2a8ff' },
+]);
 
 export interface EditorProblem {
   line: number;
@@ -45,7 +56,7 @@ export function YamlEditor({
           history(),
           keymap.of([...defaultKeymap, ...historyKeymap]),
           yaml(),
-          syntaxHighlighting(defaultHighlightStyle),
+          syntaxHighlighting(darkYaml),
           lintGutter(),
           EditorState.readOnly.of(readOnly),
           EditorView.updateListener.of((u) => {

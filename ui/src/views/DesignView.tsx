@@ -1,5 +1,5 @@
 // Design: palette | canvas | YAML + inspector. The canvas and the YAML edit one document.
-import { useMemo, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { api, ApiError } from '../api/client';
 import { useNodeDefs, useOneshotSamples, useDynamicSamples, usePacketTypes } from '../api/queries';
@@ -63,6 +63,8 @@ export function DesignView() {
   const [saving, setSaving] = useState<null | { fragment: boolean }>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const registry = packetsQ.data ?? [];
+  // A validation result describes the YAML it was asked about.
+  useEffect(() => setDiagnostics(null), [d.yaml]);
   const selectedNode = d.graph.nodes.find((n) => n.id === d.selected);
   const errorNodes = useMemo(() => new Set((diagnostics ?? []).map((x) => x.node).filter(Boolean) as string[]), [diagnostics]);
 
@@ -138,7 +140,7 @@ export function DesignView() {
           }} />
           <button type="button" onClick={exportYaml}>Export</button>
           {canSave && <button type="button" onClick={() => setSaving({ fragment: false })}>Save…</button>}
-          {canSave && <button type="button" onClick={() => setSaving({ fragment: true })} disabled={d.graph.nodes.length === 0}>Save fragment…</button>}
+          {canSave && <button type="button" onClick={() => setSaving({ fragment: true })} disabled={d.graph.nodes.length === 0}>Fragment…</button>}
           <button type="button" onClick={() => { d.loadYaml(graphToYaml({ mode: d.graph.mode, nodes: [], edges: [], form: 'nodes', extra: {} })); setDiagnostics(null); }}>New</button>
         </div>
         {d.notice && (

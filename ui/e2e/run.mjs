@@ -1,0 +1,19 @@
+// The UI's end-to-end tests: the real skit serve, Debian's Chromium (headless), playwright-core.
+//   node e2e/run.mjs            (E2E_ONLY=design to run one)
+import { launchBrowser, run, startServer } from './harness.mjs';
+import { designTest } from './design.mjs';
+
+const browser = await launchBrowser();
+const withServer = (config, fn) => async () => {
+  const server = await startServer(config);
+  try {
+    await fn(server, browser);
+  } finally {
+    const code = await server.stop();
+    if (code !== 0) throw new Error(`skit serve exited with ${code}:\n${server.log().slice(-2000)}`);
+  }
+};
+
+await run([
+  ['design: palette, samples, canvas <-> YAML, refused connection, validate, delete', withServer('', designTest)],
+]).finally(() => browser.close());
