@@ -17,7 +17,7 @@ export const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export async function startServer(configYaml = '') {
   const dir = mkdtempSync(path.join(tmpdir(), 'skit-e2e-'));
   const config = path.join(dir, 'skit.yaml');
-  writeFileSync(config, configYaml);
+  writeFileSync(config, typeof configYaml === 'function' ? configYaml(dir) : configYaml);
   let log = '';
   const child = spawn(skitBinary, ['serve', '--listen', '127.0.0.1:0', '--grpc-listen', '', '--config', config], {
     cwd: repoRoot,
@@ -103,6 +103,34 @@ export function meanVolumeDb(file) {
   const m = /mean_volume: (-?[\d.]+) dB/.exec(r.stderr ?? '');
   if (r.status !== 0 || !m) throw new Error(`ffmpeg could not measure ${file}:\n${r.stderr}`);
   return Number(m[1]);
+}
+
+/** A constant 440 Hz tone (Ogg/Opus) of `seconds` at `amplitude`, for level measurements. */
+export function makeTone(file, seconds, amplitude = 0.25) {
+  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
+    '-af', `volume=${amplitude}`, '-c:a', 'libopus', '-b:a', '96k', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ffmpeg could not make ${file}: ${r.stderr}`);
+}
+
+/** RMS levels (dB) of consecutive `windowMs` windows of an audio file (decoded by ffmpeg). */
+export function windowLevels(file, windowMs = 100) {
+  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', file, '-ac', '1', '-ar', '48000', '-f', 'f32le', '-'], { maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`ffmpeg could not decode ${file}: ${r.stderr}`);
+  const buf = r.stdout;
+  const samples = new Float32Array(buf.buffer, buf.byteOffset, Math.floor(buf.length / 4));
+  const n = (48000 * windowMs) / 1000;
+  const out = [];
+  for (let i = 0; i + n <= samples.length; i += n) {
+    let sum = 0;
+    for (let k = i; k < i + n; k += 1) sum += samples[k] * samples[k];
+    out.push(10 * Math.log10(sum / n + 1e-20));
+  }
+  return out;
+}
+
+export function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
 }
 
 export function assert(cond, message) {

@@ -2,6 +2,7 @@
 //   node e2e/run.mjs            (E2E_ONLY=design to run one)
 import { launchBrowser, run, startServer } from './harness.mjs';
 import { designTest } from './design.mjs';
+import { monitorConfig, monitorCrashAndPollingTest, monitorTest } from './monitor.mjs';
 
 const browser = await launchBrowser();
 const withServer = (config, fn) => async () => {
@@ -16,4 +17,6 @@ const withServer = (config, fn) => async () => {
 
 await run([
   ['design: palette, samples, canvas <-> YAML, refused connection, validate, delete', withServer('', designTest)],
+  ['monitor: REST session appears, tune changes the written level, destroy with confirmation', withServer(monitorConfig, monitorTest)],
+  ['monitor: SIGKILLed worker recovers, no REST polling for 10 s', withServer(monitorConfig, monitorCrashAndPollingTest)],
 ]).finally(() => browser.close());

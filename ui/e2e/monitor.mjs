@@ -1,0 +1,136 @@
+// Monitor view: a session created over REST appears; tuning its gain from the inspector changes
+// the level of what it writes (measured); destroy with confirmation; a SIGKILLed worker shows
+// Recovering, then Running, with its new pid and restart count; and no REST polling while a
+// session runs (requests counted for 10 s while its stats change).
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { assert, makeTone, median, newPage, screenshot, waitFor, windowLevels } from './harness.mjs';
+
+export const monitorConfig = (dir) => `security:
+  allowed_file_paths: ["samples/**", "${dir}/**"]
+  allowed_write_paths: ["${dir}/**"]
+sessions:
+  backoff_initial_ms: 1500
+  backoff_max_ms: 3000
+`;
+
+const tunedSession = (dir) => `name: tune me
+mode: dynamic
+nodes:
+  reader: { kind: core::file_reader, params: { path: ${dir}/tone.ogg } }
+  demux: { kind: containers::ogg::demuxer, needs: reader }
+  pacer: { kind: core::pacer, needs: demux }
+  decode: { kind: audio::opus::decoder, needs: pacer }
+  gain: { kind: audio::gain, params: { gain: 1.0 }, needs: decode }
+  encode: { kind: audio::opus::encoder, params: { bitrate: 96000 }, needs: gain }
+  mux: { kind: containers::ogg::muxer, params: { codec: opus }, needs: encode }
+  writer: { kind: core::file_writer, params: { path: ${dir}/out.ogg }, needs: mux }
+`;
+
+const crashSession = (dir) => `mode: dynamic
+nodes:
+  reader: { kind: core::file_reader, params: { path: ${dir}/tone.ogg } }
+  demux: { kind: containers::ogg::demuxer, needs: reader }
+  pacer: { kind: core::pacer, needs: demux }
+  decode: { kind: audio::opus::decoder, needs: pacer }
+  gain: { kind: audio::gain, isolation: dedicated, needs: decode }
+  sink: { kind: core::sink, needs: gain }
+`;
+
+async function createSession(server, name, yaml) {
+  const r = await server.api('/api/v1/sessions', { method: 'POST', body: JSON.stringify({ name, yaml }) });
+  if (r.status !== 200) throw new Error(`creating ${name}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+export async function monitorTest(server, browser) {
+  makeTone(path.join(server.dir, 'tone.ogg'), 60);
+  const { page, problems, context } = await newPage(browser);
+  await page.goto(server.url + '/monitor');
+  await page.locator('[data-testid="ws-status"].open').waitFor();
+
+  // A session created over REST appears in the list within 2 s (from the sessioncreated event).
+  const t0 = Date.now();
+  await createSession(server, 'tune-me', tunedSession(server.dir));
+  await page.locator('[data-testid="session-tune-me"]').waitFor({ timeout: 2000 });
+  const appeared = Date.now() - t0;
+  console.log(`     [measure] session in the list after ${appeared} ms`);
+
+  // Open it; the nodes run; tune the gain from the inspector.
+  await page.locator('[data-testid="session-tune-me"] button.link').click();
+  await page.locator('.react-flow__node[data-id="gain"]').waitFor();
+  await waitFor(async () => (await page.locator('[data-testid="state-gain"]').innerText()) === 'Running', 10000, 'gain Running');
+  await page.waitForTimeout(1500);  // a stretch at gain 1.0 in the output
+  await page.locator('.react-flow__node[data-id="gain"]').click();
+  const gainInput = page.locator('#p-gain-gain');
+  await gainInput.waitFor();
+  const tunedAt = Date.now();
+  await gainInput.fill('0.5');
+  await waitFor(async () => {
+    const p = await (await server.api('/api/v1/sessions/tune-me/pipeline')).json();
+    return p.nodes.gain.params.gain === 0.5;
+  }, 5000, 'the tune applied on the server');
+  console.log(`     [measure] tune applied ${Date.now() - tunedAt} ms after the input`);
+  await page.waitForTimeout(5000);  // a stretch at gain 0.5 (and the hops' buffering behind it)
+  await screenshot(page, 'monitor-tuned');
+
+  // Destroy it from the UI, with confirmation.
+  await page.locator('[aria-label="destroy tune-me"]').click();
+  await page.locator('[role="dialog"]').waitFor();
+  await screenshot(page, 'monitor-destroy-confirm');
+  await page.locator('[data-testid="confirm-destroy"]').click();
+  await page.locator('[data-testid="session-tune-me"]').waitFor({ state: 'detached', timeout: 5000 });
+  const left = await (await server.api('/api/v1/sessions')).json();
+  assert(!left.some((s) => s.name === 'tune-me'), 'the session is gone from the server');
+
+  // The level of what the session wrote: -6 dB after the tune (gain 0.5).
+  const out = path.join(server.dir, 'out.ogg');
+  assert(existsSync(out), 'the session wrote its output');
+  const levels = windowLevels(out, 100);
+  assert(levels.length > 40, `enough output (${levels.length} windows)`);
+  const before = median(levels.slice(3, 12));
+  const after = median(levels.slice(-12, -3));
+  console.log(`     [measure] output level ${before.toFixed(2)} dB before the tune, ${after.toFixed(2)} dB after: ${(after - before).toFixed(2)} dB`);
+  assert(Math.abs(after - before - -6.02) < 0.7, `the tune changed the level by ${(after - before).toFixed(2)} dB (expected -6.02)`);
+  assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
+  await context.close();
+}
+
+export async function monitorCrashAndPollingTest(server, browser) {
+  makeTone(path.join(server.dir, 'tone.ogg'), 60);
+  const { page, problems, context } = await newPage(browser);
+  await createSession(server, 'crashy', crashSession(server.dir));
+  await page.goto(server.url + '/monitor');
+  await page.locator('[data-testid="session-crashy"] button.link').click();
+  await waitFor(async () => (await page.locator('[data-testid="state-gain"]').innerText()) === 'Running', 10000, 'gain Running');
+  const pid0 = (await (await server.api('/api/v1/sessions/crashy/pipeline')).json()).nodes.gain.worker_pid;
+  assert(pid0 > 0, 'gain has a worker');
+  await waitFor(async () => (await page.locator('[data-testid="worker-gain"]').innerText()).includes(`pid ${pid0}`), 5000, 'the pid shown');
+
+  // From here on, count the REST requests the page makes: there must be none for 10 s.
+  const requests = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/api/') && r.resourceType() !== 'websocket') requests.push(r.url());
+  });
+  const windowStart = Date.now();
+  const stats0 = await page.locator('[data-testid="stats-gain"]').innerText();
+
+  process.kill(pid0, 'SIGKILL');
+  await waitFor(async () => (await page.locator('[data-testid="state-gain"]').innerText()) === 'Recovering', 5000, 'gain Recovering');
+  await screenshot(page, 'monitor-recovering');
+  await waitFor(async () => (await page.locator('[data-testid="state-gain"]').innerText()) === 'Running', 10000, 'gain Running again');
+  const worker = await page.locator('[data-testid="worker-gain"]').innerText();
+  const pid1 = (await (await server.api('/api/v1/sessions/crashy/pipeline')).json()).nodes.gain.worker_pid;
+  assert(pid1 > 0 && pid1 !== pid0, 'a new worker');
+  assert(worker.includes(`pid ${pid1}`) && worker.includes('restarts 1'), `the node shows its new worker and one restart (${worker})`);
+  assert((await page.locator('[data-testid="timeline"]').innerText()).includes('gain: Recovering'), 'the restart is in the timeline');
+
+  await page.waitForTimeout(Math.max(0, 10000 - (Date.now() - windowStart)));
+  const stats1 = await page.locator('[data-testid="stats-gain"]').innerText();
+  await screenshot(page, 'monitor-recovered');
+  console.log(`     [measure] REST requests in ${((Date.now() - windowStart) / 1000).toFixed(1)} s of a running session: ${requests.length}; stats "${stats0.replace(/\n/g, ' ')}" -> "${stats1.replace(/\n/g, ' ')}"`);
+  assert(stats1 !== stats0, 'the stats moved (from events)');
+  assert(requests.length === 0, `no polling: ${requests.join(', ')}`);
+  assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
+  await context.close();
+}
