@@ -2,6 +2,8 @@
 //   node e2e/run.mjs            (E2E_ONLY=design to run one)
 import { launchBrowser, run, startServer } from './harness.mjs';
 import { designTest } from './design.mjs';
+import { convertTest } from './convert.mjs';
+import { authConfig, authTest } from './auth.mjs';
 import { monitorConfig, monitorCrashAndPollingTest, monitorTest } from './monitor.mjs';
 
 const browser = await launchBrowser();
@@ -19,4 +21,6 @@ await run([
   ['design: palette, samples, canvas <-> YAML, refused connection, validate, delete', withServer('', designTest)],
   ['monitor: REST session appears, tune changes the written level, destroy with confirmation', withServer(monitorConfig, monitorTest)],
   ['monitor: SIGKILLed worker recovers, no REST polling for 10 s', withServer(monitorConfig, monitorCrashAndPollingTest)],
+  ['convert: Ogg/Opus through the volume boost is +6 dB and plays', withServer('', convertTest)],
+  ['auth: login form, viewer without mutating controls, 403 on the mutation', withServer(authConfig, authTest)],
 ]).finally(() => browser.close());

@@ -298,8 +298,9 @@ export function graphToYaml(g: PipelineGraph, lookup?: DefinitionLookup): string
   return doc.toString({ lineWidth: 0, flowCollectionPadding: true, indentSeq: true });
 }
 
-/** Layered left-to-right layout: a node's column is its longest path from a source. */
-export function autoLayout(g: PipelineGraph): PipelineGraph {
+/** Layered left-to-right layout: a node's column is its longest path from a source; past
+ * `maxColumns` the layers fold into bands below, so that a long chain stays readable. */
+export function autoLayout(g: PipelineGraph, maxColumns = 4): PipelineGraph {
   const layer = new Map<string, number>();
   const incoming = new Map<string, string[]>();
   for (const n of g.nodes) incoming.set(n.id, []);
@@ -317,11 +318,28 @@ export function autoLayout(g: PipelineGraph): PipelineGraph {
   };
   g.nodes.forEach((n) => depth(n.id));
   const rows = new Map<number, number>();
-  const nodes = g.nodes.map((n) => {
+  const rowOf = new Map<string, number>();
+  for (const n of g.nodes) {
     const col = layer.get(n.id) ?? 0;
     const row = rows.get(col) ?? 0;
     rows.set(col, row + 1);
-    return { ...n, position: { x: 40 + col * 250, y: 40 + row * 120 } };
+    rowOf.set(n.id, row);
+  }
+  // The height of each band: its tallest layer.
+  const bandRows = new Map<number, number>();
+  for (const [col, count] of rows) {
+    const band = Math.floor(col / maxColumns);
+    bandRows.set(band, Math.max(bandRows.get(band) ?? 0, count));
+  }
+  const bandTop = (band: number) => {
+    let y = 40;
+    for (let b = 0; b < band; b += 1) y += (bandRows.get(b) ?? 1) * 120 + 40;
+    return y;
+  };
+  const nodes = g.nodes.map((n) => {
+    const col = layer.get(n.id) ?? 0;
+    const band = Math.floor(col / maxColumns);
+    return { ...n, position: { x: 40 + (col % maxColumns) * 250, y: bandTop(band) + (rowOf.get(n.id) ?? 0) * 120 } };
   });
   return { ...g, nodes };
 }

@@ -153,7 +153,7 @@ export function ConvertView() {
           <p className="muted">This pipeline reads its own input (no streamkit::http_input).</p>
         )}
         {canRun ? (
-          <button type="button" className="primary" onClick={run} disabled={!!progress && progress.phase !== 'done'}>Convert</button>
+          <button type="button" className="primary" onClick={run} disabled={!!progress && progress.phase !== 'done'}>Run conversion</button>
         ) : (
           <p className="muted">Your role may not run pipelines.</p>
         )}

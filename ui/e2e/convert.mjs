@@ -1,0 +1,37 @@
+// Convert view: Ogg/Opus speech through the volume boost sample; the downloaded result is
+// +6 dB (measured) and the audio player plays it.
+import path from 'node:path';
+import { assert, meanVolumeDb, newPage, repoRoot, screenshot, waitFor } from './harness.mjs';
+
+export async function convertTest(server, browser) {
+  const { page, problems, context } = await newPage(browser);
+  await page.goto(server.url + '/convert');
+  const pipeline = page.getByLabel('pipeline', { exact: true });
+  await waitFor(async () => (await pipeline.inputValue()) === 'oneshot/volume_boost', 5000, 'the volume boost sample selected');
+  const input = path.join(repoRoot, 'samples/audio/speech.ogg');
+  await page.locator('[data-testid="convert-file"]').setInputFiles(input);
+  await page.getByRole('button', { name: 'Run conversion' }).click();
+  await page.locator('[data-testid="convert-result"]').waitFor({ timeout: 30000 });
+  assert((await page.locator('[data-testid="convert-progress"]').innerText()).includes('done'), 'the progress ends done');
+
+  // The player plays it.
+  const played = await page.evaluate(async () => {
+    const a = document.querySelector('[data-testid="result-audio"]');
+    await a.play();
+    await new Promise((r) => setTimeout(r, 700));
+    return { time: a.currentTime, paused: a.paused, duration: a.duration, error: a.error?.message ?? null };
+  });
+  assert(played.error === null && played.time > 0.3 && !played.paused, `the audio player plays (${JSON.stringify(played)})`);
+  await screenshot(page, 'convert-result');
+
+  // The download is +6 dB.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('[data-testid="download"]').click()]);
+  const saved = path.join(server.dir, download.suggestedFilename());
+  await download.saveAs(saved);
+  assert(download.suggestedFilename() === 'result.ogg', `an .ogg download (${download.suggestedFilename()})`);
+  const gain = meanVolumeDb(saved) - meanVolumeDb(input);
+  console.log(`     [measure] result level ${gain.toFixed(2)} dB over the input; played ${played.time.toFixed(2)} s of ${played.duration.toFixed(2)} s`);
+  assert(Math.abs(gain - 6.02) < 0.5, `the result is +6 dB (measured ${gain.toFixed(2)} dB)`);
+  assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
+  await context.close();
+}
