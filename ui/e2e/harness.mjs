@@ -14,12 +14,12 @@ export const outputDir = process.env.SKIT_E2E_OUTPUT ?? path.join(uiRoot, 'e2e-o
 export const skitBinary = process.env.SKIT_BINARY ?? path.join(repoRoot, 'build/release/cli/skit');
 export const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-export async function startServer(configYaml = '') {
+export async function startServer(configYaml = '', listenPort = 0) {
   const dir = mkdtempSync(path.join(tmpdir(), 'skit-e2e-'));
   const config = path.join(dir, 'skit.yaml');
   writeFileSync(config, typeof configYaml === 'function' ? configYaml(dir) : configYaml);
   let log = '';
-  const child = spawn(skitBinary, ['serve', '--listen', '127.0.0.1:0', '--grpc-listen', '', '--config', config], {
+  const child = spawn(skitBinary, ['serve', '--listen', `127.0.0.1:${listenPort}`, '--grpc-listen', '', '--config', config], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -134,3 +134,75 @@ export async function monitorCrashAndPollingTest(server, browser) {
   assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
   await context.close();
 }
+
+/** Staging: a bad batch shows its problems first and changes nothing; a good one is applied
+ * as one applybatch. */
+export async function monitorStagingTest(server, browser) {
+  const { page, problems, context } = await newPage(browser);
+  await createSession(server, 'staged', `mode: dynamic
+nodes:
+  reader: { kind: core::file_reader, params: { path: samples/audio/music.ogg } }
+  demux: { kind: containers::ogg::demuxer, needs: reader }
+  pacer: { kind: core::pacer, params: { speed: 0.5 }, needs: demux }
+  decode: { kind: audio::opus::decoder, needs: pacer }
+  gain: { kind: audio::gain, needs: decode }
+  sink: { kind: core::sink, needs: gain }
+`);
+  await page.goto(server.url + '/monitor');
+  await page.locator('[data-testid="session-staged"] button.link').click();
+  await page.getByRole('button', { name: 'Edit (staging)' }).click();
+
+  // A file reader without its path: the problem is shown, and nothing is applied.
+  await page.locator('.palette-item[data-kind="core::file_reader"] button').click();
+  await page.locator('.react-flow__node[data-id="file_reader"]').waitFor();
+  await page.getByRole('button', { name: 'Apply' }).click();
+  const issues = page.locator('[data-testid="batch-issues"]');
+  await waitFor(async () => /operation 1: .*path/.test(await issues.innerText()), 5000, 'the batch problem shown');
+  let p = await (await server.api('/api/v1/sessions/staged/pipeline')).json();
+  assert(!('file_reader' in p.nodes), 'nothing applied');
+  await screenshot(page, 'monitor-staging-problems');
+
+  // Remove it again (Delete), add a second sink on the gain, apply.
+  await page.locator('.react-flow__node[data-id="file_reader"]').click();
+  await page.keyboard.press('Delete');
+  await page.locator('.palette-item[data-kind="core::sink"] button').click();
+  await page.locator('.react-flow__node[data-id="sink_2"]').waitFor();
+  await page.locator('.react-flow__controls-fitview').click();
+  await page.waitForTimeout(300);
+  const { dragConnect } = await import('./design.mjs');
+  await dragConnect(page, 'gain', 'out', 'sink_2', 'in');
+  const ops = await page.locator('[data-testid="staged-ops"]').innerText();
+  assert(ops.includes('add sink_2 (core::sink)') && ops.includes('connect gain.out → sink_2.in') && !ops.includes('file_reader'), `the staged batch (${ops})`);
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByRole('button', { name: 'Edit (staging)' }).waitFor();
+  p = await (await server.api('/api/v1/sessions/staged/pipeline')).json();
+  assert(p.nodes.sink_2?.kind === 'core::sink', 'sink_2 added');
+  assert(p.connections.some((c) => c.from_node === 'gain' && c.to_node === 'sink_2'), 'gain feeds sink_2');
+  await waitFor(async () => (await page.locator('[data-testid="state-sink_2"]').innerText()) === 'Running', 10000, 'sink_2 Running in the view');
+  assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
+  await context.close();
+}
+
+/** The server goes away: the page says so; it comes back on the same port: the WebSocket
+ * reconnects by itself and the list is current again. */
+export async function reconnectTest(server, browser, restart) {
+  const { page, problems, context } = await newPage(browser);
+  await page.goto(server.url + '/monitor');
+  await page.locator('[data-testid="ws-status"].open').waitFor();
+  await server.stop();
+  await page.locator('[data-testid="unreachable"]').waitFor({ timeout: 8000 });
+  await screenshot(page, 'unreachable');
+  const again = await restart();
+  try {
+    await page.locator('[data-testid="ws-status"].open').waitFor({ timeout: 15000 });
+    await page.locator('[data-testid="unreachable"]').waitFor({ state: 'detached', timeout: 10000 });
+    await createSession(again, 'after-restart', '');
+    await page.locator('[data-testid="session-after-restart"]').waitFor({ timeout: 3000 });
+    // The only errors are the failed requests while the server was away.
+    const unexpected = problems.filter((x) => !/ERR_CONNECTION_REFUSED|WebSocket connection|Failed to load resource/.test(x));
+    assert(unexpected.length === 0, `no other console errors:\n${unexpected.join('\n')}`);
+  } finally {
+    await context.close();
+    await again.stop();
+  }
+}

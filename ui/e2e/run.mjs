@@ -4,7 +4,7 @@ import { launchBrowser, run, startServer } from './harness.mjs';
 import { designTest } from './design.mjs';
 import { convertTest } from './convert.mjs';
 import { authConfig, authTest } from './auth.mjs';
-import { monitorConfig, monitorCrashAndPollingTest, monitorTest } from './monitor.mjs';
+import { monitorConfig, monitorCrashAndPollingTest, monitorStagingTest, monitorTest, reconnectTest } from './monitor.mjs';
 
 const browser = await launchBrowser();
 const withServer = (config, fn) => async () => {
@@ -21,6 +21,11 @@ await run([
   ['design: palette, samples, canvas <-> YAML, refused connection, validate, delete', withServer('', designTest)],
   ['monitor: REST session appears, tune changes the written level, destroy with confirmation', withServer(monitorConfig, monitorTest)],
   ['monitor: SIGKILLed worker recovers, no REST polling for 10 s', withServer(monitorConfig, monitorCrashAndPollingTest)],
+  ['monitor: staging shows the batch problems first, then applies one batch', withServer('', monitorStagingTest)],
+  ['quality: the page says when the server is unreachable and reconnects by itself', async () => {
+    const server = await startServer('');
+    await reconnectTest(server, browser, () => startServer('', server.port));
+  }],
   ['convert: Ogg/Opus through the volume boost is +6 dB and plays', withServer('', convertTest)],
   ['auth: login form, viewer without mutating controls, 403 on the mutation', withServer(authConfig, authTest)],
 ]).finally(() => browser.close());

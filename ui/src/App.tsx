@@ -31,6 +31,11 @@ function Shell() {
   useEffect(() => {
     if (defs.data) useDesign.getState().setDefs(defs.data);
   }, [defs.data]);
+  // A dropped control connection may mean the server is gone: ask, so that the page says so
+  // (and checks again until it is back) instead of showing stale data silently.
+  useEffect(() => {
+    if (wsStatus === 'closed') void api.me().catch(() => undefined);
+  }, [wsStatus]);
   useEffect(() => {
     const c = control();
     const offStatus = c.onStatus((s) => useApp.getState().setWsStatus(s));
