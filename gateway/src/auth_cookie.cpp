@@ -35,13 +35,16 @@ std::string cookie_value(std::string_view header, std::string_view name) {
   std::size_t at = 0;
   while (at < header.size()) {
     std::size_t end = header.find(';', at);
-    if (end == std::string_view::npos) end = header.size();
+    if (end == std::string_view::npos)
+      end = header.size();
     std::string_view pair = header.substr(at, end - at);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    while (!pair.empty() && pair.front() == ' ')
+      pair.remove_prefix(1);
     const auto eq = pair.find('=');
     if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
       std::string_view value = pair.substr(eq + 1);
-      while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+      while (!value.empty() && value.back() == ' ')
+        value.remove_suffix(1);
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
         value = value.substr(1, value.size() - 2);
       }
@@ -68,9 +71,9 @@ std::string BrowserSessions::create(const TokenConfig& token) {
   const auto now = std::chrono::steady_clock::now();
   std::erase_if(sessions_, [&](const auto& kv) { return kv.second.expires <= now; });
   if (sessions_.size() >= kMaxSessions) {
-    auto oldest = std::min_element(sessions_.begin(), sessions_.end(), [](const auto& a, const auto& b) {
-      return a.second.serial < b.second.serial;
-    });
+    auto oldest = std::min_element(
+        sessions_.begin(), sessions_.end(),
+        [](const auto& a, const auto& b) { return a.second.serial < b.second.serial; });
     sessions_.erase(oldest);
   }
   sessions_[id] = Entry{token.name, token.role, now + kLifetime, ++serial_};
@@ -127,11 +130,12 @@ Identity identify(const ServerConfig& config, BrowserSessions& browsers,
 
 std::string session_cookie(std::string_view id) {
   // No `Secure`: skit serves plain HTTP (put TLS in front, and the proxy may add it).
-  std::string c = std::string(kSessionCookie) + "=" + std::string(id) +
-                  "; Path=/; HttpOnly; SameSite=Strict";
-  c += id.empty() ? "; Max-Age=0" : "; Max-Age=" + std::to_string(
-                                        std::chrono::duration_cast<std::chrono::seconds>(
-                                            BrowserSessions::kLifetime).count());
+  std::string c =
+      std::string(kSessionCookie) + "=" + std::string(id) + "; Path=/; HttpOnly; SameSite=Strict";
+  c += id.empty() ? "; Max-Age=0"
+                  : "; Max-Age=" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                      BrowserSessions::kLifetime)
+                                                      .count());
   return c;
 }
 

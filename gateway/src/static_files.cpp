@@ -73,9 +73,11 @@ std::string_view StaticFiles::content_type_of(const fs::path& file) {
       {".webmanifest", "application/manifest+json"},
   }};
   std::string ext = file.extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : ext)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (const auto& [e, type] : kTypes) {
-    if (e == ext) return type;
+    if (e == ext)
+      return type;
   }
   return "application/octet-stream";
 }
@@ -91,8 +93,8 @@ HttpReply StaticFiles::file_reply(const fs::path& file, bool is_index) const {
   if (is_index) {
     // The build refers to its files relatively ("./assets/..."): a <base> makes them resolve
     // from the UI's root whatever the client route (/monitor/x) the page was loaded at.
-    if (const auto at = r.body.find("<head>"); at != std::string::npos &&
-                                               r.body.find("<base ") == std::string::npos) {
+    if (const auto at = r.body.find("<head>");
+        at != std::string::npos && r.body.find("<base ") == std::string::npos) {
       r.body.insert(at + 6, "<base href=\"/\">");
     }
   }
@@ -111,12 +113,14 @@ HttpReply StaticFiles::file_reply(const fs::path& file, bool is_index) const {
 HttpReply StaticFiles::serve(std::string_view path) const {
   if (root_.empty()) {
     return HttpReply::text(
-        404, "the web UI is not built: run `npm ci && npm run build` in ui/ (scripts/build_ui.sh), "
-             "or set paths.ui_dir to a built UI");
+        404,
+        "the web UI is not built: run `npm ci && npm run build` in ui/ (scripts/build_ui.sh), "
+        "or set paths.ui_dir to a built UI");
   }
   std::string rel;
   for (std::size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '%' && i + 2 < path.size() && std::isxdigit(static_cast<unsigned char>(path[i + 1])) &&
+    if (path[i] == '%' && i + 2 < path.size() &&
+        std::isxdigit(static_cast<unsigned char>(path[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(path[i + 2]))) {
       rel.push_back(static_cast<char>(std::stoi(std::string(path.substr(i + 1, 2)), nullptr, 16)));
       i += 2;
@@ -128,7 +132,8 @@ HttpReply StaticFiles::serve(std::string_view path) const {
       rel.find('\\') != std::string::npos) {
     return HttpReply::text(400, "bad path '" + std::string(path) + "'");
   }
-  while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
+  while (!rel.empty() && rel.front() == '/')
+    rel.erase(0, 1);
   const fs::path index = root_ / "index.html";
   if (rel.empty() || rel == "index.html") {
     return file_reply(index, true);

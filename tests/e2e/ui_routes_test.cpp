@@ -30,10 +30,13 @@ const std::string kTokens = "auth:\n  tokens:\n    - { name: op, token: " + kOpe
                             ", role: viewer }\n";
 
 std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 class Server {
  public:
@@ -41,30 +44,34 @@ class Server {
     const std::string cfg = dir.file("skit.yaml");
     write_file(cfg, config);
     const std::string repo = kRepo.string();
-    std::vector<std::string> argv = {SKIT_BINARY, "serve", "--listen", "127.0.0.1:0", "--grpc-listen", "",
-                                     "--config", cfg};
+    std::vector<std::string> argv = {SKIT_BINARY,     "serve", "--listen", "127.0.0.1:0",
+                                     "--grpc-listen", "",      "--config", cfg};
     std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
+    for (auto& a : argv)
+      args.push_back(a.data());
     args.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       const int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (log < 0 || ::chdir(repo.c_str()) != 0) ::_exit(126);
+      if (log < 0 || ::chdir(repo.c_str()) != 0)
+        ::_exit(126);
       ::dup2(log, 1);
       ::dup2(log, 2);
       ::execv(args[0], args.data());
       ::_exit(127);
     }
     const std::string marker = "skit serve: listening on http://127.0.0.1:";
-    wait_until([&] {
-      const std::string text = read_file(log_);
-      const auto at = text.find(marker);
-      if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
-        port_ = std::atoi(text.c_str() + at + marker.size());
-        return true;
-      }
-      return false;
-    }, 15s);
+    wait_until(
+        [&] {
+          const std::string text = read_file(log_);
+          const auto at = text.find(marker);
+          if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
+            port_ = std::atoi(text.c_str() + at + marker.size());
+            return true;
+          }
+          return false;
+        },
+        15s);
   }
   ~Server() {
     if (pid_ > 0 && !stopped_) {
@@ -115,7 +122,8 @@ Reply curl(const TempDir& dir, std::vector<std::string> args) {
   const std::string id = std::to_string(n++);
   const std::string body = dir.file("r" + id + ".body");
   const std::string head = dir.file("r" + id + ".head");
-  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "--max-time", "30", "-o", body, "-D", head, "-w", "%{http_code}"};
+  std::vector<std::string> argv = {
+      "/usr/bin/curl", "-sS", "--max-time", "30", "-o", body, "-D", head, "-w", "%{http_code}"};
   argv.insert(argv.end(), args.begin(), args.end());
   Process p(argv);
   p.wait(60s);
@@ -125,27 +133,34 @@ Reply curl(const TempDir& dir, std::vector<std::string> args) {
   std::istringstream lines(read_file(head));
   std::string line;
   while (std::getline(lines, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
     if (line.rfind("HTTP/", 0) == 0) {
       r.headers.clear();
       r.set_cookies.clear();
-      if (r.status == 0 || line.find(" 101 ") != std::string::npos) r.status = std::atoi(line.c_str() + 9);
+      if (r.status == 0 || line.find(" 101 ") != std::string::npos)
+        r.status = std::atoi(line.c_str() + 9);
       continue;
     }
     const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
+    if (colon == std::string::npos)
+      continue;
     std::string value = line.substr(colon + 1);
     value.erase(0, value.find_first_not_of(" \t"));
     const std::string name = lower(line.substr(0, colon));
     r.headers[name] = value;
-    if (name == "set-cookie") r.set_cookies.push_back(value);
+    if (name == "set-cookie")
+      r.set_cookies.push_back(value);
   }
   return r;
 }
 
-std::vector<std::string> json_post(const std::string& url, const json& body, const std::string& token = "") {
-  std::vector<std::string> a = {"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body.dump(), url};
-  if (!token.empty()) a.insert(a.begin(), {"-H", "Authorization: Bearer " + token});
+std::vector<std::string> json_post(const std::string& url, const json& body,
+                                   const std::string& token = "") {
+  std::vector<std::string> a = {
+      "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body.dump(), url};
+  if (!token.empty())
+    a.insert(a.begin(), {"-H", "Authorization: Bearer " + token});
   return a;
 }
 
@@ -183,7 +198,8 @@ std::string ui_dir(const TempDir& dir) {
   const fs::path root = dir.path() / "ui";
   fs::create_directories(root / "assets");
   write_file((root / "index.html").string(),
-             "<!doctype html><html><head><title>t</title><script src=\"./assets/index-AbC123.js\"></script></head><body></body></html>");
+             "<!doctype html><html><head><title>t</title><script "
+             "src=\"./assets/index-AbC123.js\"></script></head><body></body></html>");
   write_file((root / "assets/index-AbC123.js").string(), "console.log('ui');\n");
   write_file((root / "assets/index-AbC123.css").string(), "body{}\n");
   write_file((root / "robots.txt").string(), "User-agent: *\n");
@@ -262,7 +278,8 @@ TEST_F(UiRoutes, ServesTheBuiltUiWithContentTypesCachingAndIndexFallback) {
 }
 
 TEST_F(UiRoutes, SaysHowToBuildTheUiWhenThereIsNone) {
-  server_ = std::make_unique<Server>(dir_, "paths:\n  ui_dir: " + (dir_.path() / "none").string() + "\n");
+  server_ =
+      std::make_unique<Server>(dir_, "paths:\n  ui_dir: " + (dir_.path() / "none").string() + "\n");
   ASSERT_GT(server_->port(), 0) << server_->log();
   Reply r = get("/", "");
   EXPECT_EQ(r.status, 404);
@@ -282,11 +299,13 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
   bool live_gain = false;
   for (const auto& s : list) {
     EXPECT_EQ(s["mode"], "dynamic");
-    live_gain = live_gain || (s["id"] == "dynamic/live_gain" && s["name"] == "Live gain" && s["is_system"] == true);
+    live_gain = live_gain || (s["id"] == "dynamic/live_gain" && s["name"] == "Live gain" &&
+                              s["is_system"] == true);
   }
   EXPECT_TRUE(live_gain) << dynamic.body;
 
-  const std::string yaml = read_file((kRepo / "samples/pipelines/oneshot/volume_boost.yml").string());
+  const std::string yaml =
+      read_file((kRepo / "samples/pipelines/oneshot/volume_boost.yml").string());
   const json save{{"name", "My Boost!"}, {"description", "twice\nas loud"}, {"yaml", yaml}};
   Reply saved = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), save, kOperator));
   ASSERT_EQ(saved.status, 200) << saved.body;
@@ -300,13 +319,16 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
   // Listed with the system samples, readable by id; the saved YAML still compiles the same.
   Reply all = get("/api/v1/samples/oneshot");
   bool listed = false;
-  for (const auto& s : all.body_json()) listed = listed || s["id"] == "user/my-boost";
+  for (const auto& s : all.body_json())
+    listed = listed || s["id"] == "user/my-boost";
   EXPECT_TRUE(listed) << all.body;
   Reply one = get("/api/v1/samples/oneshot/user/my-boost");
   ASSERT_EQ(one.status, 200);
-  Reply check = curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yaml", one.body_json()["yaml"]}}, kOperator));
+  Reply check = curl(dir_, json_post(server_->url("/api/v1/validate"),
+                                     {{"yaml", one.body_json()["yaml"]}}, kOperator));
   EXPECT_EQ(check.body_json()["valid"], true) << check.body;
-  EXPECT_EQ(get("/api/v1/samples/oneshot/oneshot/volume_boost").body_json()["name"], "Volume boost (Ogg/Opus)");
+  EXPECT_EQ(get("/api/v1/samples/oneshot/oneshot/volume_boost").body_json()["name"],
+            "Volume boost (Ogg/Opus)");
 
   // The same name again: 409 unless overwrite.
   Reply twice = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), save, kOperator));
@@ -314,17 +336,24 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
   EXPECT_TRUE(contains(twice.body, "overwrite")) << twice.body;
   json replace = save;
   replace["overwrite"] = true;
-  EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), replace, kOperator)).status, 200);
+  EXPECT_EQ(
+      curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), replace, kOperator)).status,
+      200);
 
   // A fragment: a mapping of nodes, need not compile alone.
-  const json fragment{{"name", "gain stage"}, {"is_fragment", true},
+  const json fragment{{"name", "gain stage"},
+                      {"is_fragment", true},
                       {"yaml", "nodes:\n  g:\n    kind: audio::gain\n    needs: upstream\n"}};
   Reply frag = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), fragment, kOperator));
   ASSERT_EQ(frag.status, 200) << frag.body;
   EXPECT_EQ(frag.body_json()["is_fragment"], true);
 
   // Bad input, each with its reason.
-  struct Bad { json body; int status; std::string says; };
+  struct Bad {
+    json body;
+    int status;
+    std::string says;
+  };
   const std::vector<Bad> bad = {
       {{{"yaml", yaml}}, 400, "'name' is required"},
       {{{"name", "x"}}, 400, "'yaml' is required"},
@@ -339,32 +368,53 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
     EXPECT_EQ(r.status, b.status) << b.body.dump() << " -> " << r.body;
     EXPECT_TRUE(contains(r.body, b.says)) << b.body.dump() << " -> " << r.body;
   }
-  Reply not_json = curl(dir_, {"-H", "Authorization: Bearer " + kOperator, "-X", "POST", "--data-binary", "{nope",
-                               server_->url("/api/v1/samples/oneshot")});
+  Reply not_json = curl(dir_, {"-H", "Authorization: Bearer " + kOperator, "-X", "POST",
+                               "--data-binary", "{nope", server_->url("/api/v1/samples/oneshot")});
   EXPECT_EQ(not_json.status, 400);
   const std::string huge(1100 * 1024, 'x');
-  write_file(dir_.file("big.json"), json{{"name", "big"}, {"yaml", huge}}.dump());  // beyond an argv string
-  Reply too_big = curl(dir_, {"-H", "Authorization: Bearer " + kOperator, "-X", "POST", "--data-binary",
-                              "@" + dir_.file("big.json"), server_->url("/api/v1/samples/oneshot")});
+  write_file(dir_.file("big.json"),
+             json{{"name", "big"}, {"yaml", huge}}.dump());  // beyond an argv string
+  Reply too_big =
+      curl(dir_, {"-H", "Authorization: Bearer " + kOperator, "-X", "POST", "--data-binary",
+                  "@" + dir_.file("big.json"), server_->url("/api/v1/samples/oneshot")});
   EXPECT_EQ(too_big.status, 413) << too_big.body;
 
   // Permissions: a viewer reads, never writes.
   EXPECT_EQ(get("/api/v1/samples/oneshot", kViewer).status, 200);
-  EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), replace, kViewer)).status, 403);
-  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/user/my-boost")}, kViewer)).status, 403);
+  EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), replace, kViewer)).status,
+            403);
+  EXPECT_EQ(
+      curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/user/my-boost")},
+                            kViewer))
+          .status,
+      403);
 
   // Deleting: user samples only.
-  Reply system = curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/oneshot/volume_boost")}, kOperator));
+  Reply system = curl(
+      dir_,
+      with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/oneshot/volume_boost")},
+                 kOperator));
   EXPECT_EQ(system.status, 403);
   EXPECT_TRUE(contains(system.body, "system sample")) << system.body;
   EXPECT_TRUE(fs::exists(kRepo / "samples/pipelines/oneshot/volume_boost.yml"));
-  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", "--path-as-is", server_->url("/api/v1/samples/oneshot/user/../x")}, kOperator)).status, 400);
-  Reply deleted = curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/user/my-boost")}, kOperator));
+  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", "--path-as-is",
+                                   server_->url("/api/v1/samples/oneshot/user/../x")},
+                                  kOperator))
+                .status,
+            400);
+  Reply deleted =
+      curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/user/my-boost")},
+                            kOperator));
   EXPECT_EQ(deleted.status, 200) << deleted.body;
   EXPECT_FALSE(fs::exists(dir_.path() / "samples/user/my-boost.yml"));
-  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/user/my-boost")}, kOperator)).status, 404);
+  EXPECT_EQ(
+      curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/user/my-boost")},
+                            kOperator))
+          .status,
+      404);
   EXPECT_EQ(get("/api/v1/samples/oneshot/user/my-boost").status, 404);
-  Reply wrong_method = curl(dir_, with_token({"-X", "PUT", server_->url("/api/v1/samples/dynamic")}, kOperator));
+  Reply wrong_method =
+      curl(dir_, with_token({"-X", "PUT", server_->url("/api/v1/samples/dynamic")}, kOperator));
   EXPECT_EQ(wrong_method.status, 405);
   EXPECT_EQ(wrong_method.header("Allow"), "GET");
 }
@@ -386,7 +436,9 @@ TEST_F(UiRoutes, UploadsListsServesAndDeletesUserAudioAssets) {
 
   const std::string ogg = (kRepo / "samples/audio/speech.ogg").string();
   auto upload = [&](const std::string& file, const std::string& name, const std::string& token) {
-    return curl(dir_, with_token({"-F", "file=@" + file + ";filename=" + name, server_->url("/api/v1/assets/audio")}, token));
+    return curl(dir_, with_token({"-F", "file=@" + file + ";filename=" + name,
+                                  server_->url("/api/v1/assets/audio")},
+                                 token));
   };
   Reply up = upload(ogg, "my voice.ogg", kOperator);
   ASSERT_EQ(up.status, 200) << up.body;
@@ -412,21 +464,41 @@ TEST_F(UiRoutes, UploadsListsServesAndDeletesUserAudioAssets) {
   EXPECT_EQ(disguised.status, 400);
   EXPECT_TRUE(contains(disguised.body, "not a ogg file (it looks like wav)")) << disguised.body;
   EXPECT_FALSE(fs::exists(dir_.path() / "audio/user/tone.ogg"));
-  Reply no_file = curl(dir_, with_token({"-F", "file=plain", server_->url("/api/v1/assets/audio")}, kOperator));
+  Reply no_file =
+      curl(dir_, with_token({"-F", "file=plain", server_->url("/api/v1/assets/audio")}, kOperator));
   EXPECT_EQ(no_file.status, 400);
-  Reply not_multipart = curl(dir_, with_token({"-X", "POST", "--data-binary", "x", server_->url("/api/v1/assets/audio")}, kOperator));
+  Reply not_multipart = curl(
+      dir_, with_token({"-X", "POST", "--data-binary", "x", server_->url("/api/v1/assets/audio")},
+                       kOperator));
   EXPECT_EQ(not_multipart.status, 400);
   EXPECT_EQ(upload(ogg, "viewer.ogg", kViewer).status, 403);
 
   // Deleting: user assets only.
-  Reply sys = curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/speech.ogg")}, kOperator));
+  Reply sys = curl(
+      dir_,
+      with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/speech.ogg")}, kOperator));
   EXPECT_EQ(sys.status, 403);
   EXPECT_TRUE(fs::exists(dir_.path() / "audio/speech.ogg"));
-  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/my_voice.ogg")}, kViewer)).status, 403);
-  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/my_voice.ogg")}, kOperator)).status, 200);
+  EXPECT_EQ(
+      curl(dir_,
+           with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/my_voice.ogg")}, kViewer))
+          .status,
+      403);
+  EXPECT_EQ(
+      curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/my_voice.ogg")},
+                            kOperator))
+          .status,
+      200);
   EXPECT_FALSE(fs::exists(dir_.path() / "audio/user/my_voice.ogg"));
-  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/my_voice.ogg")}, kOperator)).status, 404);
-  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/.hidden")}, kOperator)).status, 400);
+  EXPECT_EQ(
+      curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/my_voice.ogg")},
+                            kOperator))
+          .status,
+      404);
+  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/.hidden")},
+                                  kOperator))
+                .status,
+            400);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,7 +506,8 @@ TEST_F(UiRoutes, UploadsListsServesAndDeletesUserAudioAssets) {
 
 TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
   start("security:\n  allowed_file_paths: [\"samples/**\"]\n");
-  const std::string boost = read_file((kRepo / "samples/pipelines/oneshot/volume_boost.yml").string());
+  const std::string boost =
+      read_file((kRepo / "samples/pipelines/oneshot/volume_boost.yml").string());
   // A viewer may validate (nothing runs).
   Reply ok = curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yaml", boost}}, kViewer));
   ASSERT_EQ(ok.status, 200) << ok.body;
@@ -447,11 +520,13 @@ TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
   EXPECT_EQ(v["pipeline"]["connections"].size(), 6u);
   EXPECT_EQ(v["pipeline"]["node_order"][0], "step_0");
 
-  Reply bad = curl(dir_, json_post(server_->url("/api/v1/validate"),
-                                   {{"yaml", "mode: oneshot\nnodes:\n  in: { kind: streamkit::http_input }\n"
-                                             "  loud:\n    kind: audio::gain\n    params: { gain: 99 }\n    needs: in\n"
-                                             "  out: { kind: streamkit::http_output, needs: loud }\n"}},
-                                   kOperator));
+  Reply bad = curl(
+      dir_, json_post(server_->url("/api/v1/validate"),
+                      {{"yaml",
+                        "mode: oneshot\nnodes:\n  in: { kind: streamkit::http_input }\n"
+                        "  loud:\n    kind: audio::gain\n    params: { gain: 99 }\n    needs: in\n"
+                        "  out: { kind: streamkit::http_output, needs: loud }\n"}},
+                      kOperator));
   ASSERT_EQ(bad.status, 200);
   const json errors = bad.body_json()["errors"];
   EXPECT_EQ(bad.body_json()["valid"], false);
@@ -466,24 +541,40 @@ TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
 
   // Dynamic: oneshot-only nodes and files outside the allow-list.
   Reply dyn = curl(dir_, json_post(server_->url("/api/v1/validate"),
-                                   {{"yaml", "mode: dynamic\nnodes:\n  r: { kind: core::file_reader, params: { path: /etc/passwd } }\n"
-                                             "  o: { kind: streamkit::http_output, needs: r }\n"}},
+                                   {{"yaml",
+                                     "mode: dynamic\nnodes:\n  r: { kind: core::file_reader, "
+                                     "params: { path: /etc/passwd } }\n"
+                                     "  o: { kind: streamkit::http_output, needs: r }\n"}},
                                    kOperator));
   const std::string dyn_text = dyn.body_json()["errors"].dump();
   EXPECT_TRUE(contains(dyn_text, "exists only in oneshot pipelines")) << dyn.body;
   EXPECT_TRUE(contains(dyn_text, "/etc/passwd")) << dyn.body;
-  Reply live = curl(dir_, json_post(server_->url("/api/v1/validate"),
-                                    {{"yaml", read_file((kRepo / "samples/pipelines/dynamic/live_gain.yml").string())}}, kOperator));
+  Reply live = curl(
+      dir_,
+      json_post(server_->url("/api/v1/validate"),
+                {{"yaml", read_file((kRepo / "samples/pipelines/dynamic/live_gain.yml").string())}},
+                kOperator));
   EXPECT_EQ(live.body_json()["valid"], true) << live.body;
-  Reply mismatch = curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yaml", boost}, {"mode", "dynamic"}}, kOperator));
-  EXPECT_TRUE(contains(mismatch.body, "the pipeline's mode is oneshot, not dynamic")) << mismatch.body;
+  Reply mismatch = curl(dir_, json_post(server_->url("/api/v1/validate"),
+                                        {{"yaml", boost}, {"mode", "dynamic"}}, kOperator));
+  EXPECT_TRUE(contains(mismatch.body, "the pipeline's mode is oneshot, not dynamic"))
+      << mismatch.body;
 
-  EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yml", boost}}, kOperator)).status, 400);
-  EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yaml", boost}, {"mode", "batch"}}, kOperator)).status, 400);
-  Reply syntax = curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yaml", "mode: oneshot\nsteps: [\n"}}, kOperator));
+  EXPECT_EQ(
+      curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yml", boost}}, kOperator)).status,
+      400);
+  EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/validate"),
+                                 {{"yaml", boost}, {"mode", "batch"}}, kOperator))
+                .status,
+            400);
+  Reply syntax = curl(dir_, json_post(server_->url("/api/v1/validate"),
+                                      {{"yaml", "mode: oneshot\nsteps: [\n"}}, kOperator));
   EXPECT_EQ(syntax.status, 200);
   EXPECT_GT(syntax.body_json()["errors"][0].value("line", 0), 0) << syntax.body;
-  EXPECT_EQ(curl(dir_, {"-X", "GET", "-H", "Authorization: Bearer " + kOperator, server_->url("/api/v1/validate")}).status, 405);
+  EXPECT_EQ(curl(dir_, {"-X", "GET", "-H", "Authorization: Bearer " + kOperator,
+                        server_->url("/api/v1/validate")})
+                .status,
+            405);
   EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yaml", boost}})).status, 401);
 }
 
@@ -495,12 +586,15 @@ TEST_F(UiRoutes, LoginSetsAnHttpOnlyCookieThatRestAndTheWebSocketAccept) {
   Reply me_before = get("/api/v1/auth/me", "");
   EXPECT_EQ(me_before.status, 401);
 
-  Reply wrong = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", "not-a-token-at-all"}}));
+  Reply wrong =
+      curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", "not-a-token-at-all"}}));
   EXPECT_EQ(wrong.status, 401);
   EXPECT_TRUE(wrong.set_cookies.empty());
-  EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"tok", kOperator}})).status, 400);
-  Reply foreign = curl(dir_, {"-H", "Origin: https://evil.example", "-X", "POST", "--data-binary",
-                              json{{"token", kOperator}}.dump(), server_->url("/api/v1/auth/login")});
+  EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"tok", kOperator}})).status,
+            400);
+  Reply foreign =
+      curl(dir_, {"-H", "Origin: https://evil.example", "-X", "POST", "--data-binary",
+                  json{{"token", kOperator}}.dump(), server_->url("/api/v1/auth/login")});
   EXPECT_EQ(foreign.status, 403) << foreign.body;
 
   Reply login = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", kOperator}}));
@@ -526,27 +620,53 @@ TEST_F(UiRoutes, LoginSetsAnHttpOnlyCookieThatRestAndTheWebSocketAccept) {
   EXPECT_EQ(me.body_json()["via"], "cookie");
   EXPECT_EQ(curl(dir_, with_cookie({server_->url("/api/v1/sessions")}, pair)).status, 200);
   Reply created = curl(dir_, with_cookie({"-X", "POST", "--data-binary", R"({"name":"by-cookie"})",
-                                          server_->url("/api/v1/sessions")}, pair));
+                                          server_->url("/api/v1/sessions")},
+                                         pair));
   EXPECT_EQ(created.status, 200) << created.body;
-  EXPECT_EQ(curl(dir_, with_cookie({"-X", "DELETE", server_->url("/api/v1/sessions/by-cookie")}, pair)).status, 200);
+  EXPECT_EQ(
+      curl(dir_, with_cookie({"-X", "DELETE", server_->url("/api/v1/sessions/by-cookie")}, pair))
+          .status,
+      200);
   // Bearer tokens keep working beside it; a bad cookie is no login.
   EXPECT_EQ(get("/api/v1/sessions", kOperator).status, 200);
-  EXPECT_EQ(curl(dir_, with_cookie({server_->url("/api/v1/sessions")}, "skit_session=" + std::string(64, 'a'))).status, 401);
+  EXPECT_EQ(curl(dir_, with_cookie({server_->url("/api/v1/sessions")},
+                                   "skit_session=" + std::string(64, 'a')))
+                .status,
+            401);
 
   // The WebSocket upgrade takes the cookie too.
-  const std::vector<std::string> upgrade = {"--max-time", "2", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
-                                            "-H", "Sec-WebSocket-Version: 13", "-H",
-                                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", server_->url("/api/v1/control")};
+  const std::vector<std::string> upgrade = {"--max-time",
+                                            "2",
+                                            "-H",
+                                            "Connection: Upgrade",
+                                            "-H",
+                                            "Upgrade: websocket",
+                                            "-H",
+                                            "Sec-WebSocket-Version: 13",
+                                            "-H",
+                                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                                            server_->url("/api/v1/control")};
   EXPECT_EQ(curl(dir_, with_cookie(upgrade, pair)).status, 101);
   EXPECT_EQ(curl(dir_, upgrade).status, 401);
 
   // A viewer's cookie: reads yes, mutations 403.
   Reply viewer = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", kViewer}}));
-  const std::string viewer_pair = viewer.set_cookies.at(0).substr(0, viewer.set_cookies.at(0).find(';'));
+  const std::string viewer_pair =
+      viewer.set_cookies.at(0).substr(0, viewer.set_cookies.at(0).find(';'));
   EXPECT_EQ(curl(dir_, with_cookie({server_->url("/api/v1/sessions")}, viewer_pair)).status, 200);
-  EXPECT_EQ(curl(dir_, with_cookie({"-X", "POST", "--data-binary", "{}", server_->url("/api/v1/sessions")}, viewer_pair)).status, 403);
-  EXPECT_EQ(curl(dir_, with_cookie({"-X", "POST", "-F", "config=@" + (kRepo / "samples/pipelines/oneshot/volume_boost.yml").string(),
-                                    server_->url("/api/v1/process")}, viewer_pair)).status, 403);
+  EXPECT_EQ(curl(dir_, with_cookie(
+                           {"-X", "POST", "--data-binary", "{}", server_->url("/api/v1/sessions")},
+                           viewer_pair))
+                .status,
+            403);
+  EXPECT_EQ(
+      curl(dir_, with_cookie(
+                     {"-X", "POST", "-F",
+                      "config=@" + (kRepo / "samples/pipelines/oneshot/volume_boost.yml").string(),
+                      server_->url("/api/v1/process")},
+                     viewer_pair))
+          .status,
+      403);
 
   // Logout ends the session: the old cookie no longer logs in.
   Reply out = curl(dir_, with_cookie({"-X", "POST", server_->url("/api/v1/auth/logout")}, pair));
