@@ -104,6 +104,14 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
            p.section(v, "server", {
                {"listen", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.listen", cfg.listen); }},
                {"grpc_listen", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_listen", cfg.grpc_listen); }},
+               {"base_path", [&](const YAML::Node&, const YAML::Node& x) {
+                  if (!p.scalar(x, "server.base_path", cfg.base_path)) return;
+                  while (cfg.base_path.size() > 1 && cfg.base_path.back() == '/') cfg.base_path.pop_back();
+                  if (cfg.base_path == "/") cfg.base_path.clear();
+                  if (!cfg.base_path.empty() &&
+                      (cfg.base_path.front() != '/' || cfg.base_path.find_first_of("?#% \"") != std::string::npos)) {
+                    p.error(x, "server.base_path must be a path like /skit (got '" + cfg.base_path + "')");
+                  } }},
                {"allow_insecure_non_loopback", [&](const YAML::Node&, const YAML::Node& x) {
                   p.scalar(x, "server.allow_insecure_non_loopback", cfg.allow_insecure_non_loopback); }},
                {"log_format", [&](const YAML::Node&, const YAML::Node& x) {

@@ -393,7 +393,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     const auto t0 = Clock::now();
     Request& req = parser.get();
     const std::string target(req.target());
-    const std::string path = target.substr(0, target.find('?'));
+    const std::string path = UiRoutes::strip_base_path(config_, target.substr(0, target.find('?')));
     std::string route = path;
     const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
     bool keep_alive = req.keep_alive() && !has_body;

@@ -41,7 +41,7 @@ fs::path resolve_ui_dir(const ServerConfig& config) {
   return {};
 }
 
-StaticFiles::StaticFiles(fs::path root) {
+StaticFiles::StaticFiles(fs::path root, std::string base_href) : base_href_(std::move(base_href)) {
   std::error_code ec;
   if (!root.empty() && fs::is_directory(root, ec)) {
     root_ = fs::canonical(root, ec);
@@ -95,7 +95,7 @@ HttpReply StaticFiles::file_reply(const fs::path& file, bool is_index) const {
     // from the UI's root whatever the client route (/monitor/x) the page was loaded at.
     if (const auto at = r.body.find("<head>");
         at != std::string::npos && r.body.find("<base ") == std::string::npos) {
-      r.body.insert(at + 6, "<base href=\"/\">");
+      r.body.insert(at + 6, "<base href=\"" + base_href_ + "\">");
     }
   }
   const std::string rel = fs::relative(file, root_).generic_string();

@@ -20,7 +20,8 @@ std::filesystem::path resolve_ui_dir(const ServerConfig& config);
 
 class StaticFiles {
  public:
-  explicit StaticFiles(std::filesystem::path root);
+  /// `base_href`: the <base href> put into index.html ("/", or server.base_path + "/").
+  explicit StaticFiles(std::filesystem::path root, std::string base_href = "/");
 
   [[nodiscard]] bool available() const { return !root_.empty(); }
   [[nodiscard]] const std::filesystem::path& root() const { return root_; }
@@ -35,6 +36,7 @@ class StaticFiles {
   [[nodiscard]] HttpReply file_reply(const std::filesystem::path& file, bool is_index) const;
 
   std::filesystem::path root_;  // canonical; empty when the UI is not built
+  std::string base_href_;
 };
 
 }  // namespace skit::gateway

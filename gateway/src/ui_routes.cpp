@@ -248,7 +248,7 @@ bool audio_extension(const std::string& ext) {
 
 UiRoutes::UiRoutes(const ServerConfig& config, supervisor::Engine& engine,
                    BrowserSessions& browsers)
-    : config_(config), engine_(engine), browsers_(browsers), static_files_(resolve_ui_dir(config)) {
+    : config_(config), engine_(engine), browsers_(browsers), static_files_(resolve_ui_dir(config), config.base_path + "/") {
   if (static_files_.available()) {
     spdlog::info("serving the web UI from {}", static_files_.root().string());
   } else {
@@ -266,6 +266,17 @@ bool UiRoutes::owns(std::string_view path) {
 
 bool UiRoutes::open_without_token(std::string_view path) {
   return (path.rfind("/api/", 0) != 0 && path != "/metrics") || path.rfind("/api/v1/auth/", 0) == 0;
+}
+
+std::string UiRoutes::strip_base_path(const ServerConfig& config, std::string path) {
+  const std::string& base = config.base_path;
+  if (base.empty() || path.rfind(base, 0) != 0) {
+    return path;
+  }
+  if (path.size() == base.size()) {
+    return "/";
+  }
+  return path[base.size()] == '/' ? path.substr(base.size()) : path;
 }
 
 std::string UiRoutes::route_of(std::string_view path) {

@@ -44,6 +44,9 @@ class UiRoutes {
   /// Paths open without a token: the UI's files (the login form must load) and
   /// /api/v1/auth/* (which identify the caller themselves).
   static bool open_without_token(std::string_view path);
+  /// `path` without `server.base_path` ("/skit/api/v1/x" -> "/api/v1/x", "/skit" -> "/"):
+  /// behind a proxy that keeps its prefix, the whole server answers under it too.
+  static std::string strip_base_path(const ServerConfig& config, std::string path);
   /// The route label for metrics ("/api/v1/samples/oneshot/{id}", "ui", ...).
   static std::string route_of(std::string_view path);
 

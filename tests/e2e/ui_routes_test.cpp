@@ -287,6 +287,30 @@ TEST_F(UiRoutes, SaysHowToBuildTheUiWhenThereIsNone) {
   expect_security_headers(r);
 }
 
+TEST_F(UiRoutes, AnswersUnderTheBasePathWithItsBaseHref) {
+  start("server:\n  base_path: /skit/\n");
+  Reply index = get("/skit/", "");
+  ASSERT_EQ(index.status, 200) << index.body;
+  EXPECT_TRUE(contains(index.body, "<base href=\"/skit/\">")) << index.body;
+  EXPECT_TRUE(contains(get("/skit/monitor", "").body, "<base href=\"/skit/\">"));
+  EXPECT_EQ(get("/skit", "").status, 200);
+  EXPECT_EQ(get("/skit/assets/index-AbC123.js", "").header("Cache-Control"), "public, max-age=31536000, immutable");
+  EXPECT_EQ(get("/skit/api/v1/sessions").status, 200);
+  EXPECT_EQ(get("/skit/api/v1/sessions", "").status, 401);
+  EXPECT_EQ(get("/skit/api/v1/samples/dynamic").status, 200);
+  // A proxy that strips the prefix: the plain paths still work.
+  EXPECT_EQ(get("/api/v1/sessions").status, 200);
+  EXPECT_TRUE(contains(get("/", "").body, "<base href=\"/skit/\">"));
+}
+
+TEST(UiConfig, RefusesABasePathThatIsNotAPath) {
+  TempDir dir;
+  write_file(dir.file("bad.yaml"), "server:\n  base_path: skit\n");
+  const RunResult r = run_skit({"config", "check", dir.file("bad.yaml")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.err + r.out, "server.base_path must be a path like /skit")) << r.err << r.out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Samples
 

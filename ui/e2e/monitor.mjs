@@ -206,3 +206,27 @@ export async function reconnectTest(server, browser, restart) {
     await again.stop();
   }
 }
+
+/** Served under server.base_path (behind a proxy that keeps its prefix): every view works. */
+export async function basePathTest(server, browser) {
+  const { page, problems, context } = await newPage(browser);
+  await page.goto(server.url + '/skit/monitor');
+  await page.locator('[data-testid="ws-status"].open').waitFor();
+  await createSession(server, 'prefixed', '');
+  await page.locator('[data-testid="session-prefixed"]').waitFor({ timeout: 3000 });
+  await page.getByRole('button', { name: 'Design' }).click();
+  assert(new URL(page.url()).pathname === '/skit/', `the Design view at /skit/ (${page.url()})`);
+  await page.locator('.palette-item').first().waitFor();
+  await page.getByRole('tab', { name: 'Samples' }).click();
+  await page.locator('[data-testid="sample-oneshot/volume_boost"]').waitFor();
+  await page.reload();
+  await page.locator('[data-testid="palette"]').waitFor();
+  const requests = [];
+  page.on('request', (r) => requests.push(new URL(r.url()).pathname));
+  await page.getByRole('button', { name: 'Convert' }).click();
+  await page.getByLabel('pipeline', { exact: true }).waitFor();
+  await page.waitForTimeout(300);
+  assert(requests.length > 0 && requests.every((p) => p.startsWith('/skit/')), `every request under /skit/ (${requests.join(', ')})`);
+  assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
+  await context.close();
+}

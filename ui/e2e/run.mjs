@@ -4,7 +4,7 @@ import { launchBrowser, run, startServer } from './harness.mjs';
 import { designTest } from './design.mjs';
 import { convertTest } from './convert.mjs';
 import { authConfig, authTest } from './auth.mjs';
-import { monitorConfig, monitorCrashAndPollingTest, monitorStagingTest, monitorTest, reconnectTest } from './monitor.mjs';
+import { monitorConfig, monitorCrashAndPollingTest, monitorStagingTest, monitorTest, reconnectTest, basePathTest } from './monitor.mjs';
 
 const browser = await launchBrowser();
 const withServer = (config, fn) => async () => {
@@ -26,6 +26,7 @@ await run([
     const server = await startServer('');
     await reconnectTest(server, browser, () => startServer('', server.port));
   }],
+  ['quality: served under server.base_path', withServer('server:\n  base_path: /skit\n', basePathTest)],
   ['convert: Ogg/Opus through the volume boost is +6 dB and plays', withServer('', convertTest)],
   ['auth: login form, viewer without mutating controls, 403 on the mutation', withServer(authConfig, authTest)],
 ]).finally(() => browser.close());

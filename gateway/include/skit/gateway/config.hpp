@@ -32,6 +32,7 @@ struct ServerConfig {
   std::vector<std::string> allowed_origins = {"http://localhost:*", "https://localhost:*",
                                               "http://127.0.0.1:*", "https://127.0.0.1:*"};
   std::string log_format = "auto";  // auto (text on a terminal, JSON otherwise), text, json
+  std::string base_path;  // "/skit": everything also answered under this prefix (a proxy's)
   // auth
   std::vector<TokenConfig> tokens;  // empty: no authentication (loopback only by default)
   // limits
