@@ -32,6 +32,17 @@ export async function convertTest(server, browser) {
   const gain = meanVolumeDb(saved) - meanVolumeDb(input);
   console.log(`     [measure] result level ${gain.toFixed(2)} dB over the input; played ${played.time.toFixed(2)} s of ${played.duration.toFixed(2)} s`);
   assert(Math.abs(gain - 6.02) < 0.5, `the result is +6 dB (measured ${gain.toFixed(2)} dB)`);
+
+  // The same through the audio library: pick the system asset speech.ogg.
+  await page.getByLabel('audio library').check();
+  await page.getByLabel('audio asset').selectOption('speech.ogg');
+  await page.getByRole('button', { name: 'Run conversion' }).click();
+  await waitFor(async () => (await page.locator('[data-testid="convert-progress"]').innerText()).includes('done'), 30000, 'the asset conversion');
+  const [again] = await Promise.all([page.waitForEvent('download'), page.locator('[data-testid="download"]').click()]);
+  const saved2 = path.join(server.dir, 'from-asset.ogg');
+  await again.saveAs(saved2);
+  const gain2 = meanVolumeDb(saved2) - meanVolumeDb(input);
+  assert(Math.abs(gain2 - 6.02) < 0.5, `the asset's result is +6 dB too (${gain2.toFixed(2)} dB)`);
   assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
   await context.close();
 }

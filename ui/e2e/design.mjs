@@ -1,5 +1,7 @@
 // Design view: palette, samples, canvas <-> YAML, refused connections, validate, delete.
-import { assert, newPage, screenshot, waitFor } from './harness.mjs';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { assert, newPage, repoRoot, screenshot, waitFor } from './harness.mjs';
 
 export async function dragConnect(page, from, fromPin, to, toPin) {
   const src = page.locator(`.react-flow__node[data-id="${from}"] .react-flow__handle.source[data-handleid="${fromPin}"]`);
@@ -93,6 +95,16 @@ export async function designTest(server, browser) {
   await page.locator('.react-flow__node[data-id="src"]').click();
   await page.locator('[data-testid="inspector"] input#p-src-chunk_size').waitFor();
   await screenshot(page, 'design-yaml-edit');
+
+  // Export writes the YAML as a file; importing a file loads it.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export' }).click()]);
+  const exported = path.join(server.dir, 'exported.yml');
+  await download.saveAs(exported);
+  const shown = (await editorText(page)).trim();
+  assert(readFileSync(exported, 'utf8').trim() === shown, `the export is the YAML pane's text:\n${readFileSync(exported, 'utf8')}\n---\n${shown}`);
+  await page.locator('[data-testid="import-file"]').setInputFiles(path.join(repoRoot, 'samples/pipelines/oneshot/mixing.yml'));
+  await waitFor(async () => (await editorText(page)).includes('audio::mixer'), 5000, 'the imported YAML');
+  await waitFor(async () => (await page.locator('.react-flow__node').count()) >= 5, 5000, 'the imported graph');
   assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
   await context.close();
 }

@@ -63,7 +63,7 @@ export function ConvertView() {
           media = file;
           name = file?.name ?? name;
         } else if (inputKind === 'asset') {
-          const a = assets.data?.find((x) => x.id === assetId && (x.is_system ? 's' : 'u'));
+          const a = assets.data?.find((x) => x.id === assetId);
           if (a) {
             setProgress({ sent: 0, total: 0, received: 0, phase: `fetching ${a.name}` });
             media = await (await request(a.url)).blob();
