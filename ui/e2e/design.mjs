@@ -96,6 +96,25 @@ export async function designTest(server, browser) {
   await page.locator('[data-testid="inspector"] input#p-src-chunk_size').waitFor();
   await screenshot(page, 'design-yaml-edit');
 
+  // A selection saved as a fragment, inserted into another pipeline.
+  await page.locator('.react-flow__node[data-id="src"]').click();
+  await page.locator('.react-flow__node[data-id="sink"]').click({ modifiers: ['Control'] });
+  await page.getByRole('button', { name: 'Fragment…' }).click();
+  await page.getByRole('dialog').getByText('Save 2 nodes as a fragment').waitFor();
+  await page.getByRole('dialog').getByLabel('Name', { exact: true }).fill('reader and sink');
+  await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved “reader and sink”.').waitFor();
+  await page.getByRole('button', { name: 'New' }).click();
+  await waitFor(async () => (await page.locator('.react-flow__node').count()) === 0, 5000, 'an empty canvas');
+  await page.getByRole('tab', { name: 'Samples' }).click();
+  await page.locator('[data-testid="sample-user/reader-and-sink"] button', { hasText: 'Insert' }).click();
+  await waitFor(async () => (await page.locator('.react-flow__node').count()) === 2, 5000, 'the fragment inserted');
+  assert(/sink:\s+kind: core::sink\s+needs: src/.test(await editorText(page)), 'with its connection');
+  await page.locator('[data-testid="sample-user/reader-and-sink"] button', { hasText: 'Insert' }).click();
+  await waitFor(async () => (await editorText(page)).includes('src_2:'), 5000, 'a second copy, renamed');
+  assert(/sink_2:\s+kind: core::sink\s+needs: src_2/.test(await editorText(page)), 'renamed consistently');
+  await page.getByRole('tab', { name: 'Nodes' }).click();
+
   // Export writes the YAML as a file; importing a file loads it.
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export' }).click()]);
   const exported = path.join(server.dir, 'exported.yml');

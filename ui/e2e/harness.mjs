@@ -2,7 +2,7 @@
 // directory, a temp config), Debian's Chromium driven headless by playwright-core, a small
 // runner that prints each test and "N passed, N failed", and helpers to measure audio.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,17 @@ export const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export async function startServer(configYaml = '', listenPort = 0) {
   const dir = mkdtempSync(path.join(tmpdir(), 'skit-e2e-'));
   const config = path.join(dir, 'skit.yaml');
-  writeFileSync(config, typeof configYaml === 'function' ? configYaml(dir) : configYaml);
+  // What the UI saves (samples, uploaded assets) goes to this test's directory, never into the
+  // repository: the system samples and assets are linked in.
+  mkdirSync(path.join(dir, 'samples'));
+  for (const sub of ['oneshot', 'dynamic']) symlinkSync(path.join(repoRoot, 'samples/pipelines', sub), path.join(dir, 'samples', sub));
+  mkdirSync(path.join(dir, 'audio'));
+  for (const f of readdirSync(path.join(repoRoot, 'samples/audio'))) {
+    if (/\.(ogg|opus|flac|mp3|wav|m4a)$/.test(f)) symlinkSync(path.join(repoRoot, 'samples/audio', f), path.join(dir, 'audio', f));
+  }
+  let text = typeof configYaml === 'function' ? configYaml(dir) : configYaml;
+  if (!/^paths:/m.test(text)) text += `\npaths:\n  samples_dir: ${dir}/samples\n  audio_dir: ${dir}/audio\n`;
+  writeFileSync(config, text);
   let log = '';
   const child = spawn(skitBinary, ['serve', '--listen', `127.0.0.1:${listenPort}`, '--grpc-listen', '', '--config', config], {
     cwd: repoRoot,

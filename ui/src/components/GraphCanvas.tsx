@@ -38,6 +38,8 @@ export interface GraphCanvasProps {
   onRemoveNodes?: (ids: string[]) => void;
   onRemoveEdges?: (edges: GraphEdge[]) => void;
   onDropKind?: (kind: string, pos: { x: number; y: number }) => void;
+  /** Every selected node (Ctrl-click or Shift-drag selects several). */
+  onSelectionChange?: (ids: string[]) => void;
   testId?: string;
 }
 
@@ -47,8 +49,13 @@ export function GraphCanvas(props: GraphCanvasProps) {
   const [rfEdges, setRfEdges] = useState<Edge[]>([]);
   const flow = useRef<ReactFlowInstance<Node<FlowNodeData>, Edge> | null>(null);
   const lastShape = useRef('');
+  const lastSelected = useRef<string | null>(null);
 
   useEffect(() => {
+    // The canvas keeps its own (multiple) selection; a new `selected` from outside (a click
+    // on an error) replaces it.
+    const forced = lastSelected.current !== selected;
+    lastSelected.current = selected;
     setRfNodes((prev) =>
       graph.nodes.map((n) => {
         const old = prev.find((p) => p.id === n.id);
@@ -58,7 +65,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
           id: n.id,
           type: 'skit',
           position: old?.dragging ? old.position : n.position,
-          selected: n.id === selected,
+          selected: forced || !old ? n.id === selected : old.selected,
           deletable: editable,
           connectable: editable,
           data: {
@@ -117,7 +124,10 @@ export function GraphCanvas(props: GraphCanvasProps) {
       const removed: string[] = [];
       for (const c of changes) {
         if (c.type === 'position' && c.position && c.dragging === false) props.onMove?.(c.id, c.position);
-        if (c.type === 'select' && c.selected) props.onSelect(c.id);
+        if (c.type === 'select' && c.selected) {
+          lastSelected.current = c.id;  // the canvas's own choice: keep its other selected nodes
+          props.onSelect(c.id);
+        }
         if (c.type === 'remove') removed.push(c.id);
       }
       if (removed.length) props.onRemoveNodes?.(removed);
@@ -149,6 +159,14 @@ export function GraphCanvas(props: GraphCanvasProps) {
     [graph, defs, registry, props],
   );
 
+  // React Flow calls this from an effect on the handler's identity: it must stay the same
+  // object, or every render would report the selection again.
+  const selectionListener = useRef(props.onSelectionChange);
+  selectionListener.current = props.onSelectionChange;
+  const onSelectionChange = useCallback(({ nodes }: { nodes: Node[] }) => {
+    selectionListener.current?.(nodes.map((n) => n.id));
+  }, []);
+
   const miniHint = useMemo(() => (graph.nodes.length === 0 ? (editable ? 'Drag nodes here from the palette, or load a sample.' : 'No nodes.') : null), [graph, editable]);
 
   return (
@@ -179,6 +197,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
         onEdgesChange={onEdgesChange}
         onConnect={onConnect}
         onPaneClick={() => props.onSelect(null)}
+        onSelectionChange={onSelectionChange}
         deleteKeyCode={editable ? ['Delete', 'Backspace'] : null}
         nodesConnectable={editable}
         fitView

@@ -3,7 +3,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { api, ApiError } from '../api/client';
 import { useNodeDefs, useOneshotSamples, useDynamicSamples, usePacketTypes } from '../api/queries';
-import type { Diagnostic, SamplePipeline } from '../api/types';
+import type { Diagnostic, NodeDefinition, SamplePipeline } from '../api/types';
 import { GraphCanvas } from '../components/GraphCanvas';
 import { Inspector } from '../components/Inspector';
 import { Palette } from '../components/Palette';
@@ -11,7 +11,7 @@ import { YamlEditor } from '../components/YamlEditor';
 import { Modal } from '../components/Modal';
 import { useDesign } from '../stores/design';
 import { useCan } from '../stores/app';
-import { graphToYaml } from '../model/pipeline';
+import { graphToYaml, type PipelineGraph } from '../model/pipeline';
 
 function SamplesPane({ onLoad }: { onLoad: (s: SamplePipeline) => void }) {
   const oneshot = useOneshotSamples();
@@ -61,6 +61,7 @@ export function DesignView() {
   const [diagnostics, setDiagnostics] = useState<Diagnostic[] | null>(null);
   const [validating, setValidating] = useState(false);
   const [saving, setSaving] = useState<null | { fragment: boolean }>(null);
+  const [selection, setSelection] = useState<string[]>([]);
   const fileInput = useRef<HTMLInputElement>(null);
   const registry = packetsQ.data ?? [];
   // A validation result describes the YAML it was asked about.
@@ -140,7 +141,12 @@ export function DesignView() {
           }} />
           <button type="button" onClick={exportYaml}>Export</button>
           {canSave && <button type="button" onClick={() => setSaving({ fragment: false })}>Save…</button>}
-          {canSave && <button type="button" onClick={() => setSaving({ fragment: true })} disabled={d.graph.nodes.length === 0}>Fragment…</button>}
+          {canSave && (
+            <button type="button" onClick={() => setSaving({ fragment: true })} disabled={d.graph.nodes.length === 0}
+              title="Save the selected nodes (or the whole graph) as a fragment to insert into other pipelines">
+              Fragment…
+            </button>
+          )}
           <button type="button" onClick={() => { d.loadYaml(graphToYaml({ mode: d.graph.mode, nodes: [], edges: [], form: 'nodes', extra: {} })); setDiagnostics(null); }}>New</button>
         </div>
         {d.notice && (
@@ -171,6 +177,7 @@ export function DesignView() {
           onRemoveNodes={d.removeNodes}
           onRemoveEdges={d.removeEdges}
           onDropKind={(kind, pos) => d.addNode(kind, pos)}
+          onSelectionChange={(ids) => setSelection((old) => (old.length === ids.length && old.every((x, i) => x === ids[i]) ? old : ids))}
         />
       </main>
       <aside className="right-pane">
@@ -202,7 +209,8 @@ export function DesignView() {
       {saving && (
         <SaveDialog
           fragment={saving.fragment}
-          yaml={saving.fragment && d.selected ? d.yaml : d.yaml}
+          yaml={saving.fragment ? fragmentYaml(d.graph, selection, d.defs) : d.yaml}
+          count={saving.fragment ? (selection.length || d.graph.nodes.length) : undefined}
           onClose={() => setSaving(null)}
           onSaved={async (name) => {
             setSaving(null);
@@ -215,13 +223,26 @@ export function DesignView() {
   );
 }
 
-function SaveDialog({ fragment, yaml, onClose, onSaved }: { fragment: boolean; yaml: string; onClose: () => void; onSaved: (name: string) => void }) {
+/** The selected nodes (all when none is) and the connections among them, as a fragment. */
+function fragmentYaml(g: PipelineGraph, selection: string[], defs: Map<string, NodeDefinition>): string {
+  const keep = new Set(selection.length ? selection : g.nodes.map((n) => n.id));
+  const sub: PipelineGraph = {
+    mode: g.mode,
+    form: 'nodes',
+    extra: {},
+    nodes: g.nodes.filter((n) => keep.has(n.id)),
+    edges: g.edges.filter((e) => keep.has(e.from_node) && keep.has(e.to_node)),
+  };
+  return graphToYaml(sub, (k) => defs.get(k));
+}
+
+function SaveDialog({ fragment, yaml, count, onClose, onSaved }: { fragment: boolean; yaml: string; count?: number; onClose: () => void; onSaved: (name: string) => void }) {
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [overwrite, setOverwrite] = useState(false);
   const [error, setError] = useState<string | null>(null);
   return (
-    <Modal title={fragment ? 'Save as fragment' : 'Save pipeline'} onClose={onClose}>
+    <Modal title={fragment ? `Save ${count} node${count === 1 ? '' : 's'} as a fragment` : 'Save pipeline'} onClose={onClose}>
       <form onSubmit={async (e) => {
         e.preventDefault();
         try {
