@@ -603,6 +603,32 @@ TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Convert's text results
+
+TEST_F(UiRoutes, HttpOutputsContentTypeParamNamesTheResponseOfAnyUpstream) {
+  start("", /*tokens=*/false);
+  // core::json_serialize announces no stream format: the param alone names the type.
+  write_file(dir_.file("json.yml"),
+             "mode: oneshot\nsteps:\n  - kind: streamkit::http_input\n  - kind: core::json_serialize\n"
+             "    params: { newline_delimited: true }\n  - kind: streamkit::http_output\n"
+             "    params: { content_type: application/x-ndjson }\n");
+  write_file(dir_.file("in.txt"), "hello from the test");
+  Reply r = curl(dir_, {"-F", "config=@" + dir_.file("json.yml"), "-F", "media=@" + dir_.file("in.txt"),
+                        server_->url("/api/v1/process")});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("Content-Type"), "application/x-ndjson");
+  EXPECT_EQ(r.body, "\"hello from the test\"\n");
+  // A muxer's own type still comes through when the param is empty.
+  write_file(dir_.file("ogg.yml"),
+             "mode: oneshot\nsteps:\n  - kind: streamkit::http_input\n  - kind: containers::wav::demuxer\n"
+             "  - kind: audio::opus::encoder\n  - kind: containers::ogg::muxer\n  - kind: streamkit::http_output\n");
+  Reply ogg = curl(dir_, {"-F", "config=@" + dir_.file("ogg.yml"), "-F",
+                          "media=@" + (kRepo / "samples/audio/tone_440.wav").string(), server_->url("/api/v1/process")});
+  EXPECT_EQ(ogg.status, 200);
+  EXPECT_EQ(ogg.header("Content-Type"), "audio/ogg");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Browser login
 
 TEST_F(UiRoutes, LoginSetsAnHttpOnlyCookieThatRestAndTheWebSocketAccept) {

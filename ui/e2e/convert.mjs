@@ -43,6 +43,20 @@ export async function convertTest(server, browser) {
   await again.saveAs(saved2);
   const gain2 = meanVolumeDb(saved2) - meanVolumeDb(input);
   assert(Math.abs(gain2 - 6.02) < 0.5, `the asset's result is +6 dB too (${gain2.toFixed(2)} dB)`);
+
+  // Pasted YAML with a text input: the JSON result is shown as text.
+  await page.getByLabel('pipeline YAML').fill(
+    'mode: oneshot\nsteps:\n  - kind: streamkit::http_input\n  - kind: core::json_serialize\n    params: { newline_delimited: true }\n' +
+      '  - kind: streamkit::http_output\n    params: { content_type: application/x-ndjson }\n',
+  );
+  assert((await page.getByLabel('pipeline', { exact: true }).inputValue()) === '', 'the pasted YAML replaces the sample');
+  await page.getByLabel('text', { exact: true }).check();
+  await page.getByLabel('input text').fill('hello from the browser');
+  await page.getByRole('button', { name: 'Run conversion' }).click();
+  await waitFor(async () => (await page.locator('.result-text').count()) === 1 && (await page.locator('.result-text').innerText()).includes('"hello from the browser"'), 30000, 'the NDJSON shown as text');
+  assert((await page.locator('[data-testid="convert-result"]').innerText()).includes('application/x-ndjson'), 'with its content type');
+  assert((await page.locator('[data-testid="result-audio"]').count()) === 0, 'no player for text');
+  await screenshot(page, 'convert-text');
   assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
   await context.close();
 }

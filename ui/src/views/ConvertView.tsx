@@ -1,7 +1,7 @@
 // Convert: a oneshot pipeline (a sample or pasted YAML), an input (a file, an audio asset, or
 // typed text), POST /api/v1/process with upload and download progress, and the result: an
 // audio player, a text/JSON view, and a download.
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { uploadWithProgress, request } from '../api/client';
 import { useAudioAssets, useOneshotSamples } from '../api/queries';
@@ -36,13 +36,16 @@ export function ConvertView() {
   const [result, setResult] = useState<Result | null>(null);
   const [error, setError] = useState<string | null>(null);
 
+  const chosen = useRef(false);
   useEffect(() => {
-    if (!sampleId && pipelines.length) {
+    // The volume boost (or the first sample) until the user picks or pastes something.
+    if (!chosen.current && pipelines.length) {
+      chosen.current = true;
       const boost = pipelines.find((p) => p.id === 'oneshot/volume_boost') ?? pipelines[0];
       setSampleId(boost.id);
       setYaml(boost.yaml);
     }
-  }, [pipelines, sampleId]);
+  }, [pipelines]);
   useEffect(() => () => { if (result) URL.revokeObjectURL(result.url); }, [result]);
 
   const needsMedia = useMemo(() => {
