@@ -16,6 +16,8 @@ interface Result {
   fileName: string;
 }
 
+const size = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`);
+
 const extensionOf = (ct: string) =>
   ct.includes('ogg') ? 'ogg' : ct.includes('webm') ? 'webm' : ct.includes('wav') ? 'wav' : ct.includes('flac') ? 'flac' : ct.includes('mpeg') ? 'mp3' : ct.includes('mp4') ? 'm4a' : ct.includes('json') ? 'json' : ct.startsWith('text/') ? 'txt' : 'bin';
 
@@ -168,8 +170,8 @@ export function ConvertView() {
             <progress max={progress.total || 1} value={progress.sent} />
             <span>
               {progress.phase}
-              {progress.total > 0 && ` · uploaded ${(progress.sent / 1024).toFixed(0)} of ${(progress.total / 1024).toFixed(0)} KiB`}
-              {progress.received > 0 && ` · received ${(progress.received / 1024).toFixed(0)} KiB`}
+              {progress.total > 0 && ` · uploaded ${size(progress.sent)} of ${size(progress.total)}`}
+              {progress.received > 0 && ` · received ${size(progress.received)}`}
             </span>
           </div>
         )}
@@ -177,7 +179,7 @@ export function ConvertView() {
         {result && (
           <div data-testid="convert-result">
             <p>
-              {result.contentType} · {(result.size / 1024).toFixed(1)} KiB
+              {result.contentType} · {size(result.size)}
             </p>
             {result.contentType.startsWith('audio/') && <audio controls src={result.url} data-testid="result-audio" />}
             {result.text !== undefined && <pre className="result-text">{result.text.slice(0, 100_000)}</pre>}
