@@ -48,7 +48,8 @@ Commands:
                        Check a pipeline without running it
   nodes                List every node kind with its pins and params
   serve                Run the server: StreamKit's HTTP API (oneshot /api/v1/process,
-                       dynamic sessions, WebSocket control plane) and the gRPC API
+                       dynamic sessions, WebSocket control plane), the gRPC API and
+                       the web UI at / (docs/ui.md)
   config check FILE    Check a server configuration file
   worker               (internal) Run as a worker process of a supervisor
 
