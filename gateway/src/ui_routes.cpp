@@ -268,6 +268,19 @@ bool UiRoutes::open_without_token(std::string_view path) {
   return (path.rfind("/api/", 0) != 0 && path != "/metrics") || path.rfind("/api/v1/auth/", 0) == 0;
 }
 
+bool UiRoutes::same_origin(std::string_view origin, std::string_view host) {
+  if (host.empty()) {
+    return false;
+  }
+  for (const std::string_view scheme : {"http://", "https://"}) {
+    if (origin.size() == scheme.size() + host.size() && origin.substr(0, scheme.size()) == scheme &&
+        origin.substr(scheme.size()) == host) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string UiRoutes::strip_base_path(const ServerConfig& config, std::string path) {
   const std::string& base = config.base_path;
   if (base.empty() || path.rfind(base, 0) != 0) {

@@ -44,6 +44,10 @@ class UiRoutes {
   /// Paths open without a token: the UI's files (the login form must load) and
   /// /api/v1/auth/* (which identify the caller themselves).
   static bool open_without_token(std::string_view path);
+  /// The page that sent the request was served by this server (Origin is http(s):// plus the
+  /// Host it asked for): the web UI opened at whatever name the server has, which the Origin
+  /// guard lets through like an allowed origin.
+  static bool same_origin(std::string_view origin, std::string_view host);
   /// `path` without `server.base_path` ("/skit/api/v1/x" -> "/api/v1/x", "/skit" -> "/"):
   /// behind a proxy that keeps its prefix, the whole server answers under it too.
   static std::string strip_base_path(const ServerConfig& config, std::string path);

@@ -727,6 +727,27 @@ TEST_F(UiRoutes, LoginSetsAnHttpOnlyCookieThatRestAndTheWebSocketAccept) {
   EXPECT_EQ(curl(dir_, with_cookie({server_->url("/api/v1/auth/me")}, pair)).status, 401);
 }
 
+TEST_F(UiRoutes, TheOriginGuardLetsThePagesOwnOriginThroughAndNoOther) {
+  start();
+  // The UI opened as http://skit.example:8080/ (a name the allow-list does not know).
+  const std::vector<std::string> same = {"-H", "Host: skit.example:8080", "-H", "Origin: http://skit.example:8080"};
+  auto post = [&](std::vector<std::string> headers) {
+    headers.insert(headers.end(), {"-H", "Authorization: Bearer " + kOperator, "-X", "POST", "--data-binary",
+                                   R"({"name":"origin-check"})", server_->url("/api/v1/sessions")});
+    return curl(dir_, headers);
+  };
+  Reply ok = post(same);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/sessions/origin-check")}, kOperator)).status, 200);
+  // Another site, or a look-alike of the host, is still refused before anything happens.
+  for (const char* origin : {"http://evil.example", "http://skit.example:8080.evil.example", "http://skit.example:8081"}) {
+    Reply r = post({"-H", "Host: skit.example:8080", "-H", std::string("Origin: ") + origin});
+    EXPECT_EQ(r.status, 403) << origin;
+    EXPECT_TRUE(contains(r.body, "is not allowed")) << r.body;
+  }
+  EXPECT_EQ(get("/api/v1/sessions").body_json().size(), 0u);
+}
+
 TEST_F(UiRoutes, WithoutTokensEveryoneIsAdminAndLoginSaysAuthIsOff) {
   start("", /*tokens=*/false);
   Reply me = get("/api/v1/auth/me", "");
