@@ -413,7 +413,8 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     const bool upgrade = beast::iequals(req[http::field::upgrade], "websocket");
     if (((api && mutating) || upgrade) && req.count(http::field::origin) > 0 &&
         !origin_allowed(config_.allowed_origins, std::string(req[http::field::origin])) &&
-        !UiRoutes::same_origin(std::string(req[http::field::origin]), std::string(req[http::field::host]))) {
+        !(UiRoutes::same_origin(std::string(req[http::field::origin]), std::string(req[http::field::host])) &&
+          !config_.tokens.empty())) {
       reply = text(http::status::forbidden, "origin '" + std::string(req[http::field::origin]) +
                                                 "' is not allowed (server.cors.allowed_origins)");
       send(socket, req, std::move(reply), false);

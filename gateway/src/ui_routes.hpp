@@ -44,9 +44,10 @@ class UiRoutes {
   /// Paths open without a token: the UI's files (the login form must load) and
   /// /api/v1/auth/* (which identify the caller themselves).
   static bool open_without_token(std::string_view path);
-  /// The page that sent the request was served by this server (Origin is http(s):// plus the
-  /// Host it asked for): the web UI opened at whatever name the server has, which the Origin
-  /// guard lets through like an allowed origin.
+  /// The page that sent the request claims this server's own origin (Origin is http(s):// plus
+  /// the Host it asked for): the web UI opened at whatever name the server has. The Origin
+  /// guard lets it through only with authentication on: without tokens, a DNS-rebound name
+  /// would pass too (its requests carry no login cookie, since cookies follow the name).
   static bool same_origin(std::string_view origin, std::string_view host);
   /// `path` without `server.base_path` ("/skit/api/v1/x" -> "/api/v1/x", "/skit" -> "/"):
   /// behind a proxy that keeps its prefix, the whole server answers under it too.

@@ -748,6 +748,17 @@ TEST_F(UiRoutes, TheOriginGuardLetsThePagesOwnOriginThroughAndNoOther) {
   EXPECT_EQ(get("/api/v1/sessions").body_json().size(), 0u);
 }
 
+TEST_F(UiRoutes, WithoutTokensOnlyTheAllowListedOriginsPass) {
+  // No authentication: a page at another name (a DNS-rebound one) must not drive the server.
+  start("", /*tokens=*/false);
+  Reply r = curl(dir_, {"-H", "Host: rebound.example:8080", "-H", "Origin: http://rebound.example:8080", "-X", "POST",
+                        "--data-binary", "{}", server_->url("/api/v1/sessions")});
+  EXPECT_EQ(r.status, 403) << r.body;
+  Reply local = curl(dir_, {"-H", "Origin: http://127.0.0.1:" + std::to_string(server_->port()), "-X", "POST",
+                            "--data-binary", "{}", server_->url("/api/v1/sessions")});
+  EXPECT_EQ(local.status, 200) << local.body;
+}
+
 TEST_F(UiRoutes, WithoutTokensEveryoneIsAdminAndLoginSaysAuthIsOff) {
   start("", /*tokens=*/false);
   Reply me = get("/api/v1/auth/me", "");
