@@ -99,6 +99,7 @@ export function MonitorView() {
   const session = m.sessions.find((s) => s.id === m.selected);
   const node = graph?.nodes.find((n) => n.id === selectedNode);
   const liveNode = selectedNode ? m.pipeline?.nodes[selectedNode] : undefined;
+  const stagedNew = !!staging && !!selectedNode && !liveNode;
   const ops = staging && liveGraph ? batchBetween(liveGraph, staging) : [];
   const shown = m.sessions.filter((s) => !filter || s.name.includes(filter) || s.id.includes(filter));
 
@@ -244,11 +245,11 @@ export function MonitorView() {
             nodeId={node.id}
             kind={node.kind}
             def={defs.get(node.kind)}
-            params={staging ? node.params : liveNode?.params ?? node.params}
-            tunableOnly={!staging}
-            disabled={!staging && !canTune}
+            params={stagedNew ? node.params : liveNode?.params ?? node.params}
+            tunableOnly={!stagedNew}
+            disabled={!stagedNew && !canTune}
             extra={
-              liveNode && !staging ? (
+              liveNode ? (
                 <dl className="node-facts" data-testid="node-facts">
                   <dt>state</dt><dd data-testid="inspector-state">{stateName(liveNode.state)}</dd>
                   <dt>worker</dt><dd>pid {liveNode.worker_pid || '—'}, {liveNode.restarts} restart{liveNode.restarts === 1 ? '' : 's'}</dd>
@@ -257,7 +258,9 @@ export function MonitorView() {
               ) : undefined
             }
             onChange={(next, field, live) => {
-              if (staging) {
+              // A node added in staging takes its params with its addnode; a running one is
+              // tuned live (a batch has no param changes).
+              if (stagedNew) {
                 setStaging({ ...staging, nodes: staging.nodes.map((n) => (n.id === node.id ? { ...n, params: next } : n)) });
               } else {
                 void tune(field, next[field], live);
