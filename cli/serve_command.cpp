@@ -82,7 +82,7 @@ Command add_serve_command(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand(
       "serve", "Run the server: StreamKit's HTTP API, dynamic sessions, the WebSocket control "
-               "plane and the gRPC API");
+               "plane, the gRPC API and the web UI at / (docs/ui.md)");
   cmd->add_option("-c,--config", args->config,
                   "Configuration file (YAML; every key in docs/configuration.md); defaults "
                   "apply without one");
@@ -92,6 +92,7 @@ Command add_serve_command(CLI::App& app) {
   cmd->add_flag("--no-sandbox", args->no_sandbox,
                 "Do not confine workers (debugging, sanitizer builds)");
   cmd->footer(
+      "The web UI is served at / (paths.ui_dir; docs/ui.md).\n"
       "HTTP: GET /healthz, /metrics, /api/v1/config, /api/v1/permissions,\n"
       "/api/v1/schema/nodes, /api/v1/schema/packets, /api/v1/samples/oneshot[/{id}],\n"
       "POST /api/v1/process (GET /api/v1/process/{request-id}: a recent request's outcome),\n"

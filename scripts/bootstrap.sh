@@ -18,7 +18,14 @@ PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   # process/shm inspection used by tests
   procps psmisc bc time python3 curl systemd
+  # the web UI's browser tests (playwright-core drives Debian's Chromium)
+  chromium fonts-dejavu-core
 )
+# The web UI's build: Debian's nodejs and npm where no node is installed already (Debian 12
+# ships nodejs 18, which the UI's toolchain supports; a newer node is left alone).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

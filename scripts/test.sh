@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds skit and runs every test: the release build (unit + integration, real worker
-# processes), then the C++ unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# processes), the web UI (build, vitest, browser tests against the real server), then the C++
+# unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -13,6 +14,11 @@ cmake --preset release >/dev/null
 cmake --build build/release -j"$jobs"
 echo "== release tests (unit + integration)"
 ctest --test-dir build/release --output-on-failure -j"$jobs" --timeout 300
+
+echo "== web UI: build, unit tests (vitest), browser tests (playwright-core + chromium)"
+bash scripts/build_ui.sh
+(cd ui && npx vitest run)
+(cd ui && node e2e/run.mjs)
 
 echo "== ASan+UBSan build (unit tests)"
 cmake --preset asan >/dev/null

@@ -164,6 +164,14 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                   p.scalar(x, "server.grpc_listen", cfg.grpc_listen); }},
                {"grpc_tls_cert", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_tls_cert", cfg.grpc_tls_cert); }},
                {"grpc_tls_key", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_tls_key", cfg.grpc_tls_key); }},
+               {"base_path", [&](const YAML::Node&, const YAML::Node& x) {
+                  if (!p.scalar(x, "server.base_path", cfg.base_path)) return;
+                  while (cfg.base_path.size() > 1 && cfg.base_path.back() == '/') cfg.base_path.pop_back();
+                  if (cfg.base_path == "/") cfg.base_path.clear();
+                  if (!cfg.base_path.empty() &&
+                      (cfg.base_path.front() != '/' || cfg.base_path.find_first_of("?#% \"") != std::string::npos)) {
+                    p.error(x, "server.base_path must be a path like /skit (got '" + cfg.base_path + "')");
+                  } }},
                {"allow_insecure_non_loopback", [&](const YAML::Node&, const YAML::Node& x) {
                   p.scalar(x, "server.allow_insecure_non_loopback", cfg.allow_insecure_non_loopback); }},
                {"log_format", [&](const YAML::Node&, const YAML::Node& x) {
@@ -317,6 +325,7 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                   std::string s;
                   if (p.scalar(x, "paths.base_dir", s)) cfg.engine.base_dir = s; }},
                {"samples_dir", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "paths.samples_dir", cfg.samples_dir); }},
+               {"audio_dir", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "paths.audio_dir", cfg.audio_dir); }},
                {"ui_dir", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "paths.ui_dir", cfg.ui_dir); }},
            });
          }},

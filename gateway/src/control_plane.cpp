@@ -14,16 +14,16 @@ using nlohmann::json;
 json permissions_of(Role role) {
   const bool op = role != Role::kViewer;
   // What the server really does: every role sees every session (no per-token ownership yet),
-  // and there are no endpoints yet for plugins, saving samples or assets, so nobody may.
+  // and there are no plugin endpoints yet, so nobody may load or delete plugins.
   constexpr bool kNoEndpointYet = false;
   return json{{"create_sessions", op},          {"destroy_sessions", op},
               {"list_sessions", true},          {"modify_sessions", op},
               {"tune_nodes", op},               {"load_plugins", kNoEndpointYet},
               {"delete_plugins", kNoEndpointYet}, {"list_nodes", true},
               {"list_samples", true},           {"read_samples", true},
-              {"write_samples", kNoEndpointYet}, {"delete_samples", kNoEndpointYet},
-              {"access_all_sessions", true},    {"upload_assets", kNoEndpointYet},
-              {"delete_assets", kNoEndpointYet}, {"process_oneshot", op}};
+              {"write_samples", op},            {"delete_samples", op},
+              {"access_all_sessions", true},    {"upload_assets", op},
+              {"delete_assets", op},            {"process_oneshot", op}};
 }
 
 supervisor::SessionConfig session_config_for(const ServerConfig& config,

@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "body_pull.hpp"
 #include "byte_queue.hpp"
 #include "control_plane.hpp"
 #include "control_socket.hpp"
@@ -31,6 +32,7 @@
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
 #include "skit/gateway/server.hpp"
+#include "ui_routes.hpp"
 
 #ifndef SKIT_VERSION
 #define SKIT_VERSION "0.0.0"
@@ -93,17 +95,6 @@ bool origin_allowed(const std::vector<std::string>& allowed, std::string_view or
     }
   }
   return false;
-}
-
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
 }
 
 http::status status_for(const Status& s) {
@@ -360,6 +351,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     res.set(http::field::content_type, reply.content_type);
     res.set("X-Content-Type-Options", "nosniff");
     res.set("Referrer-Policy", "no-referrer");
+    res.set("X-Frame-Options", "SAMEORIGIN");
     for (const auto& [k, v] : reply.headers) {
       res.set(k, v);
     }
@@ -403,10 +395,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     const auto t0 = Clock::now();
     Request& req = parser.get();
     const std::string target(req.target());
-    const std::string path = target.substr(0, target.find('?'));
-    const Route* matched = match_route(path);
-    // Templates only (or "other"): a label per raw path would let any client grow /metrics.
-    const std::string route(route_label(matched));
+    const std::string path = UiRoutes::strip_base_path(config_, target.substr(0, target.find('?')));
+    // Metrics are labelled by route template only (or "other"): a label per raw path would let
+    // any client grow /metrics. The web UI's families (ui_routes.cpp) name their own.
+    const bool ui_owned = UiRoutes::owns(path);
+    const Route* matched = ui_owned ? nullptr : match_route(path);
+    const std::string route = ui_owned ? UiRoutes::route_of(path) : std::string(route_label(matched));
     const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
     bool keep_alive = req.keep_alive() && !has_body;
 
@@ -424,7 +418,9 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
                           method == http::verb::patch || method == http::verb::delete_;
     const bool upgrade = beast::iequals(req[http::field::upgrade], "websocket");
     if (((api && mutating) || upgrade) && req.count(http::field::origin) > 0 &&
-        !origin_allowed(config_.allowed_origins, std::string(req[http::field::origin]))) {
+        !origin_allowed(config_.allowed_origins, std::string(req[http::field::origin])) &&
+        !(UiRoutes::same_origin(std::string(req[http::field::origin]), std::string(req[http::field::host])) &&
+          !config_.tokens.empty())) {
       reply = text(http::status::forbidden, "origin '" + std::string(req[http::field::origin]) +
                                                 "' is not allowed (server.cors.allowed_origins)");
       send(socket, req, std::move(reply), false);
@@ -432,17 +428,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       return false;
     }
     Role role = Role::kAdmin;
-    if (!config_.tokens.empty() && path != "/healthz" && path != "/health") {
+    if (!config_.tokens.empty() && path != "/healthz" && path != "/health" &&
+        !UiRoutes::open_without_token(path)) {
+      // A bearer token (API clients) or the browser login cookie (ui_routes.cpp).
       const std::string auth(req[http::field::authorization]);
-      const TokenConfig* who = nullptr;
-      if (auth.rfind("Bearer ", 0) == 0) {
-        const std::string_view token = std::string_view(auth).substr(7);
-        for (const auto& t : config_.tokens) {
-          if (constant_time_equal(t.token, token)) {
-            who = &t;
-          }
-        }
-      }
+      const TokenConfig* who =
+          identify(config_, browsers_, auth, std::string(req[http::field::cookie])).token;
       if (who == nullptr) {
         reply = text(http::status::unauthorized,
                      auth.empty() ? "authentication required: send Authorization: Bearer <token>"
@@ -455,7 +446,36 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       role = who->role;
     }
 
-    if (matched == nullptr) {
+    if (ui_owned) {
+      // Samples, assets, validate, browser login and the web UI's files (ui_routes.cpp).
+      const Request head = req;  // `req` lives in the parser, which the body reader takes
+      BodyPull body(socket, buffer, parser, config_.max_body_bytes);
+      const std::string cookie(head[http::field::cookie]);
+      const std::string authorization(head[http::field::authorization]);
+      const std::string method_name(head.method_string());
+      const std::string content_type(head[http::field::content_type]);
+      const auto query_at = target.find('?');
+      UiRequest ui{method_name, path,
+                   query_at == std::string::npos ? std::string_view() : std::string_view(target).substr(query_at + 1),
+                   role, authorization, cookie, content_type, std::nullopt, nullptr};
+      if (const auto length = parser.content_length()) {
+        ui.content_length = *length;
+      }
+      if (has_body) {
+        ui.pull = std::ref(body);
+      }
+      HttpReply r = ui_routes_.handle(ui);
+      const unsigned code = r.status;
+      keep_alive = head.keep_alive() && (!has_body || body.complete());
+      Reply out{static_cast<http::status>(r.status), std::move(r.body), std::move(r.content_type),
+                std::move(r.headers)};
+      if (method == http::verb::head) {
+        out.body.clear();
+      }
+      send(socket, head, std::move(out), keep_alive);
+      finish(code);
+      return keep_alive;
+    } else if (matched == nullptr) {
       reply = text(http::status::not_found, "no route for " + std::string(req.method_string()) +
                                                 " " + path);
     } else if (!route_allows(*matched, method)) {
@@ -493,8 +513,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       reply = json_reply(kinds);
     } else if (method == http::verb::get && path == "/api/v1/schema/packets") {
       reply = json_reply(packet_schema_json());
-    } else if (method == http::verb::get && path.rfind("/api/v1/samples/oneshot", 0) == 0) {
-      reply = samples(path.substr(std::string("/api/v1/samples/oneshot").size()));
     } else if (path == "/api/v1/control") {
       if (!upgrade) {
         reply = text(http::status::upgrade_required,
@@ -673,54 +691,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     }
     auto info = sessions_.destroy_session(id);
     return info ? json_reply({{"session_id", info->id}}) : session_error(info.status());
-  }
-
-  Reply samples(const std::string& rest) {
-    namespace fs = std::filesystem;
-    const fs::path dir = engine_.config().base_dir / config_.samples_dir / "oneshot";
-    auto load = [&](const fs::path& file) -> json {
-      std::ifstream in(file);
-      std::stringstream s;
-      s << in.rdbuf();
-      const std::string yaml = s.str();
-      auto compiled = supervisor::compile_pipeline_yaml(yaml);
-      return json{{"id", "oneshot/" + file.stem().string()},
-                  {"name", compiled.pipeline.name().empty() ? file.stem().string()
-                                                            : compiled.pipeline.name()},
-                  {"description", compiled.pipeline.description()},
-                  {"yaml", yaml},
-                  {"is_system", true},
-                  {"mode", "oneshot"},
-                  {"is_fragment", false}};
-    };
-    std::error_code ec;
-    if (rest.empty() || rest == "/") {
-      json list = json::array();
-      std::vector<fs::path> files;
-      for (const auto& e : fs::directory_iterator(dir, ec)) {
-        if (e.path().extension() == ".yml" || e.path().extension() == ".yaml") {
-          files.push_back(e.path());
-        }
-      }
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) {
-        list.push_back(load(f));
-      }
-      return json_reply(list);
-    }
-    std::string id = rest.substr(1);
-    if (id.rfind("oneshot/", 0) == 0) {
-      id = id.substr(8);
-    }
-    if (id.empty() || id.find('/') != std::string::npos || id.find("..") != std::string::npos) {
-      return text(http::status::bad_request, "bad sample id '" + id + "'");
-    }
-    for (const char* ext : {".yml", ".yaml"}) {
-      if (fs::exists(dir / (id + ext))) {
-        return json_reply(load(dir / (id + ext)));
-      }
-    }
-    return text(http::status::not_found, "no oneshot sample '" + id + "'");
   }
 
   static json error_json(const std::vector<Status>& errors) {
@@ -966,6 +936,8 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
     if (trailers) {
       res.set(http::field::trailer, "X-Skit-Error");
     }
+    res.set("Referrer-Policy", "no-referrer");
+    res.set("X-Frame-Options", "SAMEORIGIN");
     res.chunked(true);
     res.keep_alive(false);
     http::response_serializer<http::empty_body> sr{res};
@@ -1017,6 +989,8 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   ControlSockets control_sockets_;
   HttpMetrics metrics_;
   RequestOutcomes outcomes_;
+  BrowserSessions browsers_;                           // browser logins (auth_cookie.cpp)
+  UiRoutes ui_routes_{config_, engine_, browsers_};    // ui_routes.cpp
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::size_t> rejecting_{0};
   std::mutex cancels_mutex_;

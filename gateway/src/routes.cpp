@@ -5,6 +5,8 @@ namespace skit::gateway {
 
 namespace http = boost::beast::http;
 
+// The web UI's families (samples, assets, validate, browser login, static files) route
+// themselves: ui_routes.cpp.
 const std::vector<Route>& routes() {
   using V = http::verb;
   static const std::vector<Route> kRoutes = {
@@ -15,8 +17,6 @@ const std::vector<Route>& routes() {
       {"/api/v1/permissions", {V::get}},
       {"/api/v1/schema/nodes", {V::get}},
       {"/api/v1/schema/packets", {V::get}},
-      {"/api/v1/samples/oneshot", {V::get}},
-      {"/api/v1/samples/oneshot/{id}", {V::get}},
       {"/api/v1/control", {V::get}},
       {"/api/v1/sessions", {V::get, V::post}},
       {"/api/v1/sessions/{id}", {V::delete_}},

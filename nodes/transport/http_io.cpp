@@ -80,6 +80,14 @@ class HttpOutputNode final : public NodeWithParams<HttpOutputParams> {
     if (sink == nullptr) {
       return Status(ErrorCode::kInvalidArgument, "no output stream attached to http_output");
     }
+    if (!announced_ && !params().content_type.empty()) {
+      // An upstream without a stream format (core::json_serialize) announces nothing: the
+      // param still names the response's type, before its first byte.
+      StreamInfo info;
+      info.content_type = params().content_type;
+      sink->on_stream_info(info);
+    }
+    announced_ = true;
     return sink->write(packet.data);
   }
 
@@ -90,6 +98,7 @@ class HttpOutputNode final : public NodeWithParams<HttpOutputParams> {
         announced.content_type = params().content_type;  // an explicit param wins
       }
       sink->on_stream_info(announced);
+      announced_ = true;
     }
     return Status::ok();
   }
@@ -98,6 +107,9 @@ class HttpOutputNode final : public NodeWithParams<HttpOutputParams> {
     HostByteSink* sink = ctx.host_sink();
     return sink != nullptr ? sink->close() : Status::ok();
   }
+
+ private:
+  bool announced_ = false;  // the sink has heard the content type
 };
 SKIT_REGISTER_NODE(HttpOutputNode);
 

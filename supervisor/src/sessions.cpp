@@ -1419,10 +1419,16 @@ class SessionManager::Impl {
     n.state = state;
     n.reason = reason;
     n.details = std::move(details);
+    // Beyond StreamKit: the node's worker and its restarts, so that a client sees a restarted
+    // worker as it happens without reading the pipeline again.
+    const auto w = s.workers.find(n.worker);
+    const bool live = w != s.workers.end() && w->second.process.running();
     emit(s, Json{{"event", "nodestatechanged"},
                  {"session_id", s.id},
                  {"node_id", n.id},
                  {"state", state_json(n)},
+                 {"worker_pid", live ? w->second.process.pid() : 0},
+                 {"restarts", n.restarts},
                  {"timestamp", rfc3339_now()}});
   }
 

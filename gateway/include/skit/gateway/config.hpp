@@ -34,6 +34,7 @@ struct ServerConfig {
   std::vector<std::string> allowed_origins = {"http://localhost:*", "https://localhost:*",
                                               "http://127.0.0.1:*", "https://127.0.0.1:*"};
   std::string log_format = "auto";  // auto (text on a terminal, JSON otherwise), text, json
+  std::string base_path;  // "/skit": everything also answered under this prefix (a proxy's)
   // auth
   std::vector<TokenConfig> tokens;  // empty: no authentication (loopback only by default)
   // limits
@@ -59,7 +60,8 @@ struct ServerConfig {
   // `skit serve` from the engine's)
   supervisor::SessionConfig sessions;
   std::string samples_dir = "samples/pipelines";
-  std::string ui_dir;  // static web UI build, empty: none
+  std::string audio_dir = "samples/audio";  // the audio asset library (user uploads in user/)
+  std::string ui_dir;  // the built web UI; empty: the installed one, else ui/dist
 };
 
 /// The full default configuration as a commented YAML document (`skit config default`).
