@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "control_plane.hpp"
 
+#include "skit/gateway/session_json.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <stdexcept>
@@ -132,7 +134,7 @@ std::vector<supervisor::BatchOperation> parse_operations(const json& payload,
   }
   std::vector<supervisor::BatchOperation> out;
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    auto op = supervisor::batch_operation_from_json(ops[i]);
+    auto op = batch_operation_from_json(ops[i]);
     if (!op) {
       problems.push_back("operation " + std::to_string(i) + ": " + error_text(op.status()));
       node_ids.push_back(ops[i].is_object() ? ops[i].value("node_id", "") : "");
@@ -207,11 +209,11 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
     return json{{"action", "sessionslisted"}, {"sessions", std::move(list)}};
   }
   if (action == "getpipeline") {
-    auto pipeline = sessions_.pipeline_json(required_string(payload, "session_id"));
+    auto pipeline = sessions_.pipeline(required_string(payload, "session_id"));
     if (!pipeline) {
       fail(pipeline.status());
     }
-    return json{{"action", "pipeline"}, {"pipeline", std::move(*pipeline)}};
+    return json{{"action", "pipeline"}, {"pipeline", pipeline_json(*pipeline)}};
   }
   if (action == "createsession") {
     require(role_, Role::kOperator, "create sessions");
@@ -244,7 +246,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
     const std::string session = required_string(payload, "session_id");
     json op = payload;  // the payload is a BatchOperation plus the session
     op.erase("session_id");
-    auto parsed = supervisor::batch_operation_from_json(op);
+    auto parsed = batch_operation_from_json(op);
     if (!parsed) {
       fail(parsed.status());
     }
@@ -315,20 +317,13 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
     std::vector<std::string> node_ids;
     const auto ops = parse_operations(payload, problems, node_ids);
     if (problems.empty()) {
-      if (Status s = sessions_.apply_batch(session, ops); !s.is_ok()) {
-        // One problem per line of the manager's report.
-        std::string text = error_text(s);
-        std::size_t at = 0;
-        while (at <= text.size()) {
-          const auto end = text.find('\n', at);
-          std::string line = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
-          if (!line.empty()) {
-            problems.push_back(std::move(line));
-          }
-          if (end == std::string::npos) {
-            break;
-          }
-          at = end + 1;
+      std::vector<supervisor::BatchIssue> issues;
+      if (Status s = sessions_.apply_batch(session, ops, &issues); !s.is_ok()) {
+        if (issues.empty()) {
+          problems.push_back(error_text(s));  // not the batch's: the session, shared memory
+        }
+        for (const auto& issue : issues) {
+          problems.push_back("operation " + std::to_string(issue.operation) + ": " + issue.message);
         }
       }
     }

@@ -32,6 +32,7 @@
 #include "control_plane.hpp"
 #include "grpc_infra.hpp"
 #include "grpc_reflection.hpp"
+#include "skit/gateway/session_json.hpp"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
 #include "skit/supervisor/pipeline_compiler.hpp"
@@ -107,20 +108,6 @@ v1::NodeReport::State state_of(NodeState s) {
     case NodeState::kFailed: return v1::NodeReport::FAILED;
   }
   return v1::NodeReport::STATE_UNSPECIFIED;
-}
-
-std::string now_rfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms));
-  return buf;
 }
 
 /// A JSON document as a google.protobuf.Struct (false if it is not an object).
@@ -518,13 +505,14 @@ class ControlService final : public ControlBase {
     if (!info) {
       return session_error(*ctx, info.status(), "session");
     }
-    auto pipeline = sessions_.pipeline_json(info->id);
-    if (!pipeline) {
-      return session_error(*ctx, pipeline.status(), "session");
+    auto view = sessions_.pipeline(info->id);
+    if (!view) {
+      return session_error(*ctx, view.status(), "session");
     }
+    const nlohmann::json pipeline = pipeline_json(*view);
     set_info(*info, resp->mutable_session());
-    resp->set_pipeline_json(pipeline->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    to_struct(*pipeline, resp->mutable_pipeline());
+    resp->set_pipeline_json(pipeline.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    to_struct(pipeline, resp->mutable_pipeline());
     return grpc::Status::OK;
   }
 
@@ -1197,14 +1185,12 @@ void WatchCall::pump_locked() {
     }
     out_.Clear();
     out_.set_session_id(event->session_id);
-    const auto& payload = event->payload;
-    const std::string name = payload.is_object() ? payload.value("event", "") : "";
+    const nlohmann::json payload = event_json(*event);
+    const std::string name(event_name(event->kind));
     out_.set_event(name);
     out_.set_payload_json(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     to_struct(payload, out_.mutable_payload());
-    const auto ts = payload.is_object() ? payload.find("timestamp") : payload.end();
-    out_.set_timestamp(ts != payload.end() && ts->is_string() ? ts->get<std::string>()
-                                                             : now_rfc3339());
+    out_.set_timestamp(event->timestamp);
     out_.set_dropped(subscription_->dropped());
     if (!only_.empty() && name == "sessiondestroyed") {
       ending_ = true;

@@ -29,6 +29,7 @@
 #include "multipart.hpp"
 #include "request_outcomes.hpp"
 #include "routes.hpp"
+#include "skit/gateway/session_json.hpp"
 #include "skit/core/packet_type.hpp"
 #include "skit/core/registry.hpp"
 #include "skit/gateway/server.hpp"
@@ -679,8 +680,8 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
       if (method != http::verb::get) {
         return text(http::status::method_not_allowed, "GET " + kPrefix + "/{id}/pipeline");
       }
-      auto p = sessions_.pipeline_json(id);
-      return p ? json_reply(*p) : session_error(p.status());
+      auto p = sessions_.pipeline(id);
+      return p ? json_reply(pipeline_json(*p)) : session_error(p.status());
     }
     if (method != http::verb::delete_) {
       return text(http::status::method_not_allowed,
