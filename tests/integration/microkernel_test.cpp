@@ -268,7 +268,15 @@ TEST_F(Microkernel, FrozenWorkerMissesHeartbeatsAndIsKilled) {
   write_file(dir_.file("p.yml"), slow_pipeline(dir_, "reliable", 5));
   Process skit({SKIT_BINARY, "run", dir_.file("p.yml"), "--placement", "per-node"});
   ASSERT_TRUE(wait_until([&] { return children_of(skit.pid()).size() == 3; }, 10s));
-  std::this_thread::sleep_for(200ms);
+  // Frozen once the run is under way (data reaches the file): a worker frozen before it is
+  // ready is reported as "did not become ready" instead.
+  const std::string out = dir_.file("out.bin");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::error_code ec;
+        return fs::file_size(out, ec) > 0 && !ec;
+      },
+      10s));
   const pid_t frozen = children_of(skit.pid()).front();
 
   ::kill(frozen, SIGSTOP);  // alive but silent, like a wedged process

@@ -323,8 +323,8 @@ TEST_F(SessionsTest, KilledWorkerIsRestartedAndOtherSessionsDoNotNotice) {
     EXPECT_TRUE(recovering);
     EXPECT_TRUE(running_again);
     EXPECT_NE(worker_pid(m, "a", "gain"), victim);
-    ASSERT_TRUE(wait_stopped(m, "a", "writer", 15s));
-    ASSERT_TRUE(wait_stopped(m, "b", "writer", 15s));
+    ASSERT_TRUE(wait_stopped(m, "a", "writer", 15s)) << pipeline_json(m, "a")->dump();
+    ASSERT_TRUE(wait_stopped(m, "b", "writer", 15s)) << pipeline_json(m, "b")->dump();
     auto p = pipeline_json(m, "a");
     EXPECT_EQ((*p)["nodes"]["gain"]["restarts"].get<int>(), 1);
 
