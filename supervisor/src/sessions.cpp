@@ -783,7 +783,7 @@ class SessionManager::Impl {
       value = worker_merged[key];  // a tuned path goes to the node as the path that was checked
     }
     if (n.state == LiveState::kStopped || n.state == LiveState::kFailed) {
-      return Status(ErrorCode::kUnavailable,
+      return Status(ErrorCode::kFailedPrecondition,
                     "node '" + node_id + "' is " +
                         (n.state == LiveState::kStopped ? "stopped" : "failed"),
                     {.node_id = node_id});
