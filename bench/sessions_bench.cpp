@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "skit/gateway/session_json.hpp"
 #include "skit/supervisor/sessions.hpp"
 
 namespace fs = std::filesystem;
@@ -36,6 +37,15 @@ using skit::supervisor::SessionConfig;
 using skit::supervisor::SessionManager;
 
 namespace {
+
+/// The pipeline with live state, as StreamKit's JSON (the REST API's shape).
+skit::Result<Json> pipeline_json(SessionManager& m, const std::string& id) {
+  auto view = m.pipeline(id);
+  if (!view) {
+    return view.status();
+  }
+  return skit::gateway::pipeline_json(*view);
+}
 
 struct Args {
   std::string skit;
@@ -162,7 +172,7 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
     std::uint64_t rss = rss_bytes(::getpid());
     std::set<int> workers;  // grouped nodes share one
     for (int i = 0; i < n; ++i) {
-      auto p = m.pipeline_json("s" + std::to_string(i));
+      auto p = pipeline_json(m, "s" + std::to_string(i));
       for (const auto& [id, node] : (*p)["nodes"].items()) {
         const int pid = node["worker_pid"].get<int>();
         if (pid > 0 && workers.insert(pid).second) {
@@ -175,7 +185,7 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
       // CPU seconds per node kind (per-node placement: one worker per node).
       std::map<std::string, double> by_node;
       for (int i = 0; i < n; ++i) {
-        auto p = m.pipeline_json("s" + std::to_string(i));
+        auto p = pipeline_json(m, "s" + std::to_string(i));
         for (const auto& [id, node] : (*p)["nodes"].items()) {
           std::ifstream stat("/proc/" + std::to_string(node["worker_pid"].get<int>()) + "/stat");
           std::string line;
@@ -229,7 +239,7 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
         if (finished[k]) {
           continue;
         }
-        auto p = m.pipeline_json("s" + std::to_string(i));
+        auto p = pipeline_json(m, "s" + std::to_string(i));
         if (p && state_of(*p, "writer") == "Stopped") {
           lags[k] = std::chrono::duration<double>(Clock::now() - started[k]).count() - args.seconds;
           finished[k] = true;
@@ -241,7 +251,7 @@ LoadResult run_sessions(const Args& args, const std::string& input, const fs::pa
     for (int i = 0; i < n; ++i) {
       if (!finished[static_cast<std::size_t>(i)]) {
         lags[static_cast<std::size_t>(i)] = 1e9;
-        auto p = m.pipeline_json("s" + std::to_string(i));
+        auto p = pipeline_json(m, "s" + std::to_string(i));
         std::fprintf(stderr, "session s%d did not finish:\n", i);
         if (std::getenv("SKIT_BENCH_HOLD") != nullptr) {
           std::fprintf(stderr, "%s\n", p->dump().c_str());

@@ -7,8 +7,9 @@
 
 #include "authorization.hpp"
 #include "session_api.hpp"
-#include "session_json.hpp"
 #include "skit/core/registry.hpp"
+#include "skit/gateway/session_json.hpp"
+#include "status_codes.hpp"
 
 namespace skit::gateway {
 
@@ -63,7 +64,7 @@ std::vector<supervisor::BatchOperation> parse_operations(
   }
   std::vector<supervisor::BatchOperation> out;
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    auto op = supervisor::batch_operation_from_json(ops[i]);
+    auto op = batch_operation_from_json(ops[i]);
     if (!op) {
       unreadable.push_back(unreadable_operation(i, ops[i], op.status()));
       continue;
@@ -140,11 +141,11 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
   }
   if (action == "getpipeline") {
     require(role_, Permission::kListSessions, "read sessions");
-    auto pipeline = pipeline_json(sessions_, required_string(payload, "session_id"));
+    auto pipeline = sessions_.pipeline(required_string(payload, "session_id"));
     if (!pipeline) {
       fail(pipeline.status());
     }
-    return json{{"action", "pipeline"}, {"pipeline", std::move(*pipeline)}};
+    return json{{"action", "pipeline"}, {"pipeline", pipeline_json(*pipeline)}};
   }
   if (action == "createsession") {
     require(role_, Permission::kCreateSessions, "create sessions");
@@ -177,12 +178,11 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
     const std::string session = required_string(payload, "session_id");
     json op = payload;  // the payload is a BatchOperation plus the session
     op.erase("session_id");
-    auto parsed = supervisor::batch_operation_from_json(op);
+    auto parsed = batch_operation_from_json(op);
     if (!parsed) {
       fail(parsed.status());
     }
-    std::vector<supervisor::BatchIssue> issues;
-    if (Status s = apply_batch(sessions_, session, {*parsed}, issues); !s.is_ok()) {
+    if (Status s = sessions_.apply_batch(session, {*parsed}); !s.is_ok()) {
       fail(s);
     }
     return json{{"action", "success"}};
@@ -235,8 +235,8 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
     std::vector<supervisor::BatchIssue> issues;
     const auto ops = parse_operations(payload, issues);
     if (issues.empty()) {
-      if (Status s = apply_batch(sessions_, session, ops, issues); !s.is_ok() && issues.empty()) {
-        // Not a problem of an operation (the session went away meanwhile): as it is.
+      if (Status s = sessions_.apply_batch(session, ops, &issues); !s.is_ok() && issues.empty()) {
+        // Not the batch's problem (the session went away meanwhile, shared memory): as it is.
         return json{{"action", "batchapplied"},
                     {"success", false},
                     {"errors", json::array({error_text(s)})}};

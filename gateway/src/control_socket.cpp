@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "control_socket.hpp"
 
+#include "skit/gateway/session_json.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
@@ -134,7 +136,7 @@ class ControlSocket {
         }
         continue;
       }
-      std::string text = dump(json{{"type", "event"}, {"payload", std::move(event->payload)}});
+      std::string text = dump(json{{"type", "event"}, {"payload", event_json(*event)}});
       {
         std::lock_guard lock(pump_mutex_);
         if (pump_stop_) {

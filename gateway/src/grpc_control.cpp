@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-#include "session_json.hpp"
+#include "skit/gateway/session_json.hpp"
 #include "status_codes.hpp"
 
 namespace skit::gateway {

@@ -8,7 +8,7 @@
 
 #include "grpc_control.hpp"
 #include "session_api.hpp"
-#include "session_json.hpp"
+#include "skit/gateway/session_json.hpp"
 #include "skit/supervisor/pipeline_compiler.hpp"
 #include "status_codes.hpp"
 
@@ -227,12 +227,12 @@ void WatchCall::pump_locked() {
     }
     out_.Clear();
     out_.set_session_id(event->session_id);
-    const nlohmann::json payload = event_payload(*event);
-    const std::string name = event_name(*event);
+    const nlohmann::json payload = event_json(*event);
+    const std::string name(event_name(event->kind));
     out_.set_event(name);
     out_.set_payload_json(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     to_struct(payload, out_.mutable_payload());
-    out_.set_timestamp(event_timestamp(*event));
+    out_.set_timestamp(event->timestamp);
     out_.set_dropped(subscription_->dropped());
     if (!only_.empty() && name == "sessiondestroyed") {
       ending_ = true;
@@ -347,14 +347,14 @@ grpc::Status ControlService::GetSession(grpc::ServerContext* ctx,
   if (!info) {
     return session_error(*ctx, info.status(), "session");
   }
-  auto pipeline = pipeline_json(sessions_, info->id);
-  if (!pipeline) {
-    return session_error(*ctx, pipeline.status(), "session");
+  auto view = sessions_.pipeline(info->id);
+  if (!view) {
+    return session_error(*ctx, view.status(), "session");
   }
+  const nlohmann::json pipeline = pipeline_json(*view);
   set_info(*info, resp->mutable_session());
-  resp->set_pipeline_json(
-      pipeline->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  to_struct(*pipeline, resp->mutable_pipeline());
+  resp->set_pipeline_json(pipeline.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  to_struct(pipeline, resp->mutable_pipeline());
   return grpc::Status::OK;
 }
 
@@ -413,7 +413,7 @@ grpc::Status ControlService::ApplyBatch(grpc::ServerContext* ctx,
         return session_error(*ctx, checked.status(), "session");
       }
       found = std::move(*checked);
-    } else if (Status s = apply_batch(sessions_, req->session(), ops, found); s.is_ok()) {
+    } else if (Status s = sessions_.apply_batch(req->session(), ops, &found); s.is_ok()) {
       resp->set_applied(true);
       return grpc::Status::OK;
     } else if (found.empty()) {

@@ -9,7 +9,7 @@
 #include "control_socket.hpp"
 #include "http_routes.hpp"
 #include "session_api.hpp"
-#include "session_json.hpp"
+#include "skit/gateway/session_json.hpp"
 #include "status_codes.hpp"
 
 namespace skit::gateway {
@@ -96,8 +96,8 @@ HttpReply session_delete(HttpContext& ctx, HttpExchange& ex) {
 }
 
 HttpReply session_pipeline(HttpContext& ctx, HttpExchange& ex) {
-  auto p = pipeline_json(ctx.sessions, ex.param(0));
-  return p ? HttpReply::json(p->dump()) : session_error(p.status());
+  auto p = ctx.sessions.pipeline(ex.param(0));
+  return p ? HttpReply::json(pipeline_json(*p).dump()) : session_error(p.status());
 }
 
 HttpReply control_upgrade(HttpContext& ctx, HttpExchange& ex) {

@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: MPL-2.0
 // The session operations every front end (REST, the WebSocket control plane, gRPC) calls, on
 // top of the SessionManager: its configuration for `skit serve` (the node policy), creating a
-// session, and batches with their problems as structured issues.
+// session.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "skit/core/status.hpp"
 #include "skit/gateway/config.hpp"
@@ -27,12 +26,5 @@ supervisor::SessionConfig session_config_for(const ServerConfig& config,
 Result<supervisor::SessionInfo> create_session(supervisor::SessionManager& sessions,
                                                const std::optional<std::string>& name,
                                                std::string_view yaml);
-
-/// Applies a batch all or nothing. Refused: `issues` has every problem (operation from 0,
-/// node, code, message) and the status the first one's code with all of them, one per line.
-/// Any other error (no such session) leaves `issues` empty.
-Status apply_batch(supervisor::SessionManager& sessions, std::string_view id_or_name,
-                   const std::vector<supervisor::BatchOperation>& operations,
-                   std::vector<supervisor::BatchIssue>& issues);
 
 }  // namespace skit::gateway

@@ -1,50 +1,196 @@
 // SPDX-License-Identifier: MPL-2.0
-#include "session_json.hpp"
+#include "skit/gateway/session_json.hpp"
 
-#include "skit/core/ids.hpp"
+#include "status_codes.hpp"
 
 namespace skit::gateway {
 
 using nlohmann::json;
-
-std::string error_text(const Status& s) {
-  std::string text = s.message();
-  const auto& where = s.where();
-  const bool placed = text.find('\n') != std::string::npos || text.rfind("error: ", 0) == 0 ||
-                      text.rfind("operation ", 0) == 0 || text.rfind("line ", 0) == 0 ||
-                      (!where.node_id.empty() &&
-                       text.find("node '" + where.node_id + "'") != std::string::npos);
-  if (!placed) {
-    text = s.to_string();
-  }
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  return text;
-}
+using supervisor::BatchOperation;
+using supervisor::NodeStatus;
+using supervisor::SessionEvent;
 
 json session_info_json(const supervisor::SessionInfo& info) {
   return json{{"id", info.id}, {"name", info.name}, {"created_at", info.created_at}};
 }
 
-Result<json> pipeline_json(supervisor::SessionManager& sessions, std::string_view id_or_name) {
-  return sessions.pipeline_json(id_or_name);
+json node_state_json(const NodeStatus& status) {
+  switch (status.kind) {
+    case NodeStatus::Kind::kInitializing: return "Initializing";
+    case NodeStatus::Kind::kReady: return "Ready";
+    case NodeStatus::Kind::kRunning: return "Running";
+    case NodeStatus::Kind::kRecovering: {
+      json r{{"reason", status.reason}};
+      if (!status.details.is_null()) {
+        r["details"] = status.details;
+      }
+      return json{{"Recovering", r}};
+    }
+    case NodeStatus::Kind::kStopped: return json{{"Stopped", {{"reason", status.reason}}}};
+    case NodeStatus::Kind::kFailed: return json{{"Failed", {{"reason", status.reason}}}};
+  }
+  return "Initializing";
 }
 
-json event_payload(const supervisor::SessionEvent& event) { return event.payload; }
-
-std::string event_name(const supervisor::SessionEvent& event) {
-  return event.payload.is_object() ? event.payload.value("event", "") : "";
+json node_stats_json(const NodeStats& stats, double running_seconds, bool failed) {
+  return json{{"received", stats.packets_in},   {"sent", stats.packets_out},
+              {"discarded", stats.dropped},     {"errored", failed ? 1 : 0},
+              {"duration_secs", running_seconds}, {"bytes_in", stats.bytes_in},
+              {"bytes_out", stats.bytes_out}};
 }
 
-std::string event_timestamp(const supervisor::SessionEvent& event) {
-  const auto& payload = event.payload;
-  const auto ts = payload.is_object() ? payload.find("timestamp") : payload.end();
-  return ts != payload.end() && ts->is_string() ? ts->get<std::string>() : rfc3339_now();
+namespace {
+json connection_json(const supervisor::ConnectionView& c) {
+  json j{{"from_node", c.from_node}, {"from_pin", c.from_pin}, {"to_node", c.to_node},
+         {"to_pin", c.to_pin}};
+  if (c.mode == ConnectionMode::kBestEffort) {
+    j["mode"] = "best_effort";
+  }
+  return j;
+}
+}  // namespace
+
+json pipeline_json(const supervisor::PipelineView& pipeline) {
+  json nodes = json::object();
+  for (const auto& n : pipeline.nodes) {
+    nodes[n.id] = json{{"kind", n.kind},
+                       {"params", n.params},
+                       {"state", node_state_json(n.status)},
+                       {"stats", node_stats_json(n.stats, n.running_seconds,
+                                                 n.status.kind == NodeStatus::Kind::kFailed)},
+                       {"worker_pid", n.worker_pid},
+                       {"restarts", n.restarts}};
+  }
+  json connections = json::array();
+  for (const auto& c : pipeline.connections) {
+    connections.push_back(connection_json(c));
+  }
+  return json{{"name", pipeline.name},
+              {"description", pipeline.description},
+              {"mode", "dynamic"},
+              {"nodes", nodes},
+              {"connections", connections}};
 }
 
-json event_envelope(const supervisor::SessionEvent& event) {
-  return json{{"type", "event"}, {"payload", event_payload(event)}};
+std::string_view event_name(SessionEvent::Kind kind) {
+  switch (kind) {
+    case SessionEvent::Kind::kSessionCreated: return "sessioncreated";
+    case SessionEvent::Kind::kSessionDestroyed: return "sessiondestroyed";
+    case SessionEvent::Kind::kNodeAdded: return "nodeadded";
+    case SessionEvent::Kind::kNodeRemoved: return "noderemoved";
+    case SessionEvent::Kind::kConnectionAdded: return "connectionadded";
+    case SessionEvent::Kind::kConnectionRemoved: return "connectionremoved";
+    case SessionEvent::Kind::kNodeStateChanged: return "nodestatechanged";
+    case SessionEvent::Kind::kNodeStatsUpdated: return "nodestatsupdated";
+    case SessionEvent::Kind::kNodeParamsChanged: return "nodeparamschanged";
+  }
+  return "unknown";
+}
+
+json event_json(const SessionEvent& e) {
+  json j{{"event", event_name(e.kind)}, {"session_id", e.session_id}};
+  switch (e.kind) {
+    case SessionEvent::Kind::kSessionCreated:
+      j["name"] = e.name;
+      j["created_at"] = e.created_at;
+      break;
+    case SessionEvent::Kind::kSessionDestroyed:
+      break;
+    case SessionEvent::Kind::kNodeAdded:
+      j["node_id"] = e.node_id;
+      j["kind"] = e.node_kind;
+      j["params"] = e.params;
+      break;
+    case SessionEvent::Kind::kNodeRemoved:
+      j["node_id"] = e.node_id;
+      break;
+    case SessionEvent::Kind::kConnectionAdded:
+    case SessionEvent::Kind::kConnectionRemoved: {
+      json c = connection_json(e.connection);
+      c.erase("mode");  // StreamKit's connection events name the pins only
+      j.update(c);
+      break;
+    }
+    case SessionEvent::Kind::kNodeStateChanged:
+      j["node_id"] = e.node_id;
+      j["state"] = node_state_json(e.status);
+      // Beyond StreamKit: the node's worker and its restarts, so that a client sees a
+      // restarted worker as it happens.
+      j["worker_pid"] = e.worker_pid;
+      j["restarts"] = e.restarts;
+      j["timestamp"] = e.timestamp;
+      break;
+    case SessionEvent::Kind::kNodeStatsUpdated:
+      j["node_id"] = e.node_id;
+      j["stats"] = node_stats_json(e.stats, e.running_seconds,
+                                   e.status.kind == NodeStatus::Kind::kFailed);
+      j["timestamp"] = e.timestamp;
+      break;
+    case SessionEvent::Kind::kNodeParamsChanged:
+      j["node_id"] = e.node_id;
+      j["params"] = e.params;
+      break;
+  }
+  return j;
+}
+
+Result<BatchOperation> batch_operation_from_json(const json& op_json) {
+  if (!op_json.is_object()) {
+    return Status(ErrorCode::kInvalidArgument, "a batch operation must be an object");
+  }
+  auto text = [&](const char* key, bool required, std::string& out) -> Status {
+    auto it = op_json.find(key);
+    if (it == op_json.end() || it->is_null()) {
+      return required ? Status(ErrorCode::kInvalidArgument,
+                               std::string("operation is missing '") + key + "'")
+                      : Status::ok();
+    }
+    if (!it->is_string()) {
+      return Status(ErrorCode::kInvalidArgument, std::string("'") + key + "' must be a string");
+    }
+    out = it->get<std::string>();
+    return Status::ok();
+  };
+  std::string action;
+  SKIT_RETURN_IF_ERROR(text("action", true, action));
+  BatchOperation op;
+  if (action == "addnode") {
+    op.action = BatchOperation::Action::kAddNode;
+    SKIT_RETURN_IF_ERROR(text("node_id", true, op.node_id));
+    SKIT_RETURN_IF_ERROR(text("kind", true, op.kind));
+    if (auto it = op_json.find("params"); it != op_json.end()) {
+      if (!it->is_null() && !it->is_object()) {
+        return Status(ErrorCode::kInvalidParam, "'params' must be an object",
+                      {.node_id = op.node_id});
+      }
+      op.params = *it;
+    }
+  } else if (action == "removenode") {
+    op.action = BatchOperation::Action::kRemoveNode;
+    SKIT_RETURN_IF_ERROR(text("node_id", true, op.node_id));
+  } else if (action == "connect" || action == "disconnect") {
+    op.action = action == "connect" ? BatchOperation::Action::kConnect
+                                    : BatchOperation::Action::kDisconnect;
+    SKIT_RETURN_IF_ERROR(text("from_node", true, op.from_node));
+    SKIT_RETURN_IF_ERROR(text("from_pin", true, op.from_pin));
+    SKIT_RETURN_IF_ERROR(text("to_node", true, op.to_node));
+    SKIT_RETURN_IF_ERROR(text("to_pin", true, op.to_pin));
+    std::string mode;
+    SKIT_RETURN_IF_ERROR(text("mode", false, mode));
+    if (mode.empty() || mode == "reliable") {
+      op.mode = ConnectionMode::kReliable;
+    } else if (mode == "best_effort") {
+      op.mode = ConnectionMode::kBestEffort;
+    } else {
+      return Status(ErrorCode::kInvalidArgument,
+                    "unknown connection mode '" + mode + "' (reliable or best_effort)");
+    }
+  } else {
+    return Status(ErrorCode::kInvalidArgument,
+                  "unknown batch action '" + action +
+                      "' (addnode, removenode, connect or disconnect)");
+  }
+  return op;
 }
 
 supervisor::BatchIssue unreadable_operation(std::size_t index, const json& operation,
@@ -54,6 +200,7 @@ supervisor::BatchIssue unreadable_operation(std::size_t index, const json& opera
   issue.node_id = operation.is_object() ? operation.value("node_id", "") : "";
   issue.message = error_text(why);
   issue.code = why.code();
+  issue.param = why.where().param;
   return issue;
 }
 
@@ -84,15 +231,6 @@ json batch_errors_json(const std::vector<supervisor::BatchIssue>& issues) {
     errors.push_back("operation " + std::to_string(i.operation) + ": " + i.message);
   }
   return errors;
-}
-
-std::string batch_issues_text(const std::vector<supervisor::BatchIssue>& issues) {
-  std::string all;
-  for (const auto& i : issues) {
-    all += (all.empty() ? "" : "\n") + std::string("operation ") + std::to_string(i.operation) +
-           ": " + i.message;
-  }
-  return all;
 }
 
 Result<json> update_params_of(const json& message) {

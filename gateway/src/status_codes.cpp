@@ -52,6 +52,22 @@ Mapping mapping_of(ErrorCode code) {
 
 }  // namespace
 
+std::string error_text(const Status& s) {
+  std::string text = s.message();
+  const auto& where = s.where();
+  const bool placed = text.find('\n') != std::string::npos || text.rfind("error: ", 0) == 0 ||
+                      text.rfind("operation ", 0) == 0 || text.rfind("line ", 0) == 0 ||
+                      (!where.node_id.empty() &&
+                       text.find("node '" + where.node_id + "'") != std::string::npos);
+  if (!placed) {
+    text = s.to_string();
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  return text;
+}
+
 unsigned http_status_for(ErrorCode code) { return mapping_of(code).http; }
 
 int grpc_code_number(ErrorCode code) { return mapping_of(code).grpc; }

@@ -5,12 +5,17 @@
 // limits.max_body_bytes is 413, a session limit 429 as StreamKit has it), are the callers'.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "skit/core/status.hpp"
 
 namespace skit::gateway {
+
+/// An error as a client reads it (WebSocket, gRPC and REST session messages): the message with
+/// its place (line, node, param), once, without a trailing newline.
+std::string error_text(const Status& s);
 
 /// The HTTP status of an error code (200 for kOk).
 unsigned http_status_for(ErrorCode code);

@@ -20,6 +20,7 @@
 #include "skit/ipc/slot_pool.hpp"
 #include "skit/runtime/node_runner.hpp"
 #include "skit/v1/worker.pb.h"
+#include "orchestration.hpp"
 #include "worker_process.hpp"
 
 namespace skit::supervisor {
@@ -43,28 +44,7 @@ Result<PlacementPolicy> parse_placement(std::string_view name) {
 
 namespace {
 
-NodeState from_proto(v1::NodeState s) {
-  switch (s) {
-    case v1::NODE_STATE_READY: return NodeState::kReady;
-    case v1::NODE_STATE_RUNNING: return NodeState::kRunning;
-    case v1::NODE_STATE_STOPPED: return NodeState::kStopped;
-    case v1::NODE_STATE_FAILED: return NodeState::kFailed;
-    default: return NodeState::kInitializing;
-  }
-}
-
-NodeStats from_proto(const v1::NodeStats& s) {
-  return NodeStats{s.packets_in(),  s.packets_out(), s.bytes_in(),
-                   s.bytes_out(),   s.dropped(),     s.media_time_us()};
-}
-
-std::uint32_t round_up_pow2(std::uint32_t v) {
-  std::uint32_t p = 1;
-  while (p < v) {
-    p <<= 1U;
-  }
-  return p;
-}
+using orchestration::from_proto;
 
 /// Events of the supervisor's own (host-side) runners, drained by the run loop.
 class HostEvents final : public runtime::EventSink {
@@ -208,14 +188,13 @@ class PipelineRun {
     for (const auto& c : pipeline_.connections()) {
       ++consumers[{c.from_node(), c.from_pin()}];
     }
-    const std::uint32_t ring_cap = round_up_pow2(std::max<std::uint32_t>(2, options_.ring_capacity));
+    const std::uint32_t ring_cap = orchestration::ring_slots(options_.ring_capacity);
     for (const auto& [key, count] : consumers) {
       NodeSlot& producer = *by_id_.at(key.first);
       const Json params = Json::parse(producer.spec->params_json());
       const std::size_t max_bytes =
           std::max<std::size_t>(64, producer.descriptor->max_packet_bytes(params));
-      // Enough slots for every ring to be full plus one packet in hand per consumer.
-      const auto slot_count = static_cast<std::uint32_t>(ring_cap + count + 2);
+      const std::uint32_t slot_count = orchestration::pool_slots(ring_cap, count, /*live=*/false);
       const auto slot_size = static_cast<std::uint32_t>(max_bytes);
       const auto index = static_cast<std::uint32_t>(pools_.size());
       auto segment = ipc::SharedSegment::create(segment_name("p" + std::to_string(index)),
@@ -255,12 +234,16 @@ class PipelineRun {
     spec.kind = n.spec->kind();
     spec.doorbell = n.doorbell;
     spec.pulls_input = n.descriptor->pulls_input;
+    std::vector<std::pair<std::string, std::string>> inputs;
     for (int i = 0; i < pipeline_.connections_size(); ++i) {
       const auto& c = pipeline_.connections(i);
-      const std::string ring = rings_[static_cast<std::size_t>(i)].name();
       if (c.to_node() == spec.node_id) {
-        spec.inputs.push_back({c.to_pin(), ring});
+        inputs.emplace_back(c.to_pin(), rings_[static_cast<std::size_t>(i)].name());
       }
+    }
+    orchestration::sort_inputs(inputs);
+    for (auto& [pin, ring] : inputs) {
+      spec.inputs.push_back({std::move(pin), std::move(ring)});
     }
     // Outputs in declaration order, so ctx.output(k) is the k-th declared pin.
     for (const auto& out : n.descriptor->outputs) {
@@ -276,12 +259,6 @@ class PipelineRun {
       }
       spec.outputs.push_back(std::move(o));
     }
-    // Dynamic input families (in_0, in_1, ...) are delivered in index order.
-    std::sort(spec.inputs.begin(), spec.inputs.end(),
-              [](const auto& a, const auto& b) {
-                if (a.pin.size() != b.pin.size()) return a.pin.size() < b.pin.size();
-                return a.pin < b.pin;
-              });
     return spec;
   }
 
@@ -369,33 +346,25 @@ class PipelineRun {
       p->set_index(static_cast<std::uint32_t>(i));
       p->set_segment(pools_[i].name());
     }
-    auto* sb = a.mutable_sandbox();
-    sb->set_enabled(options_.sandbox.enabled);
-    sb->set_address_space_bytes(options_.sandbox.address_space_bytes);
-    sb->set_max_open_files(options_.sandbox.max_open_files);
-    sb->set_allow_network(false);
-    sb->set_confined_files(options_.sandbox.confined_files);
+    bool network = false;
+    for (auto idx : w.nodes) {
+      network = network || nodes_[idx].descriptor->needs_network;
+    }
+    orchestration::fill_sandbox(*a.mutable_sandbox(), options_.sandbox,
+                                options_.sandbox.confined_files, network);
     for (auto idx : w.nodes) {
       const NodeSlot& n = nodes_[idx];
       const auto spec = runner_spec(n);
-      auto* na = a.add_nodes();
-      na->set_node_id(spec.node_id);
-      na->set_kind(spec.kind);
-      na->set_params_json(n.spec->params_json());
-      na->set_doorbell(spec.doorbell);
+      std::vector<std::pair<std::string, std::string>> inputs;
       for (const auto& in : spec.inputs) {
-        auto* b = na->add_inputs();
-        b->set_pin(in.pin);
-        b->set_ring_segment(in.ring_segment);
+        inputs.emplace_back(in.pin, in.ring_segment);
       }
+      std::vector<orchestration::OutputBinding> outputs;
       for (const auto& out : spec.outputs) {
-        auto* b = na->add_outputs();
-        b->set_pin(out.pin);
-        b->set_pool_index(out.pool_index);
-        for (const auto& r : out.ring_segments) {
-          b->add_ring_segments(r);
-        }
+        outputs.push_back({out.pin, out.pool_index, out.ring_segments});
       }
+      orchestration::fill_node(*a.add_nodes(), spec.node_id, spec.kind, n.spec->params_json(),
+                               spec.doorbell, std::move(inputs), outputs);
     }
     return a;
   }

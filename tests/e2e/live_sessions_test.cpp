@@ -171,7 +171,7 @@ TEST_F(LiveSessions, AnInvalidBatchChangesNothing) {
   const std::string id = created["session_id"];
   const json before = ws.request({{"action", "getpipeline"}, {"session_id", id}})["pipeline"];
   const json ops = {{{"action", "addnode"}, {"node_id", "extra"}, {"kind", "audio::gain"}},
-                    op_disconnect("gain", "enc"),
+                    op_disconnect("enc", "mux"),
                     op_connect("gain", "extra"),
                     op_connect("extra", "mux")};  // RawAudio into an EncodedAudio pin
   const json checked = ws.request({{"action", "validatebatch"}, {"session_id", id},
@@ -179,7 +179,7 @@ TEST_F(LiveSessions, AnInvalidBatchChangesNothing) {
   ASSERT_EQ(checked.value("action", ""), "validationresult") << checked.dump();
   ASSERT_EQ(checked["errors"].size(), 1U) << checked.dump();
   EXPECT_NE(checked["errors"][0]["message"].get<std::string>().find("pin type mismatch"),
-            std::string::npos);
+            std::string::npos) << checked.dump();
   const json applied = ws.request({{"action", "applybatch"}, {"session_id", id}, {"operations", ops}});
   EXPECT_FALSE(applied.value("success", true)) << applied.dump();
   const json after = ws.request({{"action", "getpipeline"}, {"session_id", id}})["pipeline"];

@@ -1,89 +1,29 @@
 // SPDX-License-Identifier: MPL-2.0
+// The worker process: the control protocol with the supervisor (hello, assign, ready, start,
+// live changes, heartbeats, stop), set-up before the sandbox, and forwarding of node events.
 #include "skit/worker/worker.hpp"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
-#include <deque>
-#include <map>
 #include <memory>
-#include <mutex>
+#include <vector>
 #include <zmq.hpp>
 
-#include "skit/core/registry.hpp"
+#include "node_assignment.hpp"
 #include "skit/ipc/doorbell.hpp"
 #include "skit/runtime/node_runner.hpp"
 #include "skit/v1/worker.pb.h"
 #include "skit/worker/sandbox.hpp"
+#include "worker_events.hpp"
 
 namespace skit::worker {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-v1::NodeState to_proto(NodeState s) {
-  switch (s) {
-    case NodeState::kInitializing: return v1::NODE_STATE_INITIALIZING;
-    case NodeState::kReady: return v1::NODE_STATE_READY;
-    case NodeState::kRunning: return v1::NODE_STATE_RUNNING;
-    case NodeState::kStopped: return v1::NODE_STATE_STOPPED;
-    case NodeState::kFailed: return v1::NODE_STATE_FAILED;
-  }
-  return v1::NODE_STATE_UNSPECIFIED;
-}
-
-void fill_stats(v1::NodeStats& out, const std::string& id, const NodeStats& s) {
-  out.set_node_id(id);
-  out.set_packets_in(s.packets_in);
-  out.set_packets_out(s.packets_out);
-  out.set_bytes_in(s.bytes_in);
-  out.set_bytes_out(s.bytes_out);
-  out.set_dropped(s.dropped);
-  out.set_media_time_us(s.media_time_us);
-}
-
-/// Collects runner events; the main thread forwards them to the supervisor.
-class EventQueue final : public runtime::EventSink {
- public:
-  explicit EventQueue(std::string endpoint) : endpoint_(std::move(endpoint)) {}
-  void post(const std::string& node_id, NodeState state, const std::string& message,
-            ErrorCode error, const NodeStats& stats) override {
-    v1::WorkerMessage m;
-    auto& e = *m.mutable_state();
-    e.set_node_id(node_id);
-    e.set_state(to_proto(state));
-    e.set_message(message);
-    e.set_error_code(static_cast<std::uint32_t>(error));
-    fill_stats(*e.mutable_stats(), node_id, stats);
-    std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(m));
-  }
-  void tuned(const std::string& node_id, std::uint64_t op_id, const Status& status) override {
-    if (op_id == 0) {
-      return;
-    }
-    v1::WorkerMessage m;
-    auto& t = *m.mutable_tuned();
-    t.set_node_id(node_id);
-    t.set_op_id(op_id);
-    t.set_ok(status.is_ok());
-    t.set_message(status.is_ok() ? "" : status.to_string());
-    std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(m));
-  }
-  [[nodiscard]] const std::string& wake_endpoint() const override { return endpoint_; }
-  std::deque<v1::WorkerMessage> drain() {
-    std::lock_guard lock(mutex_);
-    return std::exchange(queue_, {});
-  }
-
- private:
-  std::string endpoint_;
-  std::mutex mutex_;
-  std::deque<v1::WorkerMessage> queue_;
-};
 
 class Worker {
  public:
@@ -144,58 +84,18 @@ class Worker {
  private:
   Status setup(const v1::Assign& assign) {
     heartbeat_ = std::chrono::milliseconds(std::max<std::uint32_t>(assign.heartbeat_ms(), 10));
-    dynamic_ = assign.dynamic();
     if (!assign.pool_prefix().empty()) {
       pools_.set_name_prefix(assign.pool_prefix());
     }
     for (const auto& p : assign.pools()) {
       SKIT_RETURN_IF_ERROR(pools_.open(p.index(), p.segment()));
     }
-    const auto& registry = NodeRegistry::builtin();
     for (const auto& n : assign.nodes()) {
-      const NodeDescriptor* d = registry.find(n.kind());
-      if (d == nullptr) {
-        return Status(ErrorCode::kUnknownKind, "unknown kind " + n.kind(), {.node_id = n.node_id()});
+      auto runner = make_runner(n, assign, pools_, events_);
+      if (!runner) {
+        return runner.status();
       }
-      Json params;
-      try {
-        params = Json::parse(n.params_json());
-      } catch (const Json::exception& e) {
-        return Status(ErrorCode::kInvalidParam, e.what(), {.node_id = n.node_id()});
-      }
-      auto node = d->create(params);
-      if (!node) {
-        Status err = node.status();
-        err.where().node_id = n.node_id();
-        return err;
-      }
-      runtime::RunnerSpec spec;
-      spec.node_id = n.node_id();
-      spec.kind = n.kind();
-      spec.doorbell = n.doorbell();
-      spec.pulls_input = d->pulls_input;
-      spec.accepts_input = !d->inputs.empty();
-      spec.confined_files = assign.sandbox().confined_files();
-      for (const auto& in : n.inputs()) {
-        spec.inputs.push_back({in.pin(), in.ring_segment()});
-      }
-      for (const auto& out : n.outputs()) {
-        runtime::RunnerOutput o;
-        o.pin = out.pin();
-        o.pool_index = out.pool_index();
-        for (const auto& declared : d->outputs) {
-          o.passthrough = o.passthrough || (declared.name == out.pin() &&
-                                            declared.produces.kind == PacketKind::kPassthrough);
-        }
-        for (const auto& r : out.ring_segments()) {
-          o.ring_segments.push_back(r);
-        }
-        spec.outputs.push_back(std::move(o));
-      }
-      runtime::RunnerOptions options;
-      options.dynamic = dynamic_;
-      runners_.push_back(std::make_unique<runtime::NodeRunner>(
-          std::move(spec), std::move(node).value(), pools_, events_, options));
+      runners_.push_back(std::move(runner).value());
     }
     // Bind every doorbell first, so that connections between this worker's own nodes are
     // made in-process (inproc://).
@@ -290,33 +190,15 @@ class Worker {
     if (!msg.has_rewire()) {
       return;
     }
-    std::string error;
-    std::map<std::string, std::vector<runtime::RewireCommand>> by_node;
-    for (const auto& c : msg.rewire().changes()) {
-      runtime::RewireCommand cmd;
-      cmd.type = static_cast<runtime::RewireCommand::Type>(c.type());
-      cmd.pin = c.pin();
-      cmd.segment_name = c.ring_segment();
-      cmd.drop = c.drop();
-      cmd.grace = std::chrono::milliseconds(c.grace_ms());
-      if (c.type() == v1::RingChange::ATTACH_INPUT || c.type() == v1::RingChange::ATTACH_OUTPUT) {
-        auto segment = ipc::SharedSegment::open(c.ring_segment());
-        if (!segment) {
-          error += segment.status().to_string() + "; ";
-          continue;
-        }
-        cmd.segment = std::make_unique<ipc::SharedSegment>(std::move(segment).value());
-      }
-      by_node[c.node_id()].push_back(std::move(cmd));
-    }
-    for (auto& [node_id, commands] : by_node) {
+    RewireBatches batches = rewire_batches(msg.rewire());
+    for (auto& [node_id, commands] : batches.by_node) {
       if (auto* r = runner_of(node_id)) {
         r->rewire(std::move(commands), doorbell_);
       }
     }
     v1::WorkerMessage ack;
     ack.mutable_ack()->set_seq(msg.rewire().seq());
-    ack.mutable_ack()->set_error(error);
+    ack.mutable_ack()->set_error(batches.error);
     send(ack);
   }
 
@@ -368,7 +250,6 @@ class Worker {
   runtime::PoolTable pools_;
   std::vector<std::unique_ptr<runtime::NodeRunner>> runners_;
   std::chrono::milliseconds heartbeat_{250};
-  bool dynamic_ = false;
 };
 
 }  // namespace

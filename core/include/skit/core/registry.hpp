@@ -31,6 +31,9 @@ struct NodeDescriptor {
   /// A param that counts the connected members of the kind's dynamic input family; a oneshot
   /// pipeline's compiler fills it in (the mixer's num_inputs). Empty: none.
   std::string input_count_param;
+  /// The node opens network sockets (a fetcher, a transport): its worker's sandbox allows
+  /// AF_INET/AF_INET6 (others' do not).
+  bool needs_network = false;
   /// Returns every problem with `params` (empty = valid).
   std::function<std::vector<Status>(const Json& params)> validate_params;
   /// Creates an instance from already-validated params.
@@ -67,7 +70,7 @@ concept SizesOwnPackets = requires(const typename N::Params& p) {
 
 /// Builds the descriptor of node class N from its static members:
 /// kKind, kSummary, kCategory, inputs(), outputs(), Params; optionally kExecution, kPullsInput,
-/// kInputCountParam and max_packet_bytes(const Params&).
+/// kInputCountParam, kNeedsNetwork and max_packet_bytes(const Params&).
 template <typename N>
 NodeDescriptor describe_node() {
   using P = typename N::Params;
@@ -86,6 +89,9 @@ NodeDescriptor describe_node() {
   }
   if constexpr (requires { N::kInputCountParam; }) {
     d.input_count_param = std::string(N::kInputCountParam);
+  }
+  if constexpr (requires { N::kNeedsNetwork; }) {
+    d.needs_network = N::kNeedsNetwork;
   }
   d.validate_params = [](const Json& params) {
     std::vector<Status> errors;

@@ -82,23 +82,78 @@ struct BatchOperation {
   ConnectionMode mode = ConnectionMode::kReliable;   // connect
 };
 
-/// Parses `{"action":"addnode","node_id":...}` (and the other three actions).
-Result<BatchOperation> batch_operation_from_json(const Json& json);
-
-/// A problem found by validate_batch(); `operation` is the index in the batch.
+/// A problem found in a batch; `operation` is its index in the batch (from 0).
 struct BatchIssue {
-  std::size_t operation = 0;  // 0-based
+  std::size_t operation = 0;
   std::string node_id;
   std::string message;
   ErrorCode code = ErrorCode::kInvalidArgument;  // kPermissionDenied, kResourceExhausted, ...
+  std::string param;  // when the problem is one param's
 };
 
-/// A session event, shaped as StreamKit's WebSocket event payload: `payload["event"]` is the
-/// lower-case name (nodestatechanged, nodestatsupdated, nodeparamschanged, sessioncreated,
-/// sessiondestroyed, nodeadded, noderemoved, connectionadded, connectionremoved).
+/// A live node's state (StreamKit's NodeState).
+struct NodeStatus {
+  enum class Kind : std::uint8_t { kInitializing, kReady, kRunning, kRecovering, kStopped, kFailed };
+  Kind kind = Kind::kInitializing;
+  std::string reason;  // Recovering, Stopped ("completed"), Failed
+  Json details;        // Recovering: {attempt, backoff_ms, max_restarts}; null otherwise
+};
+
+struct NodeView {
+  std::string id;
+  std::string kind;
+  Json params = Json::object();  // as given (not the confined paths the worker gets)
+  NodeStatus status;
+  NodeStats stats;
+  double running_seconds = 0;  // since the node joined the session
+  int worker_pid = 0;          // 0 while its worker is not running
+  std::uint32_t restarts = 0;
+};
+
+struct ConnectionView {
+  std::string from_node;
+  std::string from_pin;
+  std::string to_node;
+  std::string to_pin;
+  ConnectionMode mode = ConnectionMode::kReliable;
+};
+
+/// A session's pipeline with live state; nodes in the order they joined.
+struct PipelineView {
+  std::string name;
+  std::string description;
+  std::vector<NodeView> nodes;
+  std::vector<ConnectionView> connections;
+};
+
+/// Something that happened in a session. The fields a kind does not use stay empty; front ends
+/// render StreamKit's event payloads (or protobuf) from it.
 struct SessionEvent {
+  enum class Kind : std::uint8_t {
+    kSessionCreated,     // name, created_at
+    kSessionDestroyed,
+    kNodeAdded,          // node_id, node_kind, params
+    kNodeRemoved,        // node_id
+    kConnectionAdded,    // connection
+    kConnectionRemoved,  // connection
+    kNodeStateChanged,   // node_id, status, worker_pid, restarts
+    kNodeStatsUpdated,   // node_id, stats, running_seconds, status (for "errored")
+    kNodeParamsChanged,  // node_id, params
+  };
+  Kind kind = Kind::kSessionCreated;
   std::string session_id;
-  Json payload;
+  std::string timestamp;  // RFC 3339, when it happened
+  std::string name;
+  std::string created_at;
+  std::string node_id;
+  std::string node_kind;
+  Json params;
+  NodeStatus status;
+  int worker_pid = 0;
+  std::uint32_t restarts = 0;
+  NodeStats stats;
+  double running_seconds = 0;
+  ConnectionView connection;
 };
 
 /// A subscriber's bounded event queue. A subscriber that lags loses events, never slows a
@@ -172,20 +227,21 @@ class SessionManager {
   std::vector<SessionInfo> list_sessions();
   Result<SessionInfo> find_session(std::string_view id_or_name);
 
-  /// StreamKit's Pipeline JSON with live state: {name, description, mode, nodes: {id: {kind,
-  /// params, state, stats, worker_pid, restarts}}, connections: [...]}.
-  Result<Json> pipeline_json(std::string_view id_or_name);
+  /// The session's pipeline with live state.
+  Result<PipelineView> pipeline(std::string_view id_or_name);
 
   /// Checks a batch against the session as it would be after each operation; changes nothing.
   Result<std::vector<BatchIssue>> validate_batch(std::string_view id_or_name,
                                                  const std::vector<BatchOperation>& operations);
   /// Applies a batch all or nothing: every operation is checked first (types, ids, limits,
-  /// policy); on any problem nothing changes and the error lists every problem.
-  Status apply_batch(std::string_view id_or_name, const std::vector<BatchOperation>& operations);
+  /// policy); on any problem nothing changes, the error lists every problem, one per line,
+  /// and `issues` (if given) receives them.
+  Status apply_batch(std::string_view id_or_name, const std::vector<BatchOperation>& operations,
+                     std::vector<BatchIssue>* issues = nullptr);
 
   /// Merges `patch` into the node's params (validated against its schema first). With `wait`,
   /// returns once the node has applied it between two packets (or fails after 2 s); without,
-  /// returns once it is sent.
+  /// returns once it is sent. kFailedPrecondition when the node has stopped or failed.
   Status tune_node(std::string_view id_or_name, std::string_view node_id, const Json& patch,
                    bool wait);
 

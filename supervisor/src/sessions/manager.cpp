@@ -1,0 +1,888 @@
+// SPDX-License-Identifier: MPL-2.0
+// The session manager: one control thread owns every live session, its worker processes and
+// its shared memory. API threads post commands to it (call()) and never touch session state.
+//
+// Its parts, each in a file of its own:
+//   model.hpp      the sessions' state and what the parts share (Core)
+//   batch_check    live edits judged on the graph model, with the YAML compiler's rules
+//   planner        graph changes -> shared-memory rings and pools, and workers' Rewires
+//   fleet          workers: spawn, assign, messages, heartbeats, crashes, restarts, memory
+//   events         subscribers and their bounded queues
+//   manager.cpp    the control loop, the session table and the API
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <deque>
+#include <future>
+#include <random>
+#include <thread>
+
+#include "batch_check.hpp"
+#include "fleet.hpp"
+#include "model.hpp"
+#include "planner.hpp"
+#include "skit/core/ids.hpp"
+#include "skit/ipc/segment.hpp"
+#include "skit/supervisor/entry_rules.hpp"
+#include "skit/supervisor/pipeline_compiler.hpp"
+#include "skit/supervisor/sessions.hpp"
+
+namespace skit::supervisor {
+
+using sessions::Clock;
+using sessions::LiveNode;
+using sessions::LiveState;
+using sessions::LiveWorker;
+using sessions::Rewires;
+using sessions::Session;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string generated_name() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr std::array<const char*, 16> kAdjectives = {
+      "amber", "brisk", "calm", "daring", "eager", "fuzzy", "gentle", "hollow",
+      "icy", "jolly", "keen", "lucid", "mellow", "nimble", "quiet", "rapid"};
+  static constexpr std::array<const char*, 16> kNouns = {
+      "badger", "cedar", "delta", "ember", "falcon", "glacier", "harbor", "island",
+      "jaguar", "kestrel", "lagoon", "meadow", "nebula", "otter", "pine", "quartz"};
+  std::uniform_int_distribution<std::size_t> pick(0, 15);
+  std::uniform_int_distribution<unsigned> hex(0, 0xFFFF);
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%04x", hex(rng));
+  return std::string(kAdjectives[pick(rng)]) + "-" + kNouns[pick(rng)] + "-" + suffix;
+}
+
+/// Names travel in URL paths and WebSocket fields: letters, digits, '-', '_' and '.', 1 to 64
+/// of them, not starting with '.' (so that a name never needs encoding).
+Status check_session_name(const std::string& name) {
+  const bool ok = name.size() <= 64 && name.front() != '.' &&
+                  std::all_of(name.begin(), name.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' ||
+                           c == '_' || c == '.';
+                  });
+  if (!ok) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "session name '" + name + "' is not allowed: use 1 to 64 letters, digits, "
+                  "'-', '_' or '.' (not starting with '.')");
+  }
+  return Status::ok();
+}
+
+Json params_of(const v1::NodeSpec& spec) {
+  Json params = Json::parse(spec.params_json().empty() ? "{}" : spec.params_json(), nullptr,
+                            /*allow_exceptions=*/false);
+  return params.is_object() ? params : Json::object();
+}
+
+SessionInfo info_of(const Session& s) {
+  return SessionInfo{s.id, s.name, s.created_at, s.nodes.size()};
+}
+
+Status not_found(std::string_view id_or_name) {
+  return Status(ErrorCode::kNotFound, "no session '" + std::string(id_or_name) + "'");
+}
+
+/// Problems one per line, each with its place.
+Status joined(const std::vector<Status>& problems) {
+  std::string all;
+  for (const auto& s : problems) {
+    all += (all.empty() ? "" : "\n") + s.to_string();
+  }
+  return Status(problems.front().code(), all);
+}
+
+}  // namespace
+
+class SessionManager::Impl {
+ public:
+  explicit Impl(SessionConfig config)
+      : core_(std::move(config)), planner_(core_), fleet_(core_, planner_) {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ipc::remove_stale_segments();
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  ~Impl() {
+    stopping_.store(true);
+    wake();
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    ::close(wake_fd_);
+  }
+
+  const SessionConfig& config() const { return core_.config; }
+
+  /// Runs `f` on the control thread and returns its result.
+  template <typename F>
+  auto call(F&& f, const char* what = "command") -> decltype(f()) {
+    using R = decltype(f());
+    auto task = std::make_shared<std::packaged_task<R()>>(std::forward<F>(f));
+    auto future = task->get_future();
+    {
+      std::lock_guard lock(tasks_mutex_);
+      tasks_.emplace_back([task, what] {
+        const auto t0 = Clock::now();
+        (*task)();
+        const auto took = Clock::now() - t0;
+        if (took > milliseconds(100)) {
+          spdlog::warn("session manager: {} took {} ms", what,
+                       std::chrono::duration_cast<milliseconds>(took).count());
+        }
+      });
+    }
+    wake();
+    return future.get();
+  }
+
+  // ---- API (control thread) ----
+
+  Result<SessionInfo> create(const std::optional<std::string>& name, const std::string& yaml) {
+    const SessionConfig& config = core_.config;
+    if (live_sessions() >= config.max_sessions) {
+      return Status(ErrorCode::kResourceExhausted,
+                    "too many sessions (limit " + std::to_string(config.max_sessions) + ")");
+    }
+    std::string session_name = name.value_or("");
+    if (session_name.empty()) {
+      do {
+        session_name = generated_name();
+      } while (core_.find(session_name) != nullptr);
+    } else if (Status bad = check_session_name(session_name); !bad.is_ok()) {
+      return bad;
+    } else if (core_.find(session_name) != nullptr) {
+      return Status(ErrorCode::kAlreadyExists,
+                    "a session named '" + session_name + "' already exists");
+    }
+    v1::Pipeline pipeline;
+    std::map<std::string, Json> worker_params;  // per node id
+    if (!yaml.empty()) {
+      CompiledPipeline compiled = compile_pipeline_yaml(yaml);
+      if (!compiled.ok()) {
+        // One problem per line, each with its place, as POST /api/v1/process reports them.
+        return joined(compiled.errors);
+      }
+      pipeline = compiled.pipeline;
+      if (pipeline.mode() == v1::PIPELINE_MODE_ONESHOT) {
+        return Status(ErrorCode::kInvalidArgument,
+                      "a session runs dynamic pipelines; this one says mode: oneshot");
+      }
+      if (static_cast<std::size_t>(pipeline.nodes_size()) > config.max_nodes_per_session) {
+        return Status(ErrorCode::kResourceExhausted,
+                      "the pipeline has " + std::to_string(pipeline.nodes_size()) +
+                          " nodes; a session may have " +
+                          std::to_string(config.max_nodes_per_session));
+      }
+      std::vector<Status> problems;
+      for (const auto& n : pipeline.nodes()) {
+        for (Status& s : policy_of(n, worker_params[n.id()])) {
+          problems.push_back(std::move(s));
+        }
+      }
+      if (!problems.empty()) {
+        return joined(problems);
+      }
+    }
+    auto session = std::make_unique<Session>();
+    Session& s = *session;
+    s.id = uuid_v4();
+    s.name = session_name;
+    s.created_at = rfc3339_now();
+    s.description = pipeline.description();
+    s.number = core_.next_session_number++;
+    const auto& registry = NodeRegistry::builtin();
+    int shared_worker = -1;
+    for (const auto& spec : pipeline.nodes()) {
+      LiveNode& n = planner_.add_node(s, spec.id(), spec.kind(), params_of(spec),
+                                      worker_params[spec.id()], registry.find(spec.kind()));
+      const bool own = config.placement == PlacementPolicy::kPerNode ||
+                       spec.isolation() == v1::ISOLATION_DEDICATED;
+      if (own || shared_worker < 0) {
+        const std::uint32_t slot = planner_.add_worker_slot(s);
+        if (!own) {
+          shared_worker = static_cast<int>(slot);
+        }
+        n.worker = slot;
+      } else {
+        n.worker = static_cast<std::uint32_t>(shared_worker);
+      }
+      s.workers.at(n.worker).nodes.push_back(n.id);
+    }
+    for (const auto& c : pipeline.connections()) {
+      Status st = planner_.add_connection(s, c.from_node(), c.from_pin(), c.to_node(),
+                                          c.to_pin(),
+                                          c.mode() == v1::CONNECTION_MODE_BEST_EFFORT
+                                              ? ConnectionMode::kBestEffort
+                                              : ConnectionMode::kReliable);
+      if (!st.is_ok()) {
+        fleet_.destroy_now(s);
+        return st;
+      }
+    }
+    for (auto& [slot, w] : s.workers) {
+      Status st = fleet_.spawn(s, w);
+      if (!st.is_ok()) {
+        fleet_.destroy_now(s);
+        return st;
+      }
+    }
+    ++core_.stats.sessions_created;
+    core_.sessions.push_back(std::move(session));
+    Session& stored = *core_.sessions.back();
+    SessionEvent created;
+    created.kind = SessionEvent::Kind::kSessionCreated;
+    created.name = stored.name;
+    created.created_at = stored.created_at;
+    core_.emit(stored, std::move(created));
+    for (const auto& nid : stored.order) {
+      emit_node_added(stored, stored.nodes.at(nid));
+    }
+    for (const auto& c : stored.connections) {
+      emit_connection_added(stored, c);
+    }
+    return info_of(stored);
+  }
+
+  /// For create(): kOk once every worker of the session has started; an error (and the
+  /// session gone) when one failed to; nothing while still starting.
+  std::optional<Status> start_status(const std::string& id, Clock::time_point deadline) {
+    Session* s = core_.find(id);
+    if (s == nullptr) {
+      return Status(ErrorCode::kInternal, "the session vanished while starting");
+    }
+    std::string errors;
+    bool pending = false;
+    for (auto& [slot, w] : s->workers) {
+      if (!w.setup_error.empty()) {
+        errors += (errors.empty() ? "" : "; ") + w.setup_error;
+      } else if (!w.started && !w.failed) {
+        pending = true;
+      }
+    }
+    if (!errors.empty()) {
+      Status err(ErrorCode::kInvalidArgument, "the session could not start: " + errors);
+      fleet_.begin_destroy(*s);
+      return err;
+    }
+    if (!pending) {
+      return Status::ok();
+    }
+    if (Clock::now() > deadline) {
+      fleet_.begin_destroy(*s);
+      return Status(ErrorCode::kDeadlineExceeded, "the session's workers did not start in time");
+    }
+    return std::nullopt;
+  }
+
+  Result<SessionInfo> destroy(std::string_view id_or_name) {
+    Session* s = core_.find(id_or_name);
+    if (s == nullptr) {
+      return not_found(id_or_name);
+    }
+    SessionInfo info = info_of(*s);
+    fleet_.begin_destroy(*s);
+    return info;
+  }
+
+  bool is_gone(const std::string& id) const {
+    return std::none_of(core_.sessions.begin(), core_.sessions.end(),
+                        [&](const auto& s) { return s->id == id; });
+  }
+
+  std::vector<SessionInfo> list() const {
+    std::vector<SessionInfo> out;
+    for (const auto& s : core_.sessions) {
+      if (!s->destroying) {
+        out.push_back(info_of(*s));
+      }
+    }
+    return out;
+  }
+
+  Result<SessionInfo> find_info(std::string_view id_or_name) {
+    Session* s = core_.find(id_or_name);
+    if (s == nullptr) {
+      return not_found(id_or_name);
+    }
+    return info_of(*s);
+  }
+
+  Result<PipelineView> pipeline(std::string_view id_or_name) {
+    Session* s = core_.find(id_or_name);
+    if (s == nullptr) {
+      return not_found(id_or_name);
+    }
+    s->last_activity = Clock::now();
+    PipelineView view;
+    view.name = s->name;
+    view.description = s->description;
+    for (const auto& id : s->order) {
+      view.nodes.push_back(core_.view_of(*s, s->nodes.at(id)));
+    }
+    for (const auto& c : s->connections) {
+      view.connections.push_back(sessions::view_of(c));
+    }
+    return view;
+  }
+
+  Result<std::vector<BatchIssue>> validate(std::string_view id_or_name,
+                                           const std::vector<BatchOperation>& ops) {
+    Session* s = core_.find(id_or_name);
+    if (s == nullptr) {
+      return not_found(id_or_name);
+    }
+    s->last_activity = Clock::now();
+    return check(*s, ops, nullptr);
+  }
+
+  Status apply(std::string_view id_or_name, const std::vector<BatchOperation>& ops,
+               std::vector<BatchIssue>* issues_out) {
+    Session* s = core_.find(id_or_name);
+    if (s == nullptr) {
+      return not_found(id_or_name);
+    }
+    s->last_activity = Clock::now();
+    std::map<std::size_t, Json> worker_params;
+    auto issues = check(*s, ops, &worker_params);
+    if (!issues.empty()) {
+      Status refused = sessions::batch_error(issues);
+      if (issues_out != nullptr) {
+        *issues_out = std::move(issues);
+      }
+      return refused;
+    }
+    Rewires rewires;
+    std::vector<std::uint32_t> to_spawn;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const BatchOperation& op = ops[i];
+      switch (op.action) {
+        case BatchOperation::Action::kAddNode: {
+          Json params = op.params.is_null() ? Json::object() : op.params;
+          LiveNode& n = planner_.add_node(*s, op.node_id, op.kind, params, worker_params[i],
+                                          NodeRegistry::builtin().find(op.kind));
+          n.worker = planner_.add_worker_slot(*s);
+          s->workers.at(n.worker).nodes.push_back(n.id);
+          to_spawn.push_back(n.worker);
+          emit_node_added(*s, n);
+          break;
+        }
+        case BatchOperation::Action::kConnect: {
+          Status st = planner_.add_connection(*s, op.from_node, op.from_pin, op.to_node,
+                                              op.to_pin, op.mode);
+          if (!st.is_ok()) {
+            return st;  // checked above; a failure here is a shared-memory error
+          }
+          const auto& c = s->connections.back();
+          planner_.attach(*s, rewires, c);
+          emit_connection_added(*s, c);
+          break;
+        }
+        case BatchOperation::Action::kDisconnect: {
+          auto it = sessions::Planner::find_connection(*s, op.from_node, op.from_pin, op.to_node,
+                                                       op.to_pin);
+          planner_.disconnect(*s, rewires, it, /*consumer_removed=*/false);
+          break;
+        }
+        case BatchOperation::Action::kRemoveNode:
+          planner_.remove_node(*s, rewires, op.node_id);
+          break;
+      }
+    }
+    planner_.send(*s, rewires);
+    for (const std::uint32_t slot : to_spawn) {
+      LiveWorker& w = s->workers.at(slot);
+      Status st = fleet_.spawn(*s, w);
+      if (!st.is_ok()) {
+        fleet_.fail_worker(*s, w, "could not start its worker: " + st.message());
+      }
+    }
+    return Status::ok();
+  }
+
+  /// Sends a tune; returns its op id (0 when nothing to wait for).
+  Result<std::uint64_t> tune(std::string_view id_or_name, const std::string& node_id,
+                             const Json& patch) {
+    Session* s = core_.find(id_or_name);
+    if (s == nullptr) {
+      return not_found(id_or_name);
+    }
+    s->last_activity = Clock::now();
+    auto it = s->nodes.find(node_id);
+    if (it == s->nodes.end()) {
+      return Status(ErrorCode::kNotFound, "no node '" + node_id + "' in session " + s->name,
+                    {.node_id = node_id});
+    }
+    LiveNode& n = it->second;
+    if (!patch.is_object() || patch.empty()) {
+      return Status(ErrorCode::kInvalidParam, "a tune carries an object of params to change",
+                    {.node_id = node_id});
+    }
+    for (const auto& [key, value] : patch.items()) {
+      const ParamField* field =
+          n.descriptor->params != nullptr ? n.descriptor->params->find(key) : nullptr;
+      if (field == nullptr) {
+        return Status(ErrorCode::kInvalidParam, n.kind + " has no param '" + key + "'",
+                      {.node_id = node_id, .param = key});
+      }
+      if (!field->tunable) {
+        return Status(ErrorCode::kInvalidParam,
+                      "param '" + key + "' of " + n.kind + " cannot change while running",
+                      {.node_id = node_id, .param = key});
+      }
+    }
+    Json merged = n.params;
+    merged.merge_patch(patch);
+    const auto errors = n.descriptor->validate_params(merged);
+    if (!errors.empty()) {
+      Status e = errors.front();
+      e.where().node_id = node_id;
+      return e;
+    }
+    Json worker_merged = n.worker_params;
+    worker_merged.merge_patch(patch);
+    if (core_.config.paths) {
+      const auto refused = core_.config.paths->confine(*n.descriptor, worker_merged);
+      if (!refused.empty()) {
+        Status e = refused.front();
+        e.where().node_id = node_id;
+        return e;
+      }
+    }
+    Json sent = patch;
+    for (auto& [key, value] : sent.items()) {
+      value = worker_merged[key];  // a tuned path goes to the node as the path that was checked
+    }
+    if (n.ended()) {
+      // Not a fault of the server nor a reason to retry: the node is no longer in a state
+      // that takes params.
+      return Status(ErrorCode::kFailedPrecondition,
+                    "node '" + node_id + "' is " +
+                        (n.state == LiveState::kStopped ? "stopped" : "failed"),
+                    {.node_id = node_id});
+    }
+    n.params = merged;
+    n.worker_params = worker_merged;
+    SessionEvent changed;
+    changed.kind = SessionEvent::Kind::kNodeParamsChanged;
+    changed.node_id = node_id;
+    changed.params = n.params;
+    core_.emit(*s, std::move(changed));
+    LiveWorker& w = s->workers.at(n.worker);
+    if (!w.hello || w.exited || !w.process.running()) {
+      return std::uint64_t{0};  // applied when the worker (re)starts, from the model
+    }
+    const std::uint64_t op = core_.next_op++;
+    v1::SupervisorMessage msg;
+    msg.mutable_tune()->set_node_id(node_id);
+    msg.mutable_tune()->set_params_json(sent.dump());
+    msg.mutable_tune()->set_op_id(op);
+    core_.send(w, msg);
+    core_.tune_waits[op] = sessions::TuneWait{std::nullopt, Clock::now()};
+    return op;
+  }
+
+  std::optional<Status> tune_result(std::uint64_t op, bool give_up) {
+    auto it = core_.tune_waits.find(op);
+    if (it == core_.tune_waits.end()) {
+      return Status::ok();
+    }
+    if (it->second.result) {
+      Status r = *it->second.result;
+      core_.tune_waits.erase(it);
+      return r;
+    }
+    if (give_up) {
+      core_.tune_waits.erase(it);
+      return Status(ErrorCode::kDeadlineExceeded,
+                    "the node has not applied the change yet (busy or blocked); it stays queued");
+    }
+    return std::nullopt;
+  }
+
+  std::shared_ptr<EventSubscription> subscribe(std::size_t capacity) {
+    return core_.events.subscribe(capacity);
+  }
+
+  SessionManagerStats stats() {
+    SessionManagerStats out = core_.stats;
+    for (const auto& s : core_.sessions) {
+      if (s->destroying) {
+        continue;
+      }
+      ++out.sessions;
+      out.nodes += s->nodes.size();
+      for (const auto& [slot, w] : s->workers) {
+        out.workers += w.process.running() ? 1 : 0;
+      }
+    }
+    out.events_dropped = core_.events.dropped();
+    return out;
+  }
+
+ private:
+  std::size_t live_sessions() const {
+    return static_cast<std::size_t>(std::count_if(core_.sessions.begin(), core_.sessions.end(),
+                                                  [](const auto& s) { return !s->destroying; }));
+  }
+
+  /// The session rules, then the path allow-lists. `worker_params` receives the node's params
+  /// with their file paths as checked (canonical): what its worker is given.
+  std::vector<Status> policy_of(const v1::NodeSpec& spec, Json& worker_params) const {
+    v1::Pipeline alone;
+    v1::NodeSpec& confined = *alone.add_nodes();
+    confined = spec;
+    std::vector<Status> out = check_entry(alone, EntryPoint::kSession, {});
+    if (core_.config.paths) {
+      for (Status& s : core_.config.paths->confine_node(confined)) {
+        out.push_back(std::move(s));
+      }
+    }
+    worker_params = params_of(confined);
+    return out;
+  }
+
+  std::vector<BatchIssue> check(const Session& s, const std::vector<BatchOperation>& ops,
+                                std::map<std::size_t, Json>* worker_params) const {
+    return sessions::check_batch(
+        s, ops, [this](const v1::NodeSpec& spec, Json& confined) { return policy_of(spec, confined); },
+        core_.config.max_nodes_per_session, worker_params);
+  }
+
+  void emit_node_added(const Session& s, const LiveNode& n) {
+    SessionEvent e;
+    e.kind = SessionEvent::Kind::kNodeAdded;
+    e.node_id = n.id;
+    e.node_kind = n.kind;
+    e.params = n.params;
+    core_.emit(s, std::move(e));
+  }
+
+  void emit_connection_added(const Session& s, const sessions::LiveConnection& c) {
+    SessionEvent e;
+    e.kind = SessionEvent::Kind::kConnectionAdded;
+    e.connection = sessions::view_of(c);
+    core_.emit(s, std::move(e));
+  }
+
+  void emit_destroyed(const std::string& id) {
+    SessionEvent e;
+    e.kind = SessionEvent::Kind::kSessionDestroyed;
+    e.session_id = id;
+    e.timestamp = rfc3339_now();
+    core_.events.emit(e, false);
+  }
+
+  void housekeeping() {
+    const auto now = Clock::now();
+    const bool second = now >= next_second_;
+    if (second) {
+      next_second_ = now + std::chrono::seconds(1);
+    }
+    // Memory is watched four times a second: a runaway allocation grows by GB/s.
+    const bool memory_check = now >= next_memory_check_;
+    if (memory_check) {
+      next_memory_check_ = now + milliseconds(250);
+    }
+    auto& all = core_.sessions;
+    for (auto it = all.begin(); it != all.end();) {
+      Session& s = **it;
+      fleet_.check_workers(s);
+      if (s.destroying) {
+        const bool all_gone = std::all_of(s.workers.begin(), s.workers.end(), [](const auto& w) {
+          return !w.second.process.running();
+        });
+        if (all_gone || now >= s.destroy_deadline) {
+          const std::string id = s.id;
+          fleet_.destroy_now(s);
+          ++core_.stats.sessions_destroyed;
+          emit_destroyed(id);
+          it = all.erase(it);
+          continue;
+        }
+        ++it;
+        continue;
+      }
+      fleet_.collect_retired(s);
+      if (memory_check) {
+        fleet_.check_memory(s);
+      }
+      if (second) {
+        every_second(s, now);
+      }
+      ++it;
+    }
+  }
+
+  void every_second(Session& s, Clock::time_point now) {
+    for (auto& [id, n] : s.nodes) {
+      fleet_.maybe_emit_stats(s, n);
+    }
+    // Rings into failed nodes: nobody reads them; keep them empty so that a producer that was
+    // blocked on one reaches a packet boundary and applies its detach.
+    for (const auto& c : s.connections) {
+      if (!c.severed) {
+        continue;
+      }
+      auto n = s.nodes.find(c.to_node);
+      if (n != s.nodes.end() && n->second.state == LiveState::kFailed) {
+        const LiveWorker& w = s.workers.at(n->second.worker);
+        if (n->second.cut_out || (w.failed && !w.process.running())) {
+          sessions::drain_ring(s, c.ring);
+        }
+      }
+    }
+    const auto idle_timeout = core_.config.idle_timeout;
+    if (idle_timeout.count() > 0 && now - s.last_activity > idle_timeout) {
+      const bool idle = std::none_of(s.nodes.begin(), s.nodes.end(), [](const auto& n) {
+        return n.second.state == LiveState::kRunning || n.second.state == LiveState::kRecovering ||
+               n.second.state == LiveState::kInitializing || n.second.state == LiveState::kReady;
+      });
+      if (idle) {
+        spdlog::info("session {}: idle for {} s, destroyed", s.name, idle_timeout.count());
+        fleet_.begin_destroy(s);
+      }
+    }
+  }
+
+  void wake() {
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
+
+  void run_tasks() {
+    std::deque<std::function<void()>> tasks;
+    {
+      std::lock_guard lock(tasks_mutex_);
+      tasks.swap(tasks_);
+    }
+    for (auto& t : tasks) {
+      t();
+    }
+  }
+
+  void drain_control() {
+    for (int i = 0; i < 4096; ++i) {
+      zmq::message_t identity;
+      zmq::message_t payload;
+      if (!core_.control->recv(identity, zmq::recv_flags::dontwait)) {
+        break;
+      }
+      if (!core_.control->recv(payload, zmq::recv_flags::dontwait)) {
+        break;
+      }
+      try {
+        fleet_.handle_message(identity.to_string(), payload.to_string());
+      } catch (const std::exception& e) {
+        spdlog::error("session manager: {}", e.what());
+      }
+    }
+  }
+
+  void loop() {
+    auto last_turn = Clock::now();
+    while (!stopping_.load()) {
+      // Heartbeats are judged on time we spent listening: after a long turn of our own (a
+      // machine stalled, a slow fork), every worker gets the lost time back.
+      const auto turn_start = Clock::now();
+      if (turn_start - last_turn > milliseconds(500)) {
+        const auto lost = turn_start - last_turn;
+        for (auto& s : core_.sessions) {
+          for (auto& [slot, w] : s->workers) {
+            w.last_seen += lost;
+          }
+        }
+      }
+      last_turn = turn_start;
+      std::vector<zmq::pollitem_t> items;
+      items.push_back({core_.control->handle(), 0, ZMQ_POLLIN, 0});
+      items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+      for (const auto& s : core_.sessions) {
+        for (const auto& [slot, w] : s->workers) {
+          if (w.process.running()) {
+            items.push_back({nullptr, w.process.pidfd(), ZMQ_POLLIN, 0});
+          }
+        }
+      }
+      try {
+        zmq::poll(items.data(), items.size(), milliseconds(50));
+      } catch (const zmq::error_t&) {
+      }
+      std::uint64_t count = 0;
+      (void)!::read(wake_fd_, &count, sizeof count);
+      drain_control();
+      const auto t_tasks = Clock::now();
+      last_turn = t_tasks;  // time in poll is listening time
+      run_tasks();
+      const auto t_house = Clock::now();
+      if (t_house - t_tasks > milliseconds(100)) {
+        drain_control();  // heartbeats that arrived meanwhile, before judging silence
+      }
+      housekeeping();
+      const auto t_end = Clock::now();
+      if (t_end - t_tasks > milliseconds(250)) {
+        spdlog::warn("session manager: a slow turn ({} ms in commands, {} ms in housekeeping)",
+                     std::chrono::duration_cast<milliseconds>(t_house - t_tasks).count(),
+                     std::chrono::duration_cast<milliseconds>(t_end - t_house).count());
+      }
+    }
+    shut_down();
+  }
+
+  /// Stops every session, gives workers a moment, then kills what is left.
+  void shut_down() {
+    for (auto& s : core_.sessions) {
+      fleet_.begin_destroy(*s);
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (Clock::now() < deadline) {
+      bool any = false;
+      for (auto& s : core_.sessions) {
+        for (auto& [slot, w] : s->workers) {
+          if (w.process.running() && !w.process.try_reap()) {
+            any = true;
+          }
+        }
+      }
+      if (!any) {
+        break;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    for (auto& s : core_.sessions) {
+      fleet_.destroy_now(*s);
+      emit_destroyed(s->id);
+    }
+    core_.sessions.clear();
+    run_tasks();  // answer anything queued meanwhile (callers see the sessions gone)
+    core_.events.close_all();
+  }
+
+  sessions::Core core_;
+  sessions::Planner planner_;
+  sessions::WorkerFleet fleet_;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex tasks_mutex_;
+  std::deque<std::function<void()>> tasks_;
+  Clock::time_point next_second_ = Clock::now();
+  Clock::time_point next_memory_check_ = Clock::now();
+};
+
+// ---------------------------------------------------------------------------------------------
+// SessionManager: the public API, each call a command run on the control thread
+
+SessionManager::SessionManager(SessionConfig config)
+    : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+SessionManager::~SessionManager() = default;
+
+const SessionConfig& SessionManager::config() const { return impl_->config(); }
+
+Result<SessionInfo> SessionManager::create_session(const std::optional<std::string>& name,
+                                                   std::string_view yaml) {
+  const std::string text(yaml);
+  auto created = impl_->call([&] { return impl_->create(name, text); }, "create");
+  if (!created) {
+    return created;
+  }
+  const auto deadline = Clock::now() + impl_->config().start_timeout;
+  const std::string id = created->id;
+  while (true) {
+    auto status = impl_->call([&] { return impl_->start_status(id, deadline); }, "start check");
+    if (status) {
+      if (!status->is_ok()) {
+        // Wait for the teardown so that a failed create leaves nothing behind.
+        while (!impl_->call([&] { return impl_->is_gone(id); })) {
+          std::this_thread::sleep_for(milliseconds(5));
+        }
+        return *status;
+      }
+      return created;
+    }
+    std::this_thread::sleep_for(milliseconds(3));
+  }
+}
+
+Result<SessionInfo> SessionManager::destroy_session(std::string_view id_or_name) {
+  const std::string key(id_or_name);
+  auto info = impl_->call([&] { return impl_->destroy(key); }, "destroy");
+  if (!info) {
+    return info;
+  }
+  const std::string id = info->id;
+  while (!impl_->call([&] { return impl_->is_gone(id); })) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return info;
+}
+
+std::vector<SessionInfo> SessionManager::list_sessions() {
+  return impl_->call([&] { return impl_->list(); });
+}
+
+Result<SessionInfo> SessionManager::find_session(std::string_view id_or_name) {
+  const std::string key(id_or_name);
+  return impl_->call([&] { return impl_->find_info(key); });
+}
+
+Result<PipelineView> SessionManager::pipeline(std::string_view id_or_name) {
+  const std::string key(id_or_name);
+  return impl_->call([&] { return impl_->pipeline(key); }, "pipeline");
+}
+
+Result<std::vector<BatchIssue>> SessionManager::validate_batch(
+    std::string_view id_or_name, const std::vector<BatchOperation>& operations) {
+  const std::string key(id_or_name);
+  return impl_->call([&] { return impl_->validate(key, operations); });
+}
+
+Status SessionManager::apply_batch(std::string_view id_or_name,
+                                   const std::vector<BatchOperation>& operations,
+                                   std::vector<BatchIssue>* issues) {
+  const std::string key(id_or_name);
+  return impl_->call([&] { return impl_->apply(key, operations, issues); }, "applybatch");
+}
+
+Status SessionManager::tune_node(std::string_view id_or_name, std::string_view node_id,
+                                 const Json& patch, bool wait) {
+  const std::string key(id_or_name);
+  const std::string node(node_id);
+  auto op = impl_->call([&] { return impl_->tune(key, node, patch); });
+  if (!op) {
+    return op.status();
+  }
+  if (*op == 0) {
+    return Status::ok();
+  }
+  const std::uint64_t id = *op;
+  if (!wait) {
+    impl_->call([&] { return impl_->tune_result(id, /*give_up=*/true); });
+    return Status::ok();
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  while (true) {
+    const bool give_up = Clock::now() >= deadline;
+    auto result = impl_->call([&] { return impl_->tune_result(id, give_up); });
+    if (result) {
+      return *result;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+std::shared_ptr<EventSubscription> SessionManager::subscribe(std::size_t capacity) {
+  return impl_->call([&] { return impl_->subscribe(capacity); });
+}
+
+SessionManagerStats SessionManager::stats() {
+  return impl_->call([&] { return impl_->stats(); });
+}
+
+}  // namespace skit::supervisor

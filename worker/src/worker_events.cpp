@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MPL-2.0
+#include "worker_events.hpp"
+
+#include <utility>
+
+namespace skit::worker {
+
+namespace {
+v1::NodeState to_proto(NodeState s) {
+  switch (s) {
+    case NodeState::kInitializing:
+      return v1::NODE_STATE_INITIALIZING;
+    case NodeState::kReady:
+      return v1::NODE_STATE_READY;
+    case NodeState::kRunning:
+      return v1::NODE_STATE_RUNNING;
+    case NodeState::kStopped:
+      return v1::NODE_STATE_STOPPED;
+    case NodeState::kFailed:
+      return v1::NODE_STATE_FAILED;
+  }
+  return v1::NODE_STATE_UNSPECIFIED;
+}
+}  // namespace
+
+void fill_stats(v1::NodeStats& out, const std::string& node_id, const NodeStats& stats) {
+  out.set_node_id(node_id);
+  out.set_packets_in(stats.packets_in);
+  out.set_packets_out(stats.packets_out);
+  out.set_bytes_in(stats.bytes_in);
+  out.set_bytes_out(stats.bytes_out);
+  out.set_dropped(stats.dropped);
+  out.set_media_time_us(stats.media_time_us);
+}
+
+void EventQueue::post(const std::string& node_id, NodeState state, const std::string& message,
+                      ErrorCode error, const NodeStats& stats) {
+  v1::WorkerMessage m;
+  auto& e = *m.mutable_state();
+  e.set_node_id(node_id);
+  e.set_state(to_proto(state));
+  e.set_message(message);
+  e.set_error_code(static_cast<std::uint32_t>(error));
+  fill_stats(*e.mutable_stats(), node_id, stats);
+  std::lock_guard lock(mutex_);
+  queue_.push_back(std::move(m));
+}
+
+void EventQueue::tuned(const std::string& node_id, std::uint64_t op_id, const Status& status) {
+  if (op_id == 0) {
+    return;
+  }
+  v1::WorkerMessage m;
+  auto& t = *m.mutable_tuned();
+  t.set_node_id(node_id);
+  t.set_op_id(op_id);
+  t.set_ok(status.is_ok());
+  t.set_message(status.is_ok() ? "" : status.to_string());
+  std::lock_guard lock(mutex_);
+  queue_.push_back(std::move(m));
+}
+
+std::deque<v1::WorkerMessage> EventQueue::drain() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(queue_, {});
+}
+
+}  // namespace skit::worker
