@@ -302,6 +302,9 @@ void ProcessCall::OnCancel() { stop(Stop::kClient); }
 
 void ProcessCall::stop(Stop why) {
   std::lock_guard lock(mutex_);
+  if (why == Stop::kClient) {
+    client_gone_ = true;  // also when the run has already ended (its outcome stands)
+  }
   if (finished_ || stopped()) {
     return;
   }

@@ -20,10 +20,10 @@ void OneshotRun::start(v1::Pipeline pipeline, bool has_media, std::function<void
     supervisor::RunReport report =
         engine_.run_oneshot(pipeline, has_media ? &source_ : nullptr, &sink_, &cancel_);
     {
-      std::lock_guard lock(mutex_);
+      std::lock_guard lock(mutex_);  // with stop(): a stop is either before the end or ignored
       report_ = std::move(report);
+      ended_.store(true);
     }
-    ended_.store(true);
     output_.close(final_status());
     upload_.abort();  // media still coming is not read any more
     if (on_end) {
@@ -91,6 +91,14 @@ void OneshotRun::stop(Stop why) {
   {
     std::lock_guard lock(mutex_);
     if (stop_ != Stop::kNone) {
+      return;
+    }
+    if (ended_.load()) {
+      // Too late to stop anything: the run's outcome stands (a client that closes the
+      // connection once it has read the whole answer did not cancel it).
+      if (why == Stop::kClient) {
+        output_.abort();
+      }
       return;
     }
     stop_ = why;

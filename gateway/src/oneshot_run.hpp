@@ -74,8 +74,9 @@ class OneshotRun {
   void count_bytes_out(std::uint64_t n) { bytes_out_ += n; }
 
   // ---- stopping
-  /// Stops the run from outside; the first reason counts. kClient also drops the output (no
-  /// one reads it). A stop on shutdown past the time limit counts as kExpired.
+  /// Stops the run from outside; the first reason counts, and none once the run has ended (its
+  /// outcome stands). kClient also drops the output (no one reads it). A stop on shutdown past
+  /// the time limit counts as kExpired.
   void stop(Stop why);
   [[nodiscard]] Stop stopped_by() const;
   /// The run has ended (its report is in).
@@ -107,7 +108,7 @@ class OneshotRun {
   mutable std::mutex mutex_;
   Stop stop_ = Stop::kNone;
   Status upload_error_;
-  supervisor::RunReport report_;  // written by the runner before ended_
+  supervisor::RunReport report_;  // written by the runner with ended_, under mutex_
 };
 
 /// The runs in progress of one front end, stopped together on shutdown.
