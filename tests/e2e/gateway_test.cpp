@@ -23,7 +23,8 @@
 #include <nlohmann/json.hpp>
 
 #include "audio_measure.hpp"
-#include "serve_process.hpp"
+#include "http_client.hpp"
+#include "skit_server.hpp"
 #include "skit_test_support.hpp"
 
 namespace skit::testing {
@@ -32,8 +33,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const fs::path kRepo = SKIT_SOURCE_DIR;
-const double kSixDb = 20.0 * std::log10(2.0);  // 6.0206 dB
 constexpr int kOpusFrame = 960;                // 20 ms at 48 kHz
 const std::vector<std::string> kOpus128 = {"-c:a", "libopus", "-b:a", "128k"};
 const std::vector<std::string> kOpus64 = {"-c:a", "libopus", "-b:a", "64k"};
@@ -125,7 +124,7 @@ class Gateway : public ::testing::Test {
     if (!limits.empty()) {
       yaml += "limits:\n" + limits;
     }
-    server_ = std::make_unique<ServeProcess>(dir_, yaml);
+    server_ = std::make_unique<SkitServer>(yaml);
     ASSERT_GT(server_->port(), 0) << "skit serve did not start:\n" << server_->log();
   }
 
@@ -464,7 +463,7 @@ class Gateway : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::unique_ptr<ServeProcess> server_;
+  std::unique_ptr<SkitServer> server_;
   std::vector<Response> responses_;  // every response of the test, for the nosniff check
   std::string sine_ogg_;
   std::string unread_upload_;

@@ -5,8 +5,6 @@
 // descriptors fetched over reflection alone), ListNodeKinds, ValidatePipeline, Process with
 // streamed media (measured: +6 dB), the status code mapping, bearer tokens and roles, and a
 // shutdown with a pipeline running.
-#include <fcntl.h>
-#include <sys/prctl.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/dynamic_message.h>
@@ -28,6 +26,7 @@
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "skit/v1/control.grpc.pb.h"
+#include "skit_server.hpp"
 #include "skit_test_support.hpp"
 
 namespace skit::testing {
@@ -37,8 +36,6 @@ using namespace std::chrono_literals;
 namespace health = grpc::health::v1;
 namespace reflection = grpc::reflection::v1alpha;
 
-const fs::path kRepo = SKIT_SOURCE_DIR;
-const double kSixDb = 20.0 * std::log10(2.0);  // 6.0206 dB
 constexpr const char* kOperatorToken = "operator-token-0123456789";
 constexpr const char* kViewerToken = "viewer-token-0123456789";
 
@@ -46,118 +43,10 @@ std::string sample_pipeline(const std::string& name) {
   return read_file((kRepo / "samples/pipelines/oneshot" / (name + ".yml")).string());
 }
 
-/// `skit serve --config CONFIG --listen 127.0.0.1:0` from the repository root; a thread
-/// collects its stderr, where the two "listening" lines give the ports.
-class Server {
- public:
-  explicit Server(const std::string& config_yaml) {
-    const std::string config = dir_.file("skit.yaml");
-    write_file(config, config_yaml);
-    const std::string repo = kRepo.string();
-    int err[2];
-    if (::pipe2(err, O_CLOEXEC) != 0) {
-      return;
-    }
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a crashed test leaves no server behind
-      const int devnull = ::open("/dev/null", O_RDWR);
-      ::dup2(devnull, 0);
-      ::dup2(devnull, 1);
-      ::dup2(err[1], 2);
-      if (::chdir(repo.c_str()) != 0) {
-        ::_exit(126);
-      }
-      ::execl(SKIT_BINARY, SKIT_BINARY, "serve", "--config", config.c_str(), "--listen",
-              "127.0.0.1:0", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(err[1]);
-    reader_ = std::thread([this, fd = err[0]] {
-      char buf[4096];
-      ssize_t n = 0;
-      while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-        std::lock_guard lock(mutex_);
-        log_.append(buf, static_cast<std::size_t>(n));
-        cv_.notify_all();
-      }
-      ::close(fd);
-      std::lock_guard lock(mutex_);
-      eof_ = true;
-      cv_.notify_all();
-    });
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, 30s, [&] {
-      grpc_port_ = port_after("skit serve: grpc listening on 127.0.0.1:");
-      http_port_ = port_after("skit serve: listening on http://127.0.0.1:");
-      return eof_ || (grpc_port_ > 0 && http_port_ > 0);
-    });
-  }
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
-  ~Server() { stop(); }
-
-  [[nodiscard]] bool up() const { return grpc_port_ > 0 && http_port_ > 0; }
-  [[nodiscard]] pid_t pid() const { return pid_; }
-  std::string log() {
-    std::lock_guard lock(mutex_);
-    return log_;
-  }
-  std::shared_ptr<grpc::Channel> channel() const {
-    return grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port_),
-                               grpc::InsecureChannelCredentials());
-  }
-
-  /// SIGTERM, then the exit code (SIGKILL and -1 past 30 s).
-  int stop() {
-    if (pid_ <= 0 || reaped_) {
-      return exit_code_;
-    }
-    ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        status = -1;
-        break;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    reaped_ = true;
-    exit_code_ = status == -1 ? -1 : (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-    if (reader_.joinable()) {
-      reader_.join();
-    }
-    return exit_code_;
-  }
-
- private:
-  int port_after(const std::string& prefix) const {
-    const auto at = log_.find(prefix);
-    if (at == std::string::npos) {
-      return 0;
-    }
-    const auto end = log_.find('\n', at);
-    if (end == std::string::npos) {
-      return 0;
-    }
-    return std::atoi(log_.substr(at + prefix.size(), end - at - prefix.size()).c_str());
-  }
-
-  TempDir dir_;
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-  int exit_code_ = -1;
-  int grpc_port_ = 0;
-  int http_port_ = 0;
-  std::thread reader_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::string log_;
-  bool eof_ = false;
-};
+std::shared_ptr<grpc::Channel> channel_of(const SkitServer& server) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(server.grpc_port()),
+                             grpc::InsecureChannelCredentials());
+}
 
 std::string grpc_config(const std::string& extra = "") {
   return "server:\n  grpc_listen: 127.0.0.1:0\n" + extra;
@@ -252,30 +141,29 @@ ProcessOutcome process(v1::Control::Stub& stub, const ProcessCall& call) {
 class Grpc : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new Server(grpc_config());
-    ASSERT_TRUE(server_->up()) << server_->log();
+    server_ = std::make_unique<SkitServer>(grpc_config());
+    ASSERT_TRUE(server_->up() && server_->grpc_port() > 0) << server_->log();
   }
   static void TearDownTestSuite() {
     const pid_t pid = server_->pid();
     EXPECT_EQ(server_->stop(), 0) << server_->log();
     EXPECT_TRUE(shm_segments_of(pid).empty()) << "shared memory left behind";
     EXPECT_TRUE(skit_workers(pid).empty()) << "workers outlived the server";
-    delete server_;
-    server_ = nullptr;
+    server_.reset();
   }
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
-    ASSERT_TRUE(server_->up());
-    channel_ = server_->channel();
+    ASSERT_TRUE(server_->up() && server_->grpc_port() > 0);
+    channel_ = channel_of(*server_);
     stub_ = v1::Control::NewStub(channel_);
   }
 
-  static Server* server_;
+  static std::unique_ptr<SkitServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Control::Stub> stub_;
   TempDir dir_;
 };
-Server* Grpc::server_ = nullptr;
+std::unique_ptr<SkitServer> Grpc::server_;
 
 TEST_F(Grpc, HealthCheckIsServingForTheServerAndForControl) {
   auto stub = health::Health::NewStub(channel_);
@@ -737,22 +625,21 @@ TEST_F(Grpc, ProtocolErrorsAreInvalidArgument) {
 class GrpcAuth : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new Server(grpc_config(
+    server_ = std::make_unique<SkitServer>(grpc_config(
         std::string("auth:\n  tokens:\n") +
         "    - {name: ops, token: " + kOperatorToken + ", role: operator}\n" +
         "    - {name: look, token: " + kViewerToken + ", role: viewer}\n" +
         "limits:\n  max_concurrent_oneshots: 0\n"));
-    ASSERT_TRUE(server_->up()) << server_->log();
+    ASSERT_TRUE(server_->up() && server_->grpc_port() > 0) << server_->log();
   }
   static void TearDownTestSuite() {
     EXPECT_EQ(server_->stop(), 0) << server_->log();
-    delete server_;
-    server_ = nullptr;
+    server_.reset();
   }
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
-    ASSERT_TRUE(server_->up());
-    channel_ = server_->channel();
+    ASSERT_TRUE(server_->up() && server_->grpc_port() > 0);
+    channel_ = channel_of(*server_);
     stub_ = v1::Control::NewStub(channel_);
   }
   grpc::Status list(const std::string& token) {
@@ -761,11 +648,11 @@ class GrpcAuth : public ::testing::Test {
     return stub_->ListNodeKinds(ctx.get(), {}, &resp);
   }
 
-  static Server* server_;
+  static std::unique_ptr<SkitServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Control::Stub> stub_;
 };
-Server* GrpcAuth::server_ = nullptr;
+std::unique_ptr<SkitServer> GrpcAuth::server_;
 
 TEST_F(GrpcAuth, AMissingOrWrongTokenIsUnauthenticated) {
   grpc::Status s = list("");
@@ -845,9 +732,9 @@ TEST_F(GrpcAuth, HealthNeedsNoTokenReflectionNeedsOne) {
 // Shutdown and limits on servers of their own
 
 TEST(GrpcServe, SigtermCancelsARunningProcessAndExitsCleanly) {
-  Server server(grpc_config());
-  ASSERT_TRUE(server.up()) << server.log();
-  auto stub = v1::Control::NewStub(server.channel());
+  SkitServer server(grpc_config());
+  ASSERT_TRUE(server.up() && server.grpc_port() > 0) << server.log();
+  auto stub = v1::Control::NewStub(channel_of(server));
   auto ctx = context();
   auto stream = stub->Process(ctx.get());
   v1::ProcessRequest config;
@@ -878,9 +765,9 @@ TEST(GrpcServe, SigtermCancelsARunningProcessAndExitsCleanly) {
 }
 
 TEST(GrpcServe, MediaOverMaxBodyBytesIsResourceExhausted) {
-  Server server(grpc_config("limits:\n  max_body_bytes: 8000\n"));
-  ASSERT_TRUE(server.up()) << server.log();
-  auto stub = v1::Control::NewStub(server.channel());
+  SkitServer server(grpc_config("limits:\n  max_body_bytes: 8000\n"));
+  ASSERT_TRUE(server.up() && server.grpc_port() > 0) << server.log();
+  auto stub = v1::Control::NewStub(channel_of(server));
   const std::string media = read_file((kRepo / "samples/audio/speech.ogg").string());
   ASSERT_GT(media.size(), 8000U);
   const ProcessOutcome r = process(*stub, {.yaml = sample_pipeline("volume_boost"), .media = media,
@@ -892,14 +779,14 @@ TEST(GrpcServe, MediaOverMaxBodyBytesIsResourceExhausted) {
 }
 
 TEST(GrpcServe, ATakenGrpcPortIsAnError) {
-  Server first(grpc_config());
-  ASSERT_TRUE(first.up()) << first.log();
+  SkitServer first(grpc_config());
+  ASSERT_TRUE(first.up() && first.grpc_port() > 0) << first.log();
   const std::string log = first.log();
   const std::string prefix = "skit serve: grpc listening on 127.0.0.1:";
   const auto at = log.find(prefix);
   ASSERT_NE(at, std::string::npos);
   const int port = std::atoi(log.c_str() + at + prefix.size());
-  Server second("server:\n  grpc_listen: 127.0.0.1:" + std::to_string(port) + "\n");
+  SkitServer second("server:\n  grpc_listen: 127.0.0.1:" + std::to_string(port) + "\n");
   EXPECT_FALSE(second.up());
   EXPECT_EQ(second.stop(), 2) << second.log();
   EXPECT_NE(second.log().find("cannot serve gRPC"), std::string::npos) << second.log();
@@ -908,9 +795,9 @@ TEST(GrpcServe, ATakenGrpcPortIsAnError) {
 TEST(GrpcServe, StopIsPromptWhileIdleClientsStayConnected) {
   // gRPC's own Shutdown waits for its whole deadline while a client keeps a connection open;
   // the server must not make every restart that slow.
-  Server server(grpc_config());
-  ASSERT_TRUE(server.up()) << server.log();
-  auto stub = v1::Control::NewStub(server.channel());
+  SkitServer server(grpc_config());
+  ASSERT_TRUE(server.up() && server.grpc_port() > 0) << server.log();
+  auto stub = v1::Control::NewStub(channel_of(server));
   v1::ListNodeKindsResponse resp;
   auto ctx = context();
   ASSERT_TRUE(stub->ListNodeKinds(ctx.get(), {}, &resp).ok());

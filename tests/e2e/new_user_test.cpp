@@ -9,7 +9,8 @@
 #include <thread>
 
 #include "audio_measure.hpp"
-#include "serve_process.hpp"
+#include "http_client.hpp"
+#include "skit_server.hpp"
 #include "skit_test_support.hpp"
 
 namespace skit::testing {
@@ -18,13 +19,13 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const fs::path kRepo = SKIT_SOURCE_DIR;
 
 class NewUser : public ::testing::Test {
  protected:
   /// `skit serve` with `config` (YAML; gRPC off), started in `cwd`.
   void start(const std::string& config, const fs::path& cwd) {
-    server_ = std::make_unique<ServeProcess>(dir_, "server:\n  grpc_listen: \"\"\n" + config, cwd);
+    server_ = std::make_unique<SkitServer>("server:\n  grpc_listen: \"\"\n" + config,
+                                           ServerOptions{.cwd = cwd});
     ASSERT_GT(server_->port(), 0) << "skit serve did not start:\n" << server_->log();
   }
 
@@ -63,7 +64,7 @@ class NewUser : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::unique_ptr<ServeProcess> server_;
+  std::unique_ptr<SkitServer> server_;
   int counter_ = 0;
 };
 

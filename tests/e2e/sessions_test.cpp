@@ -43,20 +43,20 @@ class Sessions : public ::testing::Test {
     }
   }
 
-  HttpResponse get(const std::string& target, const std::string& token = kOperatorToken) {
+  Response get(const std::string& target, const std::string& token = kOperatorToken) {
     return http_call(server_->http_port(), http::verb::get, target, token);
   }
-  HttpResponse post(const std::string& target, const json& body,
+  Response post(const std::string& target, const json& body,
                     const std::string& token = kOperatorToken) {
     return http_call(server_->http_port(), http::verb::post, target, token, body.dump());
   }
-  HttpResponse del(const std::string& target, const std::string& token = kOperatorToken) {
+  Response del(const std::string& target, const std::string& token = kOperatorToken) {
     return http_call(server_->http_port(), http::verb::delete_, target, token);
   }
 
   /// POST /api/v1/sessions; expects 200 and returns the body.
   json create(const json& body) {
-    const HttpResponse r = post("/api/v1/sessions", body);
+    const Response r = post("/api/v1/sessions", body);
     EXPECT_EQ(r.status, 200) << r.describe();
     return r.body_json();
   }
@@ -93,7 +93,7 @@ TEST_F(Sessions, RestCreatesListsGetsAndDeletesASessionByNameAndById) {
   EXPECT_TRUE(is_rfc3339(created.value("created_at", ""))) << created.dump();
   EXPECT_EQ(created.size(), 3U) << "StreamKit's shape: {session_id, name, created_at}";
 
-  const HttpResponse list = get("/api/v1/sessions");
+  const Response list = get("/api/v1/sessions");
   ASSERT_EQ(list.status, 200) << list.describe();
   EXPECT_EQ(list.header("content-type"), "application/json");
   const json sessions = list.body_json();
@@ -102,7 +102,7 @@ TEST_F(Sessions, RestCreatesListsGetsAndDeletesASessionByNameAndById) {
   EXPECT_EQ(sessions[0], (json{{"id", id}, {"name", "alpha"}, {"created_at", created["created_at"]}}));
 
   for (const std::string& key : {std::string("alpha"), id}) {
-    const HttpResponse p = get("/api/v1/sessions/" + key + "/pipeline");
+    const Response p = get("/api/v1/sessions/" + key + "/pipeline");
     ASSERT_EQ(p.status, 200) << p.describe();
     const json pipeline = p.body_json();
     EXPECT_TRUE(pipeline["nodes"].is_object()) << p.body;
@@ -110,7 +110,7 @@ TEST_F(Sessions, RestCreatesListsGetsAndDeletesASessionByNameAndById) {
     EXPECT_TRUE(pipeline["connections"].is_array()) << p.body;
   }
 
-  const HttpResponse d = del("/api/v1/sessions/alpha");
+  const Response d = del("/api/v1/sessions/alpha");
   ASSERT_EQ(d.status, 200) << d.describe();
   EXPECT_EQ(d.body_json(), (json{{"session_id", id}}));
   EXPECT_EQ(get("/api/v1/sessions").body_json(), json::array());
@@ -124,7 +124,7 @@ TEST_F(Sessions, RestCreatesListsGetsAndDeletesASessionByNameAndById) {
 TEST_F(Sessions, RestCreatesASessionFromYamlWithItsNodesAndConnections) {
   start();
   const json created = create({{"name", "from-yaml"}, {"yaml", decode_pipeline()}});
-  const HttpResponse p = get("/api/v1/sessions/from-yaml/pipeline");
+  const Response p = get("/api/v1/sessions/from-yaml/pipeline");
   ASSERT_EQ(p.status, 200) << p.describe();
   const json pipeline = p.body_json();
   std::set<std::string> ids;
@@ -147,7 +147,7 @@ TEST_F(Sessions, RestCreatesASessionFromYamlWithItsNodesAndConnections) {
 TEST_F(Sessions, RestADuplicateNameIsConflict) {
   start();
   create({{"name", "taken"}});
-  const HttpResponse again = post("/api/v1/sessions", {{"name", "taken"}});
+  const Response again = post("/api/v1/sessions", {{"name", "taken"}});
   EXPECT_EQ(again.status, 409) << again.describe();
   EXPECT_TRUE(contains(again.body, "taken")) << again.body;
   EXPECT_TRUE(contains(again.header("content-type"), "text/plain"));
@@ -164,17 +164,17 @@ TEST_F(Sessions, RestAnUnknownSessionIsNotFound) {
 
 TEST_F(Sessions, RestBadYamlIsBadRequestNamingTheNodeAndTheLine) {
   start();
-  const HttpResponse r = post("/api/v1/sessions", {{"name", "bad"}, {"yaml", decode_pipeline("99")}});
+  const Response r = post("/api/v1/sessions", {{"name", "bad"}, {"yaml", decode_pipeline("99")}});
   EXPECT_EQ(r.status, 400) << r.describe();
   EXPECT_TRUE(contains(r.body, "line 16")) << r.body;
   EXPECT_TRUE(contains(r.body, "loud")) << r.body;
   EXPECT_TRUE(contains(r.body, "gain")) << r.body;
 
-  const HttpResponse syntax = post("/api/v1/sessions", {{"yaml", "nodes:\n  a: [unclosed\n"}});
+  const Response syntax = post("/api/v1/sessions", {{"yaml", "nodes:\n  a: [unclosed\n"}});
   EXPECT_EQ(syntax.status, 400) << syntax.describe();
   EXPECT_TRUE(contains(syntax.body, "line")) << syntax.body;
 
-  const HttpResponse kind = post("/api/v1/sessions", {{"yaml", "nodes:\n  x:\n    kind: audio::nope\n"}});
+  const Response kind = post("/api/v1/sessions", {{"yaml", "nodes:\n  x:\n    kind: audio::nope\n"}});
   EXPECT_EQ(kind.status, 400) << kind.describe();
   EXPECT_TRUE(contains(kind.body, "audio::nope")) << kind.body;
   EXPECT_TRUE(contains(kind.body, "line 3")) << kind.body;
@@ -190,7 +190,7 @@ TEST_F(Sessions, RestBadYamlIsBadRequestNamingTheNodeAndTheLine) {
 
 TEST_F(Sessions, RestOneshotOnlyNodesAreRefusedWithAClearMessage) {
   start();
-  const HttpResponse r = post(
+  const Response r = post(
       "/api/v1/sessions",
       {{"yaml", "nodes:\n  in:\n    kind: streamkit::http_input\n  out:\n    kind: core::sink\n    needs: in\n"}});
   EXPECT_EQ(r.status, 400) << r.describe();
@@ -203,7 +203,7 @@ TEST_F(Sessions, RestAPathEscapeIsForbidden) {
   std::string yaml = decode_pipeline();
   yaml.replace(yaml.find("samples/audio/speech.ogg"), std::string("samples/audio/speech.ogg").size(),
                "samples/../../../../etc/passwd");
-  const HttpResponse r = post("/api/v1/sessions", {{"name", "escape"}, {"yaml", yaml}});
+  const Response r = post("/api/v1/sessions", {{"name", "escape"}, {"yaml", yaml}});
   EXPECT_EQ(r.status, 403) << r.describe();
   EXPECT_TRUE(contains(r.body, "security.allowed_file_paths")) << r.body;
   EXPECT_TRUE(contains(r.body, "src")) << r.body;
@@ -214,7 +214,7 @@ TEST_F(Sessions, RestMaxSessionsIsTooManyRequestsUntilOneIsDeleted) {
   start("sessions:\n  max_sessions: 2\n");
   create({{"name", "one"}});
   create({{"name", "two"}});
-  const HttpResponse third = post("/api/v1/sessions", {{"name", "three"}});
+  const Response third = post("/api/v1/sessions", {{"name", "three"}});
   EXPECT_EQ(third.status, 429) << third.describe();
   EXPECT_TRUE(contains(third.body, "2")) << third.body;
   EXPECT_EQ(del("/api/v1/sessions/one").status, 200);
@@ -226,7 +226,7 @@ TEST_F(Sessions, RestViewersMayListAndReadButNotCreateOrDestroy) {
   create({{"name", "mine"}});
   EXPECT_EQ(get("/api/v1/sessions", kViewerToken).status, 200);
   EXPECT_EQ(get("/api/v1/sessions/mine/pipeline", kViewerToken).status, 200);
-  const HttpResponse c = post("/api/v1/sessions", {{"name", "theirs"}}, kViewerToken);
+  const Response c = post("/api/v1/sessions", {{"name", "theirs"}}, kViewerToken);
   EXPECT_EQ(c.status, 403) << c.describe();
   EXPECT_TRUE(contains(c.body, "viewer")) << c.body;
   EXPECT_EQ(del("/api/v1/sessions/mine", kViewerToken).status, 403);
@@ -234,7 +234,7 @@ TEST_F(Sessions, RestViewersMayListAndReadButNotCreateOrDestroy) {
   EXPECT_EQ(post("/api/v1/sessions", {{"name", "x"}}, "").status, 401);
   EXPECT_EQ(del("/api/v1/sessions/mine", kAdminToken).status, 200);
   // The Origin guard covers the session endpoints like every mutating /api request.
-  const HttpResponse origin =
+  const Response origin =
       http_call(server_->http_port(), http::verb::post, "/api/v1/sessions", kOperatorToken,
                 R"({"name":"evil"})", {{"Origin", "https://evil.example"}});
   EXPECT_EQ(origin.status, 403) << origin.describe();
@@ -248,7 +248,7 @@ TEST_F(Sessions, MetricsAndHealthCountSessions) {
   EXPECT_EQ(del("/api/v1/sessions/m1").status, 200);
   const json health = get("/healthz", "").body_json();
   EXPECT_EQ(health.value("sessions", -1), 1) << health.dump();
-  const HttpResponse m = get("/metrics");
+  const Response m = get("/metrics");
   ASSERT_EQ(m.status, 200);
   for (const char* line : {"skit_sessions_active 1", "skit_sessions_created_total 2",
                            "skit_sessions_destroyed_total 1", "skit_worker_restarts_total 0",
@@ -312,7 +312,7 @@ TEST_F(Sessions, ControlEveryActionAnswersWithItsResponseAndCausesItsEvents) {
   const json nodes = client->request({{"action", "listnodes"}});
   EXPECT_EQ(nodes.value("action", ""), "nodeslisted");
   ASSERT_TRUE(nodes["nodes"].is_array());
-  const HttpResponse schema = get("/api/v1/schema/nodes");
+  const Response schema = get("/api/v1/schema/nodes");
   EXPECT_EQ(nodes["nodes"], schema.body_json()) << "the same node definitions as the schema";
 
   // createsession: response and event.
@@ -596,7 +596,7 @@ TEST_F(Sessions, ControlTheUpgradeChecksTheTokenAndTheOrigin) {
   EXPECT_FALSE(cross.open());
   auto with_origin = upgrade;
   with_origin["Origin"] = "https://evil.example";
-  const HttpResponse refused =
+  const Response refused =
       http_call(server_->http_port(), http::verb::get, "/api/v1/control", kOperatorToken, "", with_origin);
   EXPECT_EQ(refused.status, 403) << refused.describe();
   EXPECT_TRUE(contains(refused.body, "allowed_origins")) << refused.body;
@@ -721,7 +721,7 @@ TEST_F(Sessions, ControlASlowClientNeitherStallsOthersNorGrowsTheServer) {
   std::printf("[ measure  ] server RSS %ld KiB -> %ld KiB after %d events\n", rss0, rss1, kTunes);
   EXPECT_LT(rss1 - rss0, 64 * 1024) << "the server grew by " << (rss1 - rss0) << " KiB";
   // The slow client lost events (counted), it did not make the server keep them.
-  const HttpResponse m = get("/metrics");
+  const Response m = get("/metrics");
   const auto at = m.body.find("\nskit_session_events_dropped_total ");
   ASSERT_NE(at, std::string::npos) << m.body;
   const long dropped = std::atol(m.body.c_str() + at + std::strlen("\nskit_session_events_dropped_total "));

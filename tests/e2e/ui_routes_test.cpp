@@ -14,6 +14,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "http_client.hpp"
+#include "skit_server.hpp"
 #include "skit_test_support.hpp"
 
 namespace skit::testing {
@@ -22,138 +24,13 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const fs::path kRepo = SKIT_SOURCE_DIR;
-const std::string kOperator = "operator-token-0123456789";
-const std::string kViewer = "viewer-token-0123456789ab";
+const std::string& kOperator = kOperatorToken;
+const std::string& kViewer = kViewerToken;
+// HTTP only: no fixed gRPC port shared by parallel tests.
+const ServerOptions kHttpOnly{.args = {"--grpc-listen", ""}};
 const std::string kTokens = "auth:\n  tokens:\n    - { name: op, token: " + kOperator +
                             ", role: operator }\n    - { name: watcher, token: " + kViewer +
                             ", role: viewer }\n";
-
-std::string lower(std::string s) {
-  for (char& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-class Server {
- public:
-  Server(const TempDir& dir, const std::string& config) : log_(dir.file("server.log")) {
-    const std::string cfg = dir.file("skit.yaml");
-    write_file(cfg, config);
-    const std::string repo = kRepo.string();
-    std::vector<std::string> argv = {SKIT_BINARY,     "serve", "--listen", "127.0.0.1:0",
-                                     "--grpc-listen", "",      "--config", cfg};
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(a.data());
-    args.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (log < 0 || ::chdir(repo.c_str()) != 0)
-        ::_exit(126);
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    const std::string marker = "skit serve: listening on http://127.0.0.1:";
-    wait_until(
-        [&] {
-          const std::string text = read_file(log_);
-          const auto at = text.find(marker);
-          if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
-            port_ = std::atoi(text.c_str() + at + marker.size());
-            return true;
-          }
-          return false;
-        },
-        15s);
-  }
-  ~Server() {
-    if (pid_ > 0 && !stopped_) {
-      ::kill(pid_, SIGKILL);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-  }
-  [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  [[nodiscard]] std::string log() const { return read_file(log_); }
-  int stop() {
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    bool done = wait_until([&] { return ::waitpid(pid_, &st, WNOHANG) == pid_; }, 20s);
-    stopped_ = true;
-    if (!done) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &st, 0);
-      return -1;
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  bool stopped_ = false;
-};
-
-struct Reply {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // lower-case names, last value
-  std::vector<std::string> set_cookies;
-  std::string body;
-  [[nodiscard]] std::string header(const std::string& n) const {
-    auto it = headers.find(lower(n));
-    return it == headers.end() ? "" : it->second;
-  }
-  [[nodiscard]] json body_json() const { return json::parse(body, nullptr, false); }
-};
-
-Reply curl(const TempDir& dir, std::vector<std::string> args) {
-  static std::atomic<int> n{0};
-  const std::string id = std::to_string(n++);
-  const std::string body = dir.file("r" + id + ".body");
-  const std::string head = dir.file("r" + id + ".head");
-  std::vector<std::string> argv = {
-      "/usr/bin/curl", "-sS", "--max-time", "30", "-o", body, "-D", head, "-w", "%{http_code}"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Process p(argv);
-  p.wait(60s);
-  Reply r;
-  r.status = std::atoi(p.out().c_str());
-  r.body = read_file(body);
-  std::istringstream lines(read_file(head));
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (!line.empty() && line.back() == '\r')
-      line.pop_back();
-    if (line.rfind("HTTP/", 0) == 0) {
-      r.headers.clear();
-      r.set_cookies.clear();
-      if (r.status == 0 || line.find(" 101 ") != std::string::npos)
-        r.status = std::atoi(line.c_str() + 9);
-      continue;
-    }
-    const auto colon = line.find(':');
-    if (colon == std::string::npos)
-      continue;
-    std::string value = line.substr(colon + 1);
-    value.erase(0, value.find_first_not_of(" \t"));
-    const std::string name = lower(line.substr(0, colon));
-    r.headers[name] = value;
-    if (name == "set-cookie")
-      r.set_cookies.push_back(value);
-  }
-  return r;
-}
 
 std::vector<std::string> json_post(const std::string& url, const json& body,
                                    const std::string& token = "") {
@@ -169,7 +46,7 @@ std::vector<std::string> with_token(std::vector<std::string> args, const std::st
   return args;
 }
 
-void expect_security_headers(const Reply& r) {
+void expect_security_headers(const Response& r) {
   EXPECT_EQ(r.header("X-Content-Type-Options"), "nosniff");
   EXPECT_EQ(r.header("Referrer-Policy"), "no-referrer");
   EXPECT_EQ(r.header("X-Frame-Options"), "SAMEORIGIN");
@@ -212,7 +89,7 @@ class UiRoutes : public ::testing::Test {
     std::string config = tokens ? kTokens : "";
     config += "paths:\n  samples_dir: " + samples_dir(dir_) + "\n  audio_dir: " + audio_dir(dir_) +
               "\n  ui_dir: " + ui_dir(dir_) + "\n" + extra;
-    server_ = std::make_unique<Server>(dir_, config);
+    server_ = std::make_unique<SkitServer>(config, kHttpOnly);
     ASSERT_GT(server_->port(), 0) << server_->log();
   }
   void TearDown() override {
@@ -220,12 +97,12 @@ class UiRoutes : public ::testing::Test {
       EXPECT_EQ(server_->stop(), 0) << server_->log();
     }
   }
-  Reply get(const std::string& path, const std::string& token = kOperator) {
+  Response get(const std::string& path, const std::string& token = kOperator) {
     return curl(dir_, token.empty() ? std::vector<std::string>{server_->url(path)}
                                     : with_token({server_->url(path)}, token));
   }
   TempDir dir_;
-  std::unique_ptr<Server> server_;
+  std::unique_ptr<SkitServer> server_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -234,40 +111,40 @@ class UiRoutes : public ::testing::Test {
 TEST_F(UiRoutes, ServesTheBuiltUiWithContentTypesCachingAndIndexFallback) {
   start();
   // Open without a token: the login form must load.
-  Reply index = get("/", "");
+  Response index = get("/", "");
   ASSERT_EQ(index.status, 200) << index.body;
   EXPECT_EQ(index.header("Content-Type"), "text/html; charset=utf-8");
   EXPECT_EQ(index.header("Cache-Control"), "no-cache");
   EXPECT_TRUE(contains(index.body, "<head><base href=\"/\"><title>")) << index.body;
   expect_security_headers(index);
 
-  Reply js = get("/assets/index-AbC123.js", "");
+  Response js = get("/assets/index-AbC123.js", "");
   EXPECT_EQ(js.status, 200);
   EXPECT_EQ(js.header("Content-Type"), "text/javascript; charset=utf-8");
   EXPECT_EQ(js.header("Cache-Control"), "public, max-age=31536000, immutable");
   EXPECT_EQ(js.body, "console.log('ui');\n");
   EXPECT_EQ(get("/assets/index-AbC123.css", "").header("Content-Type"), "text/css; charset=utf-8");
-  Reply robots = get("/robots.txt", "");
+  Response robots = get("/robots.txt", "");
   EXPECT_EQ(robots.header("Content-Type"), "text/plain; charset=utf-8");
   EXPECT_EQ(robots.header("Cache-Control"), "no-cache");
 
   // Client routes get index.html; a missing file is a 404.
   for (const char* route : {"/monitor", "/convert", "/design/some/deep/route"}) {
-    Reply r = get(route, "");
+    Response r = get(route, "");
     EXPECT_EQ(r.status, 200) << route;
     EXPECT_EQ(r.header("Cache-Control"), "no-cache") << route;
     EXPECT_TRUE(contains(r.body, "<base href=\"/\">")) << route;
   }
-  Reply missing = get("/assets/nope-123.js", "");
+  Response missing = get("/assets/nope-123.js", "");
   EXPECT_EQ(missing.status, 404);
   EXPECT_TRUE(contains(missing.body, "/assets/nope-123.js")) << missing.body;
 
   // Nothing outside the directory; only GET.
-  Reply escape = curl(dir_, {"--path-as-is", server_->url("/../skit.yaml")});
+  Response escape = curl(dir_, {"--path-as-is", server_->url("/../skit.yaml")});
   EXPECT_EQ(escape.status, 400) << escape.body;
-  Reply encoded = curl(dir_, {"--path-as-is", server_->url("/assets/%2e%2e/%2e%2e/skit.yaml")});
+  Response encoded = curl(dir_, {"--path-as-is", server_->url("/assets/%2e%2e/%2e%2e/skit.yaml")});
   EXPECT_EQ(encoded.status, 400) << encoded.body;
-  Reply post = curl(dir_, {"-X", "POST", server_->url("/index.html")});
+  Response post = curl(dir_, {"-X", "POST", server_->url("/index.html")});
   EXPECT_EQ(post.status, 405);
   EXPECT_EQ(post.header("Allow"), "GET, HEAD");
 
@@ -279,9 +156,10 @@ TEST_F(UiRoutes, ServesTheBuiltUiWithContentTypesCachingAndIndexFallback) {
 
 TEST_F(UiRoutes, SaysHowToBuildTheUiWhenThereIsNone) {
   server_ =
-      std::make_unique<Server>(dir_, "paths:\n  ui_dir: " + (dir_.path() / "none").string() + "\n");
+      std::make_unique<SkitServer>("paths:\n  ui_dir: " + (dir_.path() / "none").string() + "\n",
+                                   kHttpOnly);
   ASSERT_GT(server_->port(), 0) << server_->log();
-  Reply r = get("/", "");
+  Response r = get("/", "");
   EXPECT_EQ(r.status, 404);
   EXPECT_TRUE(contains(r.body, "npm ci && npm run build")) << r.body;
   expect_security_headers(r);
@@ -289,7 +167,7 @@ TEST_F(UiRoutes, SaysHowToBuildTheUiWhenThereIsNone) {
 
 TEST_F(UiRoutes, AnswersUnderTheBasePathWithItsBaseHref) {
   start("server:\n  base_path: /skit/\n");
-  Reply index = get("/skit/", "");
+  Response index = get("/skit/", "");
   ASSERT_EQ(index.status, 200) << index.body;
   EXPECT_TRUE(contains(index.body, "<base href=\"/skit/\">")) << index.body;
   EXPECT_TRUE(contains(get("/skit/monitor", "").body, "<base href=\"/skit/\">"));
@@ -316,7 +194,7 @@ TEST(UiConfig, RefusesABasePathThatIsNotAPath) {
 
 TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
   start();
-  Reply dynamic = get("/api/v1/samples/dynamic");
+  Response dynamic = get("/api/v1/samples/dynamic");
   ASSERT_EQ(dynamic.status, 200);
   const json list = dynamic.body_json();
   ASSERT_TRUE(list.is_array());
@@ -331,7 +209,7 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
   const std::string yaml =
       read_file((kRepo / "samples/pipelines/oneshot/volume_boost.yml").string());
   const json save{{"name", "My Boost!"}, {"description", "twice\nas loud"}, {"yaml", yaml}};
-  Reply saved = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), save, kOperator));
+  Response saved = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), save, kOperator));
   ASSERT_EQ(saved.status, 200) << saved.body;
   EXPECT_EQ(saved.body_json()["id"], "user/my-boost");
   EXPECT_EQ(saved.body_json()["name"], "My Boost!");
@@ -341,21 +219,21 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
   EXPECT_TRUE(fs::exists(dir_.path() / "samples/user/my-boost.yml"));
 
   // Listed with the system samples, readable by id; the saved YAML still compiles the same.
-  Reply all = get("/api/v1/samples/oneshot");
+  Response all = get("/api/v1/samples/oneshot");
   bool listed = false;
   for (const auto& s : all.body_json())
     listed = listed || s["id"] == "user/my-boost";
   EXPECT_TRUE(listed) << all.body;
-  Reply one = get("/api/v1/samples/oneshot/user/my-boost");
+  Response one = get("/api/v1/samples/oneshot/user/my-boost");
   ASSERT_EQ(one.status, 200);
-  Reply check = curl(dir_, json_post(server_->url("/api/v1/validate"),
+  Response check = curl(dir_, json_post(server_->url("/api/v1/validate"),
                                      {{"yaml", one.body_json()["yaml"]}}, kOperator));
   EXPECT_EQ(check.body_json()["valid"], true) << check.body;
   EXPECT_EQ(get("/api/v1/samples/oneshot/oneshot/volume_boost").body_json()["name"],
             "Volume boost (Ogg/Opus)");
 
   // The same name again: 409 unless overwrite.
-  Reply twice = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), save, kOperator));
+  Response twice = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), save, kOperator));
   EXPECT_EQ(twice.status, 409);
   EXPECT_TRUE(contains(twice.body, "overwrite")) << twice.body;
   json replace = save;
@@ -368,7 +246,7 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
   const json fragment{{"name", "gain stage"},
                       {"is_fragment", true},
                       {"yaml", "nodes:\n  g:\n    kind: audio::gain\n    needs: upstream\n"}};
-  Reply frag = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), fragment, kOperator));
+  Response frag = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), fragment, kOperator));
   ASSERT_EQ(frag.status, 200) << frag.body;
   EXPECT_EQ(frag.body_json()["is_fragment"], true);
 
@@ -388,17 +266,17 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
       {{{"name", "x"}, {"yaml", yaml}, {"overwrite", "yes"}}, 400, "true or false"},
   };
   for (const auto& b : bad) {
-    Reply r = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), b.body, kOperator));
+    Response r = curl(dir_, json_post(server_->url("/api/v1/samples/oneshot"), b.body, kOperator));
     EXPECT_EQ(r.status, b.status) << b.body.dump() << " -> " << r.body;
     EXPECT_TRUE(contains(r.body, b.says)) << b.body.dump() << " -> " << r.body;
   }
-  Reply not_json = curl(dir_, {"-H", "Authorization: Bearer " + kOperator, "-X", "POST",
+  Response not_json = curl(dir_, {"-H", "Authorization: Bearer " + kOperator, "-X", "POST",
                                "--data-binary", "{nope", server_->url("/api/v1/samples/oneshot")});
   EXPECT_EQ(not_json.status, 400);
   const std::string huge(1100 * 1024, 'x');
   write_file(dir_.file("big.json"),
              json{{"name", "big"}, {"yaml", huge}}.dump());  // beyond an argv string
-  Reply too_big =
+  Response too_big =
       curl(dir_, {"-H", "Authorization: Bearer " + kOperator, "-X", "POST", "--data-binary",
                   "@" + dir_.file("big.json"), server_->url("/api/v1/samples/oneshot")});
   EXPECT_EQ(too_big.status, 413) << too_big.body;
@@ -414,7 +292,7 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
       403);
 
   // Deleting: user samples only.
-  Reply system = curl(
+  Response system = curl(
       dir_,
       with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/oneshot/volume_boost")},
                  kOperator));
@@ -426,7 +304,7 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
                                   kOperator))
                 .status,
             400);
-  Reply deleted =
+  Response deleted =
       curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/samples/oneshot/user/my-boost")},
                             kOperator));
   EXPECT_EQ(deleted.status, 200) << deleted.body;
@@ -437,7 +315,7 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
           .status,
       404);
   EXPECT_EQ(get("/api/v1/samples/oneshot/user/my-boost").status, 404);
-  Reply wrong_method =
+  Response wrong_method =
       curl(dir_, with_token({"-X", "PUT", server_->url("/api/v1/samples/dynamic")}, kOperator));
   EXPECT_EQ(wrong_method.status, 405);
   EXPECT_EQ(wrong_method.header("Allow"), "GET");
@@ -448,7 +326,7 @@ TEST_F(UiRoutes, ListsDynamicSamplesAndSavesAndDeletesUserSamples) {
 
 TEST_F(UiRoutes, UploadsListsServesAndDeletesUserAudioAssets) {
   start();
-  Reply list = get("/api/v1/assets/audio");
+  Response list = get("/api/v1/assets/audio");
   ASSERT_EQ(list.status, 200);
   ASSERT_EQ(list.body_json().size(), 1u) << list.body;
   const json system = list.body_json()[0];
@@ -464,14 +342,14 @@ TEST_F(UiRoutes, UploadsListsServesAndDeletesUserAudioAssets) {
                                   server_->url("/api/v1/assets/audio")},
                                  token));
   };
-  Reply up = upload(ogg, "my voice.ogg", kOperator);
+  Response up = upload(ogg, "my voice.ogg", kOperator);
   ASSERT_EQ(up.status, 200) << up.body;
   EXPECT_EQ(up.body_json()["id"], "my_voice.ogg");
   EXPECT_EQ(up.body_json()["is_system"], false);
   EXPECT_EQ(read_file((dir_.path() / "audio/user/my_voice.ogg").string()), read_file(ogg));
-  Reply both = get("/api/v1/assets/audio");
+  Response both = get("/api/v1/assets/audio");
   EXPECT_EQ(both.body_json().size(), 2u);
-  Reply bytes = get("/api/v1/assets/audio/file/user/my_voice.ogg");
+  Response bytes = get("/api/v1/assets/audio/file/user/my_voice.ogg");
   EXPECT_EQ(bytes.status, 200);
   EXPECT_EQ(bytes.header("Content-Type"), "audio/ogg");
   EXPECT_EQ(bytes.body, read_file(ogg));
@@ -481,24 +359,24 @@ TEST_F(UiRoutes, UploadsListsServesAndDeletesUserAudioAssets) {
 
   // Formats are checked by extension and by content; names are unique.
   EXPECT_EQ(upload(ogg, "my voice.ogg", kOperator).status, 409);
-  Reply text = upload(ogg, "notes.txt", kOperator);
+  Response text = upload(ogg, "notes.txt", kOperator);
   EXPECT_EQ(text.status, 400);
   EXPECT_TRUE(contains(text.body, ".opus, .ogg, .flac, .mp3 or .wav")) << text.body;
-  Reply disguised = upload((kRepo / "samples/audio/tone_440.wav").string(), "tone.ogg", kOperator);
+  Response disguised = upload((kRepo / "samples/audio/tone_440.wav").string(), "tone.ogg", kOperator);
   EXPECT_EQ(disguised.status, 400);
   EXPECT_TRUE(contains(disguised.body, "not a ogg file (it looks like wav)")) << disguised.body;
   EXPECT_FALSE(fs::exists(dir_.path() / "audio/user/tone.ogg"));
-  Reply no_file =
+  Response no_file =
       curl(dir_, with_token({"-F", "file=plain", server_->url("/api/v1/assets/audio")}, kOperator));
   EXPECT_EQ(no_file.status, 400);
-  Reply not_multipart = curl(
+  Response not_multipart = curl(
       dir_, with_token({"-X", "POST", "--data-binary", "x", server_->url("/api/v1/assets/audio")},
                        kOperator));
   EXPECT_EQ(not_multipart.status, 400);
   EXPECT_EQ(upload(ogg, "viewer.ogg", kViewer).status, 403);
 
   // Deleting: user assets only.
-  Reply sys = curl(
+  Response sys = curl(
       dir_,
       with_token({"-X", "DELETE", server_->url("/api/v1/assets/audio/speech.ogg")}, kOperator));
   EXPECT_EQ(sys.status, 403);
@@ -533,7 +411,7 @@ TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
   const std::string boost =
       read_file((kRepo / "samples/pipelines/oneshot/volume_boost.yml").string());
   // A viewer may validate (nothing runs).
-  Reply ok = curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yaml", boost}}, kViewer));
+  Response ok = curl(dir_, json_post(server_->url("/api/v1/validate"), {{"yaml", boost}}, kViewer));
   ASSERT_EQ(ok.status, 200) << ok.body;
   const json v = ok.body_json();
   EXPECT_EQ(v["valid"], true);
@@ -544,7 +422,7 @@ TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
   EXPECT_EQ(v["pipeline"]["connections"].size(), 6u);
   EXPECT_EQ(v["pipeline"]["node_order"][0], "step_0");
 
-  Reply bad = curl(
+  Response bad = curl(
       dir_, json_post(server_->url("/api/v1/validate"),
                       {{"yaml",
                         "mode: oneshot\nnodes:\n  in: { kind: streamkit::http_input }\n"
@@ -564,7 +442,7 @@ TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
   EXPECT_TRUE(range && types) << bad.body;
 
   // Dynamic: oneshot-only nodes and files outside the allow-list.
-  Reply dyn = curl(dir_, json_post(server_->url("/api/v1/validate"),
+  Response dyn = curl(dir_, json_post(server_->url("/api/v1/validate"),
                                    {{"yaml",
                                      "mode: dynamic\nnodes:\n  r: { kind: core::file_reader, "
                                      "params: { path: /etc/passwd } }\n"
@@ -573,13 +451,13 @@ TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
   const std::string dyn_text = dyn.body_json()["errors"].dump();
   EXPECT_TRUE(contains(dyn_text, "only works in oneshot pipelines")) << dyn.body;
   EXPECT_TRUE(contains(dyn_text, "/etc/passwd")) << dyn.body;
-  Reply live = curl(
+  Response live = curl(
       dir_,
       json_post(server_->url("/api/v1/validate"),
                 {{"yaml", read_file((kRepo / "samples/pipelines/dynamic/live_gain.yml").string())}},
                 kOperator));
   EXPECT_EQ(live.body_json()["valid"], true) << live.body;
-  Reply mismatch = curl(dir_, json_post(server_->url("/api/v1/validate"),
+  Response mismatch = curl(dir_, json_post(server_->url("/api/v1/validate"),
                                         {{"yaml", boost}, {"mode", "dynamic"}}, kOperator));
   EXPECT_TRUE(contains(mismatch.body, "the pipeline's mode is oneshot, not dynamic"))
       << mismatch.body;
@@ -591,7 +469,7 @@ TEST_F(UiRoutes, ValidatesWithoutRunningAndReportsEachProblemWithItsPlace) {
                                  {{"yaml", boost}, {"mode", "batch"}}, kOperator))
                 .status,
             400);
-  Reply syntax = curl(dir_, json_post(server_->url("/api/v1/validate"),
+  Response syntax = curl(dir_, json_post(server_->url("/api/v1/validate"),
                                       {{"yaml", "mode: oneshot\nsteps: [\n"}}, kOperator));
   EXPECT_EQ(syntax.status, 200);
   EXPECT_GT(syntax.body_json()["errors"][0].value("line", 0), 0) << syntax.body;
@@ -613,7 +491,7 @@ TEST_F(UiRoutes, HttpOutputsContentTypeParamNamesTheResponseOfAnyUpstream) {
              "    params: { newline_delimited: true }\n  - kind: streamkit::http_output\n"
              "    params: { content_type: application/x-ndjson }\n");
   write_file(dir_.file("in.txt"), "hello from the test");
-  Reply r = curl(dir_, {"-F", "config=@" + dir_.file("json.yml"), "-F", "media=@" + dir_.file("in.txt"),
+  Response r = curl(dir_, {"-F", "config=@" + dir_.file("json.yml"), "-F", "media=@" + dir_.file("in.txt"),
                         server_->url("/api/v1/process")});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.header("Content-Type"), "application/x-ndjson");
@@ -622,7 +500,7 @@ TEST_F(UiRoutes, HttpOutputsContentTypeParamNamesTheResponseOfAnyUpstream) {
   write_file(dir_.file("ogg.yml"),
              "mode: oneshot\nsteps:\n  - kind: streamkit::http_input\n  - kind: containers::wav::demuxer\n"
              "  - kind: audio::opus::encoder\n  - kind: containers::ogg::muxer\n  - kind: streamkit::http_output\n");
-  Reply ogg = curl(dir_, {"-F", "config=@" + dir_.file("ogg.yml"), "-F",
+  Response ogg = curl(dir_, {"-F", "config=@" + dir_.file("ogg.yml"), "-F",
                           "media=@" + (kRepo / "samples/audio/tone_440.wav").string(), server_->url("/api/v1/process")});
   EXPECT_EQ(ogg.status, 200);
   EXPECT_EQ(ogg.header("Content-Type"), "audio/ogg");
@@ -633,21 +511,21 @@ TEST_F(UiRoutes, HttpOutputsContentTypeParamNamesTheResponseOfAnyUpstream) {
 
 TEST_F(UiRoutes, LoginSetsAnHttpOnlyCookieThatRestAndTheWebSocketAccept) {
   start();
-  Reply me_before = get("/api/v1/auth/me", "");
+  Response me_before = get("/api/v1/auth/me", "");
   EXPECT_EQ(me_before.status, 401);
 
-  Reply wrong =
+  Response wrong =
       curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", "not-a-token-at-all"}}));
   EXPECT_EQ(wrong.status, 401);
   EXPECT_TRUE(wrong.set_cookies.empty());
   EXPECT_EQ(curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"tok", kOperator}})).status,
             400);
-  Reply foreign =
+  Response foreign =
       curl(dir_, {"-H", "Origin: https://evil.example", "-X", "POST", "--data-binary",
                   json{{"token", kOperator}}.dump(), server_->url("/api/v1/auth/login")});
   EXPECT_EQ(foreign.status, 403) << foreign.body;
 
-  Reply login = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", kOperator}}));
+  Response login = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", kOperator}}));
   ASSERT_EQ(login.status, 200) << login.body;
   EXPECT_EQ(login.body_json()["role"], "operator");
   EXPECT_EQ(login.body_json()["name"], "op");
@@ -664,12 +542,12 @@ TEST_F(UiRoutes, LoginSetsAnHttpOnlyCookieThatRestAndTheWebSocketAccept) {
     args.insert(args.begin(), {"-H", "Cookie: theme=dark; " + c});
     return args;
   };
-  Reply me = curl(dir_, with_cookie({server_->url("/api/v1/auth/me")}, pair));
+  Response me = curl(dir_, with_cookie({server_->url("/api/v1/auth/me")}, pair));
   EXPECT_EQ(me.status, 200);
   EXPECT_EQ(me.body_json()["role"], "operator");
   EXPECT_EQ(me.body_json()["via"], "cookie");
   EXPECT_EQ(curl(dir_, with_cookie({server_->url("/api/v1/sessions")}, pair)).status, 200);
-  Reply created = curl(dir_, with_cookie({"-X", "POST", "--data-binary", R"({"name":"by-cookie"})",
+  Response created = curl(dir_, with_cookie({"-X", "POST", "--data-binary", R"({"name":"by-cookie"})",
                                           server_->url("/api/v1/sessions")},
                                          pair));
   EXPECT_EQ(created.status, 200) << created.body;
@@ -700,7 +578,7 @@ TEST_F(UiRoutes, LoginSetsAnHttpOnlyCookieThatRestAndTheWebSocketAccept) {
   EXPECT_EQ(curl(dir_, upgrade).status, 401);
 
   // A viewer's cookie: reads yes, mutations 403.
-  Reply viewer = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", kViewer}}));
+  Response viewer = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", kViewer}}));
   const std::string viewer_pair =
       viewer.set_cookies.at(0).substr(0, viewer.set_cookies.at(0).find(';'));
   EXPECT_EQ(curl(dir_, with_cookie({server_->url("/api/v1/sessions")}, viewer_pair)).status, 200);
@@ -719,7 +597,7 @@ TEST_F(UiRoutes, LoginSetsAnHttpOnlyCookieThatRestAndTheWebSocketAccept) {
       403);
 
   // Logout ends the session: the old cookie no longer logs in.
-  Reply out = curl(dir_, with_cookie({"-X", "POST", server_->url("/api/v1/auth/logout")}, pair));
+  Response out = curl(dir_, with_cookie({"-X", "POST", server_->url("/api/v1/auth/logout")}, pair));
   EXPECT_EQ(out.status, 200);
   ASSERT_EQ(out.set_cookies.size(), 1u);
   EXPECT_TRUE(contains(out.set_cookies[0], "Max-Age=0"));
@@ -736,12 +614,12 @@ TEST_F(UiRoutes, TheOriginGuardLetsThePagesOwnOriginThroughAndNoOther) {
                                    R"({"name":"origin-check"})", server_->url("/api/v1/sessions")});
     return curl(dir_, headers);
   };
-  Reply ok = post(same);
+  Response ok = post(same);
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(curl(dir_, with_token({"-X", "DELETE", server_->url("/api/v1/sessions/origin-check")}, kOperator)).status, 200);
   // Another site, or a look-alike of the host, is still refused before anything happens.
   for (const char* origin : {"http://evil.example", "http://skit.example:8080.evil.example", "http://skit.example:8081"}) {
-    Reply r = post({"-H", "Host: skit.example:8080", "-H", std::string("Origin: ") + origin});
+    Response r = post({"-H", "Host: skit.example:8080", "-H", std::string("Origin: ") + origin});
     EXPECT_EQ(r.status, 403) << origin;
     EXPECT_TRUE(contains(r.body, "is not allowed")) << r.body;
   }
@@ -751,21 +629,21 @@ TEST_F(UiRoutes, TheOriginGuardLetsThePagesOwnOriginThroughAndNoOther) {
 TEST_F(UiRoutes, WithoutTokensOnlyTheAllowListedOriginsPass) {
   // No authentication: a page at another name (a DNS-rebound one) must not drive the server.
   start("", /*tokens=*/false);
-  Reply r = curl(dir_, {"-H", "Host: rebound.example:8080", "-H", "Origin: http://rebound.example:8080", "-X", "POST",
+  Response r = curl(dir_, {"-H", "Host: rebound.example:8080", "-H", "Origin: http://rebound.example:8080", "-X", "POST",
                         "--data-binary", "{}", server_->url("/api/v1/sessions")});
   EXPECT_EQ(r.status, 403) << r.body;
-  Reply local = curl(dir_, {"-H", "Origin: http://127.0.0.1:" + std::to_string(server_->port()), "-X", "POST",
+  Response local = curl(dir_, {"-H", "Origin: http://127.0.0.1:" + std::to_string(server_->port()), "-X", "POST",
                             "--data-binary", "{}", server_->url("/api/v1/sessions")});
   EXPECT_EQ(local.status, 200) << local.body;
 }
 
 TEST_F(UiRoutes, WithoutTokensEveryoneIsAdminAndLoginSaysAuthIsOff) {
   start("", /*tokens=*/false);
-  Reply me = get("/api/v1/auth/me", "");
+  Response me = get("/api/v1/auth/me", "");
   ASSERT_EQ(me.status, 200);
   EXPECT_EQ(me.body_json()["auth_enabled"], false);
   EXPECT_EQ(me.body_json()["role"], "admin");
-  Reply login = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", kOperator}}));
+  Response login = curl(dir_, json_post(server_->url("/api/v1/auth/login"), {{"token", kOperator}}));
   EXPECT_EQ(login.status, 400);
   EXPECT_TRUE(contains(login.body, "not enabled")) << login.body;
   expect_security_headers(get("/api/v1/sessions", ""));

@@ -24,7 +24,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 const fs::path kRepo = SKIT_SOURCE_DIR;
-const double kSixDb = 20.0 * std::log10(2.0);  // 6.0206 dB
 constexpr int kOpusFrame = 960;                // 20 ms at 48 kHz
 const std::vector<std::string> kOpus128 = {"-c:a", "libopus", "-b:a", "128k"};
 const std::vector<std::string> kOpus64 = {"-c:a", "libopus", "-b:a", "64k"};

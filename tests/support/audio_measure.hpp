@@ -23,6 +23,9 @@
 namespace skit::testing {
 
 /// Full path of an executable found on PATH ("" if none).
+/// A gain of 2 in decibels (6.0206 dB): what a doubled amplitude measures.
+inline const double kSixDb = 20.0 * std::log10(2.0);
+
 inline std::string find_tool(const std::string& name) {
   const char* path = std::getenv("PATH");
   std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
