@@ -2,37 +2,11 @@
 #include "auth_cookie.hpp"
 
 #include <algorithm>
-#include <cctype>
-
-#include <algorithm>
 #include <random>
 
+#include "authorization.hpp"
+
 namespace skit::gateway {
-
-namespace {
-
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
-
-}  // namespace
-
-const TokenConfig* find_token(const ServerConfig& config, std::string_view presented) {
-  const TokenConfig* who = nullptr;
-  for (const auto& t : config.tokens) {
-    if (constant_time_equal(t.token, presented)) {
-      who = &t;  // no early exit: the time does not tell which token matched
-    }
-  }
-  return who;
-}
 
 std::string cookie_value(std::string_view header, std::string_view name) {
   std::size_t at = 0;
@@ -118,13 +92,8 @@ std::size_t BrowserSessions::size() const {
 
 Identity identify(const ServerConfig& config, BrowserSessions& browsers,
                   std::string_view authorization, std::string_view cookie_header) {
-  // The scheme is case-insensitive (RFC 9110): "bearer", "BEARER" and "Bearer" alike.
-  constexpr std::string_view kScheme = "bearer ";
-  if (authorization.size() > kScheme.size() &&
-      std::equal(kScheme.begin(), kScheme.end(), authorization.begin(), [](char a, char b) {
-        return a == std::tolower(static_cast<unsigned char>(b));
-      })) {
-    return {find_token(config, authorization.substr(kScheme.size())), false};
+  if (const auto token = bearer_token(authorization)) {
+    return {find_token(config.tokens, *token), false};
   }
   if (!authorization.empty()) {
     return {};

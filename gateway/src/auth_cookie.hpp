@@ -19,9 +19,6 @@ namespace skit::gateway {
 
 inline constexpr std::string_view kSessionCookie = "skit_session";
 
-/// A configured token whose value equals `presented` (constant time), or null.
-const TokenConfig* find_token(const ServerConfig& config, std::string_view presented);
-
 /// The value of cookie `name` in a Cookie header ("a=1; skit_session=x"), or empty.
 std::string cookie_value(std::string_view cookie_header, std::string_view name);
 

@@ -7,24 +7,15 @@
 #include <algorithm>
 #include <cctype>
 
+#include "authorization.hpp"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "status_codes.hpp"
 
 namespace skit::gateway {
 
 namespace {
-
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
 
 std::string upper(std::string_view s) {
   std::string out(s);
@@ -47,6 +38,10 @@ void add_error_info(google::rpc::Status& status, std::string_view skit_code) {
 }
 
 }  // namespace
+
+grpc::StatusCode grpc_code_for(ErrorCode code) {
+  return static_cast<grpc::StatusCode>(grpc_code_number(code));
+}
 
 std::string_view error_code_for(grpc::StatusCode code) {
   switch (code) {
@@ -106,10 +101,9 @@ v1::Problem problem_of(const Status& s, std::string field, int operation) {
 // ---------------------------------------------------------------------------------------------
 // Authentication
 
-grpc::Status Authenticator::authorize(grpc::ServerContextBase& ctx, Role needed,
-                                      std::string_view what, Caller* caller) const {
+grpc::Status Authenticator::authenticate(grpc::ServerContextBase& ctx, Caller* caller) const {
   if (tokens_.empty()) {
-    return grpc::Status::OK;  // no auth configured: loopback only (check_listen_policy)
+    return grpc::Status::OK;  // no auth configured: loopback only (check_loopback_policy)
   }
   const auto& md = ctx.client_metadata();
   const auto it = md.find("authorization");
@@ -117,27 +111,10 @@ grpc::Status Authenticator::authorize(grpc::ServerContextBase& ctx, Role needed,
     return rpc_error(ctx, grpc::StatusCode::UNAUTHENTICATED, "unauthenticated",
                      "authentication required: send metadata authorization: Bearer <token>");
   }
-  std::string_view auth(it->second.data(), it->second.size());
-  const TokenConfig* who = nullptr;
-  // The scheme is case-insensitive (RFC 9110, 11.1), followed by one or more spaces.
-  constexpr std::string_view kScheme = "bearer";
-  if (auth.size() > kScheme.size() && upper(auth.substr(0, kScheme.size())) == "BEARER" &&
-      auth[kScheme.size()] == ' ') {
-    std::string_view token = auth.substr(kScheme.size());
-    token.remove_prefix(std::min(token.find_first_not_of(' '), token.size()));
-    for (const auto& t : tokens_) {
-      if (constant_time_equal(t.token, token)) {
-        who = &t;
-      }
-    }
-  }
+  const auto token = bearer_token(std::string_view(it->second.data(), it->second.size()));
+  const TokenConfig* who = token ? find_token(tokens_, *token) : nullptr;
   if (who == nullptr) {
     return rpc_error(ctx, grpc::StatusCode::UNAUTHENTICATED, "unauthenticated", "invalid token");
-  }
-  if (static_cast<int>(who->role) < static_cast<int>(needed)) {
-    return rpc_error(ctx, grpc::StatusCode::PERMISSION_DENIED, "permission_denied",
-                     "role '" + std::string(role_name(who->role)) + "' may not " +
-                         std::string(what) + " (needs " + std::string(role_name(needed)) + ")");
   }
   if (caller != nullptr) {
     caller->token_name = who->name.empty() ? "token#" + std::to_string(who - tokens_.data())

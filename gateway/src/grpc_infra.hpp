@@ -30,6 +30,9 @@ inline constexpr const char* kErrorCodeKey = "skit-error-code";
 /// Retry-After: 1).
 inline constexpr std::chrono::seconds kRetryDelay{1};
 
+/// skit's error codes as gRPC status codes (the one table: status_codes.hpp, docs/grpc.md).
+grpc::StatusCode grpc_code_for(ErrorCode code);
+
 /// skit's code name for a gRPC status code, for errors that do not come from the engine
 /// (UNAUTHENTICATED -> "unauthenticated", gRPC's own RESOURCE_EXHAUSTED...).
 std::string_view error_code_for(grpc::StatusCode code);
@@ -55,11 +58,10 @@ class Authenticator {
  public:
   explicit Authenticator(std::vector<TokenConfig> tokens) : tokens_(std::move(tokens)) {}
   [[nodiscard]] bool enabled() const { return !tokens_.empty(); }
-  /// OK and the caller when it may do `what` (needs `needed`); else the error to end the call
-  /// with (UNAUTHENTICATED: no, malformed or unknown token; PERMISSION_DENIED: the role),
-  /// its trailer added. Without tokens every call is allowed.
-  grpc::Status authorize(grpc::ServerContextBase& ctx, Role needed, std::string_view what,
-                         Caller* caller) const;
+  /// OK and the caller (`caller` may be null) when the call's bearer token is a configured
+  /// one; else UNAUTHENTICATED (no, malformed or unknown token), its trailer added. Without
+  /// tokens every call is the admin's. What the role may do is authorization.hpp's.
+  grpc::Status authenticate(grpc::ServerContextBase& ctx, Caller* caller) const;
 
  private:
   std::vector<TokenConfig> tokens_;

@@ -92,7 +92,7 @@ class ReflectionStream final
   ReflectionStream(const ReflectionContext& context, grpc::CallbackServerContext* ctx)
       : context_(context), ctx_(ctx) {
     Caller caller;
-    if (grpc::Status s = context_.auth.authorize(*ctx, Role::kViewer, "use reflection", &caller);
+    if (grpc::Status s = context_.auth.authenticate(*ctx, &caller);
         !s.ok()) {
       finished_ = true;
       this->Finish(s);

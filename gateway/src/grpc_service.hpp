@@ -14,9 +14,6 @@
 
 namespace skit::gateway {
 
-/// skit's error codes as gRPC status codes (the table in docs/grpc.md).
-grpc::StatusCode grpc_code_for(ErrorCode code);
-
 class GrpcServer {
  public:
   /// Listens on config.grpc_listen (port 0: any free port) and starts serving. Fails when the

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "control_plane.hpp"
+#include "session_api.hpp"
 #include "grpc_service.hpp"
 #include "skit/gateway/server.hpp"
 #include "skit/supervisor/sessions.hpp"
@@ -19,7 +19,7 @@ namespace skit::gateway {
 
 int serve_http(const ServerConfig& config, supervisor::Engine& engine,
                supervisor::SessionManager& sessions, const std::atomic<bool>& stop,
-               std::function<void(unsigned short)> on_listening);
+               const std::function<void(unsigned short)>& on_listening);
 
 namespace {
 /// Relative paths resolve against paths.base_dir, the working directory by default: a server

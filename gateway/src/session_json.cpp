@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "skit/gateway/session_json.hpp"
 
+#include "status_codes.hpp"
+
 namespace skit::gateway {
 
 using nlohmann::json;
 using supervisor::BatchOperation;
 using supervisor::NodeStatus;
 using supervisor::SessionEvent;
+
+json session_info_json(const supervisor::SessionInfo& info) {
+  return json{{"id", info.id}, {"name", info.name}, {"created_at", info.created_at}};
+}
 
 json node_state_json(const NodeStatus& status) {
   switch (status.kind) {
@@ -185,6 +191,64 @@ Result<BatchOperation> batch_operation_from_json(const json& op_json) {
                       "' (addnode, removenode, connect or disconnect)");
   }
   return op;
+}
+
+supervisor::BatchIssue unreadable_operation(std::size_t index, const json& operation,
+                                            const Status& why) {
+  supervisor::BatchIssue issue;
+  issue.operation = index;
+  issue.node_id = operation.is_object() ? operation.value("node_id", "") : "";
+  issue.message = error_text(why);
+  issue.code = why.code();
+  issue.param = why.where().param;
+  return issue;
+}
+
+json validation_errors_json(const std::vector<supervisor::BatchIssue>& unreadable,
+                            const std::vector<supervisor::BatchIssue>& issues) {
+  json errors = json::array();
+  for (const auto& i : unreadable) {
+    json e{{"error_type", "error"},
+           {"message", "operation " + std::to_string(i.operation) + ": " + i.message}};
+    if (!i.node_id.empty()) {
+      e["node_id"] = i.node_id;
+    }
+    errors.push_back(std::move(e));
+  }
+  for (const auto& i : issues) {
+    json e{{"error_type", "error"}, {"message", i.message}, {"operation", i.operation}};
+    if (!i.node_id.empty()) {
+      e["node_id"] = i.node_id;
+    }
+    errors.push_back(std::move(e));
+  }
+  return errors;
+}
+
+json batch_errors_json(const std::vector<supervisor::BatchIssue>& issues) {
+  json errors = json::array();
+  for (const auto& i : issues) {
+    errors.push_back("operation " + std::to_string(i.operation) + ": " + i.message);
+  }
+  return errors;
+}
+
+Result<json> update_params_of(const json& message) {
+  if (message.is_object() && message.size() == 1 && message.contains("UpdateParams")) {
+    const json& params = message["UpdateParams"];
+    if (!params.is_object()) {
+      return Status(ErrorCode::kInvalidArgument, "UpdateParams must be an object of params");
+    }
+    return params;
+  }
+  if (message.is_string()) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "'" + message.get<std::string>() +
+                      "' is not supported: skit nodes start with their session and stop when "
+                      "removed; send {\"UpdateParams\": {...}}");
+  }
+  return Status(ErrorCode::kInvalidArgument,
+                "'message' must be a NodeControlMessage: {\"UpdateParams\": {...}}");
 }
 
 }  // namespace skit::gateway

@@ -8,6 +8,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "http_routes.hpp"
+#include "routes.hpp"
+
 #ifndef SKIT_UI_BUILD_DIR
 #define SKIT_UI_BUILD_DIR ""
 #endif
@@ -117,17 +120,7 @@ HttpReply StaticFiles::serve(std::string_view path) const {
         "the web UI is not built: run `npm ci && npm run build` in ui/ (scripts/build_ui.sh), "
         "or set paths.ui_dir to a built UI");
   }
-  std::string rel;
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '%' && i + 2 < path.size() &&
-        std::isxdigit(static_cast<unsigned char>(path[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(path[i + 2]))) {
-      rel.push_back(static_cast<char>(std::stoi(std::string(path.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      rel.push_back(path[i]);
-    }
-  }
+  std::string rel = percent_decode(path);
   if (rel.find('\0') != std::string::npos || rel.find("..") != std::string::npos ||
       rel.find('\\') != std::string::npos) {
     return HttpReply::text(400, "bad path '" + std::string(path) + "'");
@@ -154,5 +147,7 @@ HttpReply StaticFiles::serve(std::string_view path) const {
   }
   return HttpReply::text(404, "no file '/" + rel + "' in the web UI");
 }
+
+HttpReply ui_file(HttpContext& ctx, HttpExchange& ex) { return ctx.ui_files.serve(ex.path()); }
 
 }  // namespace skit::gateway

@@ -389,6 +389,28 @@ TEST_F(GrpcSessions, TuneNodeSyncAndAsync) {
             grpc::StatusCode::PERMISSION_DENIED);
 }
 
+TEST_F(GrpcSessions, TuningAStoppedNodeIsFailedPrecondition) {
+  start();
+  create_ok("ended", decode_pipeline());  // unpaced: the speech sample ends in well under 10 s
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const json state = pipeline("ended")["nodes"]["loud"]["state"];
+        return state.is_object() && state.contains("Stopped");
+      },
+      20s))
+      << pipeline("ended").dump();
+  v1::TuneNodeRequest req;
+  req.set_session("ended");
+  req.set_node_id("loud");
+  req.set_params_json(R"({"gain": 0.5})");
+  v1::TuneNodeResponse resp;
+  auto ctx = context();
+  const grpc::Status s = stub_->TuneNode(ctx.get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_EQ(trailer(*ctx, "skit-error-code"), "failed_precondition");
+  EXPECT_TRUE(contains(s.error_message(), "'loud' is stopped")) << s.error_message();
+}
+
 TEST_F(GrpcSessions, WatchEventsStreamsTheSameEventsAsTheWebSocket) {
   start();
   Watch all(*stub_, "", kViewerToken);

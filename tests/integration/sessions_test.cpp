@@ -143,6 +143,12 @@ TEST_F(SessionsTest, TuneGainMidStreamStepsTheOutputByMinus12dB) {
   ASSERT_TRUE(p);
   EXPECT_DOUBLE_EQ((*p)["nodes"]["gain"]["params"]["gain"].get<double>(), 0.25);
   ASSERT_TRUE(wait_stopped(m, "tune", "writer", 15s)) << node_state(m, "tune", "writer");
+  // The stream has ended: a node that has stopped takes no params, a refusal about its
+  // state (FAILED_PRECONDITION, HTTP 409), not a dead worker's kUnavailable.
+  ASSERT_TRUE(wait_stopped(m, "tune", "gain", 5s)) << node_state(m, "tune", "gain");
+  const Status late = m.tune_node("tune", "gain", Json{{"gain", 0.5}}, /*wait=*/true);
+  EXPECT_EQ(late.code(), ErrorCode::kFailedPrecondition) << late.to_string();
+  EXPECT_NE(late.message().find("'gain' is stopped"), std::string::npos) << late.to_string();
 
   const Decoded d = decode_f32(out);
   ASSERT_EQ(d.exit_code, 0) << d.err;

@@ -459,7 +459,9 @@ class SessionManager::Impl {
       value = worker_merged[key];  // a tuned path goes to the node as the path that was checked
     }
     if (n.ended()) {
-      return Status(ErrorCode::kUnavailable,
+      // Not a fault of the server nor a reason to retry: the node is no longer in a state
+      // that takes params.
+      return Status(ErrorCode::kFailedPrecondition,
                     "node '" + node_id + "' is " +
                         (n.state == LiveState::kStopped ? "stopped" : "failed"),
                     {.node_id = node_id});

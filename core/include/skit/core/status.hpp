@@ -28,6 +28,7 @@ enum class ErrorCode : std::uint8_t {
   kDeadlineExceeded,
   kAlreadyExists,     // a session name is taken
   kInternal,
+  kFailedPrecondition,  // not in a state that allows it (tuning a node that has stopped)
 };
 
 std::string_view error_code_name(ErrorCode code);

@@ -6,10 +6,14 @@
 
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <vector>
 
 #include "skit/supervisor/sessions.hpp"
 
 namespace skit::gateway {
+
+/// {id, name, created_at}: StreamKit's SessionInfo.
+nlohmann::json session_info_json(const supervisor::SessionInfo& info);
 
 /// {name, description, mode: "dynamic", nodes: {id: {kind, params, state, stats, worker_pid,
 /// restarts}}, connections: [{from_node, from_pin, to_node, to_pin, mode?}]}.
@@ -26,5 +30,23 @@ nlohmann::json event_json(const supervisor::SessionEvent& event);
 
 /// Parses `{"action":"addnode","node_id":...}` (and the other three actions).
 Result<supervisor::BatchOperation> batch_operation_from_json(const nlohmann::json& json);
+
+/// A batch operation that could not be read (bad JSON shape): operation `index`, the node id
+/// it names if any, and the reason (as error_text() puts it).
+supervisor::BatchIssue unreadable_operation(std::size_t index, const nlohmann::json& operation,
+                                            const Status& why);
+
+/// validationresult's `errors`: [{error_type: "error", message, operation?, node_id?}]. The
+/// unreadable operations say their index in the message ("operation 1: ..."); the session's
+/// checks in `operation`.
+nlohmann::json validation_errors_json(const std::vector<supervisor::BatchIssue>& unreadable,
+                                      const std::vector<supervisor::BatchIssue>& issues);
+
+/// batchapplied's `errors`: one "operation N: message" per problem.
+nlohmann::json batch_errors_json(const std::vector<supervisor::BatchIssue>& issues);
+
+/// The `UpdateParams` object of a StreamKit NodeControlMessage
+/// (`{"UpdateParams": {...}}`); kInvalidArgument for anything else ("Start", "Shutdown").
+Result<nlohmann::json> update_params_of(const nlohmann::json& message);
 
 }  // namespace skit::gateway

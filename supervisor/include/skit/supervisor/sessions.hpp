@@ -241,7 +241,7 @@ class SessionManager {
 
   /// Merges `patch` into the node's params (validated against its schema first). With `wait`,
   /// returns once the node has applied it between two packets (or fails after 2 s); without,
-  /// returns once it is sent.
+  /// returns once it is sent. kFailedPrecondition when the node has stopped or failed.
   Status tune_node(std::string_view id_or_name, std::string_view node_id, const Json& patch,
                    bool wait);
 
