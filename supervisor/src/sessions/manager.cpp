@@ -5,6 +5,7 @@
 // Its parts, each in a file of its own:
 //   model.hpp      the sessions' state and what the parts share (Core)
 //   batch_check    live edits judged on the graph model, with the YAML compiler's rules
+//   edits          batches and tunes carried out (batch_check, then planner and fleet)
 //   planner        graph changes -> shared-memory rings and pools, and workers' Rewires
 //   fleet          workers: spawn, assign, messages, heartbeats, crashes, restarts, memory
 //   events         subscribers and their bounded queues
@@ -22,6 +23,7 @@
 #include <thread>
 
 #include "batch_check.hpp"
+#include "edits.hpp"
 #include "fleet.hpp"
 #include "model.hpp"
 #include "planner.hpp"
@@ -102,7 +104,8 @@ Status joined(const std::vector<Status>& problems) {
 class SessionManager::Impl {
  public:
   explicit Impl(SessionConfig config)
-      : core_(std::move(config)), planner_(core_), fleet_(core_, planner_) {
+      : core_(std::move(config)), planner_(core_), fleet_(core_, planner_),
+        edits_(core_, planner_, fleet_) {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ipc::remove_stale_segments();
     thread_ = std::thread([this] { loop(); });
@@ -181,7 +184,7 @@ class SessionManager::Impl {
       }
       std::vector<Status> problems;
       for (const auto& n : pipeline.nodes()) {
-        for (Status& s : policy_of(n, worker_params[n.id()])) {
+        for (Status& s : edits_.policy_of(n, worker_params[n.id()])) {
           problems.push_back(std::move(s));
         }
       }
@@ -241,10 +244,10 @@ class SessionManager::Impl {
     created.created_at = stored.created_at;
     core_.emit(stored, std::move(created));
     for (const auto& nid : stored.order) {
-      emit_node_added(stored, stored.nodes.at(nid));
+      edits_.emit_node_added(stored, stored.nodes.at(nid));
     }
     for (const auto& c : stored.connections) {
-      emit_connection_added(stored, c);
+      edits_.emit_connection_added(stored, c);
     }
     return info_of(stored);
   }
@@ -338,7 +341,7 @@ class SessionManager::Impl {
       return not_found(id_or_name);
     }
     s->last_activity = Clock::now();
-    return check(*s, ops, nullptr);
+    return edits_.check(*s, ops, nullptr);
   }
 
   Status apply(std::string_view id_or_name, const std::vector<BatchOperation>& ops,
@@ -348,61 +351,7 @@ class SessionManager::Impl {
       return not_found(id_or_name);
     }
     s->last_activity = Clock::now();
-    std::map<std::size_t, Json> worker_params;
-    auto issues = check(*s, ops, &worker_params);
-    if (!issues.empty()) {
-      Status refused = sessions::batch_error(issues);
-      if (issues_out != nullptr) {
-        *issues_out = std::move(issues);
-      }
-      return refused;
-    }
-    Rewires rewires;
-    std::vector<std::uint32_t> to_spawn;
-    for (std::size_t i = 0; i < ops.size(); ++i) {
-      const BatchOperation& op = ops[i];
-      switch (op.action) {
-        case BatchOperation::Action::kAddNode: {
-          Json params = op.params.is_null() ? Json::object() : op.params;
-          LiveNode& n = planner_.add_node(*s, op.node_id, op.kind, params, worker_params[i],
-                                          NodeRegistry::builtin().find(op.kind));
-          n.worker = planner_.add_worker_slot(*s);
-          s->workers.at(n.worker).nodes.push_back(n.id);
-          to_spawn.push_back(n.worker);
-          emit_node_added(*s, n);
-          break;
-        }
-        case BatchOperation::Action::kConnect: {
-          Status st = planner_.add_connection(*s, op.from_node, op.from_pin, op.to_node,
-                                              op.to_pin, op.mode);
-          if (!st.is_ok()) {
-            return st;  // checked above; a failure here is a shared-memory error
-          }
-          const auto& c = s->connections.back();
-          planner_.attach(*s, rewires, c);
-          emit_connection_added(*s, c);
-          break;
-        }
-        case BatchOperation::Action::kDisconnect: {
-          auto it = sessions::Planner::find_connection(*s, op.from_node, op.from_pin, op.to_node,
-                                                       op.to_pin);
-          planner_.disconnect(*s, rewires, it, /*consumer_removed=*/false);
-          break;
-        }
-        case BatchOperation::Action::kRemoveNode:
-          planner_.remove_node(*s, rewires, op.node_id);
-          break;
-      }
-    }
-    planner_.send(*s, rewires);
-    for (const std::uint32_t slot : to_spawn) {
-      LiveWorker& w = s->workers.at(slot);
-      Status st = fleet_.spawn(*s, w);
-      if (!st.is_ok()) {
-        fleet_.fail_worker(*s, w, "could not start its worker: " + st.message());
-      }
-    }
-    return Status::ok();
+    return edits_.apply(*s, ops, issues_out);
   }
 
   /// Sends a tune; returns its op id (0 when nothing to wait for).
@@ -413,96 +362,11 @@ class SessionManager::Impl {
       return not_found(id_or_name);
     }
     s->last_activity = Clock::now();
-    auto it = s->nodes.find(node_id);
-    if (it == s->nodes.end()) {
-      return Status(ErrorCode::kNotFound, "no node '" + node_id + "' in session " + s->name,
-                    {.node_id = node_id});
-    }
-    LiveNode& n = it->second;
-    if (!patch.is_object() || patch.empty()) {
-      return Status(ErrorCode::kInvalidParam, "a tune carries an object of params to change",
-                    {.node_id = node_id});
-    }
-    for (const auto& [key, value] : patch.items()) {
-      const ParamField* field =
-          n.descriptor->params != nullptr ? n.descriptor->params->find(key) : nullptr;
-      if (field == nullptr) {
-        return Status(ErrorCode::kInvalidParam, n.kind + " has no param '" + key + "'",
-                      {.node_id = node_id, .param = key});
-      }
-      if (!field->tunable) {
-        return Status(ErrorCode::kInvalidParam,
-                      "param '" + key + "' of " + n.kind + " cannot change while running",
-                      {.node_id = node_id, .param = key});
-      }
-    }
-    Json merged = n.params;
-    merged.merge_patch(patch);
-    const auto errors = n.descriptor->validate_params(merged);
-    if (!errors.empty()) {
-      Status e = errors.front();
-      e.where().node_id = node_id;
-      return e;
-    }
-    Json worker_merged = n.worker_params;
-    worker_merged.merge_patch(patch);
-    if (core_.config.paths) {
-      const auto refused = core_.config.paths->confine(*n.descriptor, worker_merged);
-      if (!refused.empty()) {
-        Status e = refused.front();
-        e.where().node_id = node_id;
-        return e;
-      }
-    }
-    Json sent = patch;
-    for (auto& [key, value] : sent.items()) {
-      value = worker_merged[key];  // a tuned path goes to the node as the path that was checked
-    }
-    if (n.ended()) {
-      // Not a fault of the server nor a reason to retry: the node is no longer in a state
-      // that takes params.
-      return Status(ErrorCode::kFailedPrecondition,
-                    "node '" + node_id + "' is " +
-                        (n.state == LiveState::kStopped ? "stopped" : "failed"),
-                    {.node_id = node_id});
-    }
-    n.params = merged;
-    n.worker_params = worker_merged;
-    SessionEvent changed;
-    changed.kind = SessionEvent::Kind::kNodeParamsChanged;
-    changed.node_id = node_id;
-    changed.params = n.params;
-    core_.emit(*s, std::move(changed));
-    LiveWorker& w = s->workers.at(n.worker);
-    if (!w.hello || w.exited || !w.process.running()) {
-      return std::uint64_t{0};  // applied when the worker (re)starts, from the model
-    }
-    const std::uint64_t op = core_.next_op++;
-    v1::SupervisorMessage msg;
-    msg.mutable_tune()->set_node_id(node_id);
-    msg.mutable_tune()->set_params_json(sent.dump());
-    msg.mutable_tune()->set_op_id(op);
-    core_.send(w, msg);
-    core_.tune_waits[op] = sessions::TuneWait{std::nullopt, Clock::now()};
-    return op;
+    return edits_.tune(*s, node_id, patch);
   }
 
   std::optional<Status> tune_result(std::uint64_t op, bool give_up) {
-    auto it = core_.tune_waits.find(op);
-    if (it == core_.tune_waits.end()) {
-      return Status::ok();
-    }
-    if (it->second.result) {
-      Status r = *it->second.result;
-      core_.tune_waits.erase(it);
-      return r;
-    }
-    if (give_up) {
-      core_.tune_waits.erase(it);
-      return Status(ErrorCode::kDeadlineExceeded,
-                    "the node has not applied the change yet (busy or blocked); it stays queued");
-    }
-    return std::nullopt;
+    return edits_.tune_result(op, give_up);
   }
 
   std::shared_ptr<EventSubscription> subscribe(std::size_t capacity) {
@@ -529,45 +393,6 @@ class SessionManager::Impl {
   std::size_t live_sessions() const {
     return static_cast<std::size_t>(std::count_if(core_.sessions.begin(), core_.sessions.end(),
                                                   [](const auto& s) { return !s->destroying; }));
-  }
-
-  /// The session rules, then the path allow-lists. `worker_params` receives the node's params
-  /// with their file paths as checked (canonical): what its worker is given.
-  std::vector<Status> policy_of(const v1::NodeSpec& spec, Json& worker_params) const {
-    v1::Pipeline alone;
-    v1::NodeSpec& confined = *alone.add_nodes();
-    confined = spec;
-    std::vector<Status> out = check_entry(alone, EntryPoint::kSession, {});
-    if (core_.config.paths) {
-      for (Status& s : core_.config.paths->confine_node(confined)) {
-        out.push_back(std::move(s));
-      }
-    }
-    worker_params = params_of(confined);
-    return out;
-  }
-
-  std::vector<BatchIssue> check(const Session& s, const std::vector<BatchOperation>& ops,
-                                std::map<std::size_t, Json>* worker_params) const {
-    return sessions::check_batch(
-        s, ops, [this](const v1::NodeSpec& spec, Json& confined) { return policy_of(spec, confined); },
-        core_.config.max_nodes_per_session, worker_params);
-  }
-
-  void emit_node_added(const Session& s, const LiveNode& n) {
-    SessionEvent e;
-    e.kind = SessionEvent::Kind::kNodeAdded;
-    e.node_id = n.id;
-    e.node_kind = n.kind;
-    e.params = n.params;
-    core_.emit(s, std::move(e));
-  }
-
-  void emit_connection_added(const Session& s, const sessions::LiveConnection& c) {
-    SessionEvent e;
-    e.kind = SessionEvent::Kind::kConnectionAdded;
-    e.connection = sessions::view_of(c);
-    core_.emit(s, std::move(e));
   }
 
   void emit_destroyed(const std::string& id) {
@@ -766,6 +591,7 @@ class SessionManager::Impl {
   sessions::Core core_;
   sessions::Planner planner_;
   sessions::WorkerFleet fleet_;
+  sessions::LiveEdits edits_;
   int wake_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
