@@ -161,6 +161,44 @@ TEST_F(LiveSessions, ApplyBatchSplicesAGainInAndOutWithoutAGap) {
   EXPECT_FALSE(events_seen.is_null());
 }
 
+// One graph rule, one message: a type mismatch through a Passthrough, refused in the YAML of a
+// new session and in a live applybatch (on a running source) that links the passthrough before
+// its upstream.
+TEST_F(LiveSessions, YamlAndALiveBatchReportAGraphRuleWithTheSameMessage) {
+  SkitServer server(config());
+  WsClient ws(server.http_port());
+  ASSERT_TRUE(ws.open()) << ws.error();
+  // Raw audio from an endless tone, through a passthrough, into an Opus decoder.
+  const json refused = ws.request(
+      {{"action", "createsession"},
+       {"name", "from-yaml"},
+       {"yaml", "mode: dynamic\nnodes:\n  tone: {kind: audio::tone}\n"
+                "  relay: {kind: core::passthrough, needs: tone}\n"
+                "  dec: {kind: audio::opus::decoder, needs: relay}\n"}});
+  ASSERT_EQ(refused.value("action", ""), "error") << refused.dump();
+  const std::string from_yaml = refused.value("message", "");
+  const auto at = from_yaml.find("node 'dec': ");
+  ASSERT_NE(at, std::string::npos) << from_yaml;
+  const std::string rule = from_yaml.substr(at);
+  EXPECT_NE(rule.find("pin type mismatch"), std::string::npos) << rule;
+  EXPECT_NE(from_yaml.find("line 5"), std::string::npos) << "placed at its YAML line: " << from_yaml;
+
+  const json created = ws.request({{"action", "createsession"}, {"name", "live"},
+                                   {"yaml", "mode: dynamic\nnodes:\n  tone: {kind: audio::tone}\n"}});
+  ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump();
+  const json ops = {{{"action", "addnode"}, {"node_id", "relay"}, {"kind", "core::passthrough"}},
+                    {{"action", "addnode"}, {"node_id", "dec"}, {"kind", "audio::opus::decoder"}},
+                    op_connect("relay", "dec"),
+                    op_connect("tone", "relay")};
+  const json applied = ws.request({{"action", "applybatch"}, {"session_id", "live"}, {"operations", ops}});
+  EXPECT_FALSE(applied.value("success", true)) << applied.dump();
+  ASSERT_EQ(applied["errors"].size(), 1U) << applied.dump();
+  EXPECT_EQ(applied["errors"][0].get<std::string>(), "operation 2: " + rule)
+      << "placed at the link into the decoder, with the compiler's words";
+  const json p = ws.request({{"action", "getpipeline"}, {"session_id", "live"}})["pipeline"];
+  EXPECT_EQ(p["nodes"].size(), 1U) << "nothing applied";
+}
+
 TEST_F(LiveSessions, AnInvalidBatchChangesNothing) {
   SkitServer server(config());
   WsClient ws(server.http_port());
