@@ -170,14 +170,22 @@ void NodeRunner::report(NodeState state, const std::string& message, ErrorCode e
 }
 
 void NodeRunner::thread_main() {
-  report(NodeState::kRunning, "");
-  apply_pending_commands();
-  const bool source = !spec_.accepts_input || spec_.pulls_input ||
-                      (inputs_->empty() && !context_->options().dynamic);
-  Status status = source ? run_source() : run_filter();
-  if (status.is_ok() && !stop_requested() && !rewiring_->retiring()) {
+  // start() runs here, after the worker's sandbox engaged: a node's untrusted set-up (a
+  // plugin's constructor) never runs unconfined.
+  Status status = [this] {
     NodeCall call(*context_);
-    status = node_->finish(*this);
+    return node_->start(*this);
+  }();
+  if (status.is_ok()) {
+    report(NodeState::kRunning, "");
+    apply_pending_commands();
+    const bool source = !spec_.accepts_input || spec_.pulls_input ||
+                        (inputs_->empty() && !context_->options().dynamic);
+    status = source ? run_source() : run_filter();
+    if (status.is_ok() && !stop_requested() && !rewiring_->retiring()) {
+      NodeCall call(*context_);
+      status = node_->finish(*this);
+    }
   }
   const bool failed = !status.is_ok() && status.code() != ErrorCode::kCancelled;
   // Read after finish(): a node that sleeps in finish() applies live changes, a retirement too.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "skit/core/files.hpp"
 #include "skit/core/packet_type.hpp"
@@ -124,10 +125,18 @@ class NodeContext {
   virtual Result<UniqueFd> open_file(const std::string& path, FileAccess access) {
     return skit::open_file(path, access, /*confined=*/false);
   }
+  /// Emits a telemetry event of this node (`event_type` such as "vad.speech_start", `data` a
+  /// JSON object), delivered to the session's watchers as a `nodetelemetry` event. Rate limits
+  /// are the caller's; a context without watchers drops it. timestamp_us < 0: unknown.
+  virtual Status emit_telemetry(std::string_view /*event_type*/, const Json& /*data*/,
+                                std::int64_t /*timestamp_us*/ = -1) {
+    return Status::ok();
+  }
 };
 
 /// Base of every node. Lifecycle: prepare() (before the sandbox engages; open files here),
-/// then either produce() repeatedly (sources, and pull-mode nodes that read their input with
+/// start() (on the node's own thread, once the sandbox is engaged: untrusted set-up such as a
+/// plugin's constructor belongs here), then either produce() repeatedly (sources, and pull-mode nodes that read their input with
 /// ctx.read_input()) or process() per input packet, on_input_end() per input, and finish()
 /// once (flush: encoders drain, muxers finalize). Every method returns an error instead of
 /// throwing.
@@ -143,6 +152,7 @@ class Node {
   enum class Produced : std::uint8_t { kMore, kDone };
 
   virtual Status prepare(NodeContext& /*ctx*/) { return Status::ok(); }
+  virtual Status start(NodeContext& /*ctx*/) { return Status::ok(); }
   virtual Result<Produced> produce(NodeContext& /*ctx*/) {
     return Status(ErrorCode::kInternal, "source node does not implement produce()");
   }
