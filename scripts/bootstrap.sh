@@ -12,6 +12,11 @@ PACKAGES=(
   libgtest-dev libgmock-dev libcli11-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
   libgrpc++-dev protobuf-compiler-grpc libsystemd-dev
+  # engines and models of the official plugins (plugins/)
+  libespeak-ng-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
+  apertium apertium-eng-spa apertium-dev libwebrtc-audio-processing-dev
+  # HTTP client of core::script fetch and transport::http::fetcher
+  libcurl4-openssl-dev
   # media tools used by tests and benchmarks to generate and check media
   ffmpeg sox espeak-ng
   # the reference pipelines that benchmarks compare against
