@@ -73,6 +73,8 @@ int serve(const ServeArgs& a) {
   }
   cfg.engine.worker_executable = self_executable();
   supervisor::Engine engine(cfg.engine);
+  // Each plugin is probed by a sandboxed worker; a broken one is logged and skipped.
+  engine.load_plugins();
   return gateway::serve(cfg, engine, g_cancel);
 }
 

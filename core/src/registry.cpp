@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 namespace skit {
 
@@ -31,21 +32,51 @@ NodeRegistry& NodeRegistry::builtin() {
   return registry;
 }
 
+NodeRegistry::NodeRegistry(const NodeRegistry& other) {
+  std::shared_lock lock(other.mutex_);
+  kinds_ = other.kinds_;
+}
+
 bool NodeRegistry::add(NodeDescriptor descriptor) {
   std::string kind = descriptor.kind;
-  return kinds_.emplace(std::move(kind), std::move(descriptor)).second;
+  std::unique_lock lock(mutex_);
+  return kinds_.emplace(std::move(kind), std::make_shared<const NodeDescriptor>(std::move(descriptor)))
+      .second;
+}
+
+void NodeRegistry::put(NodeDescriptor descriptor) {
+  std::string kind = descriptor.kind;
+  auto next = std::make_shared<const NodeDescriptor>(std::move(descriptor));
+  std::unique_lock lock(mutex_);
+  auto [it, inserted] = kinds_.try_emplace(std::move(kind), next);
+  if (!inserted) {
+    retired_.push_back(std::exchange(it->second, next));
+  }
+}
+
+bool NodeRegistry::remove(std::string_view kind) {
+  std::unique_lock lock(mutex_);
+  auto it = kinds_.find(kind);
+  if (it == kinds_.end()) {
+    return false;
+  }
+  retired_.push_back(std::move(it->second));
+  kinds_.erase(it);
+  return true;
 }
 
 const NodeDescriptor* NodeRegistry::find(std::string_view kind) const {
+  std::shared_lock lock(mutex_);
   auto it = kinds_.find(kind);
-  return it == kinds_.end() ? nullptr : &it->second;
+  return it == kinds_.end() ? nullptr : it->second.get();
 }
 
 std::vector<const NodeDescriptor*> NodeRegistry::all() const {
+  std::shared_lock lock(mutex_);
   std::vector<const NodeDescriptor*> out;
   out.reserve(kinds_.size());
   for (const auto& [kind, d] : kinds_) {
-    out.push_back(&d);
+    out.push_back(d.get());
   }
   return out;
 }
@@ -73,6 +104,7 @@ std::string NodeRegistry::closest_kind(std::string_view kind) const {
   if (kind.empty()) {
     return {};
   }
+  std::shared_lock lock(mutex_);
   // A kind missing its namespace ("opus::decoder") is a suffix of the one meant.
   for (const auto& [name, d] : kinds_) {
     if (name.size() > kind.size() && name.compare(name.size() - kind.size(), kind.size(), kind) == 0 &&
@@ -139,7 +171,7 @@ Json NodeDescriptor::to_json() const {
               {"param_schema", params ? params->json_schema() : Json::object()},
               {"inputs", in},
               {"outputs", out},
-              {"categories", Json::array({category})},
+              {"categories", categories.empty() ? Json::array({category}) : Json(categories)},
               {"bidirectional", false}};
 }
 

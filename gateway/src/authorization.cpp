@@ -44,9 +44,10 @@ std::string_view permission_name(Permission permission) {
 bool role_may(Role role, Permission permission) {
   switch (permission) {
     // What the server really does: every role sees every session (no per-token ownership
-    // yet), and there are no plugin endpoints yet, so nobody may load or delete plugins.
+    // yet). Plugins run native code: only admins manage them (and only with
+    // plugins.allow_http_management).
     case Permission::kLoadPlugins:
-    case Permission::kDeletePlugins: return false;
+    case Permission::kDeletePlugins: return role == Role::kAdmin;
     case Permission::kListSessions:
     case Permission::kListNodes:
     case Permission::kListSamples:

@@ -127,6 +127,10 @@ sessions:                         # dynamic sessions (docs/sessions.md)
   worker_memory_limit_mb: 1024    # resident memory a session worker may use; 0 = no watch
   event_queue_capacity: 1024      # events queued per subscriber before the oldest are dropped
   heartbeat_timeout_ms: 3000      # a worker silent this long is killed as hung
+plugins:                          # native plugins (docs/plugins.md)
+  directory: .plugins             # <directory>/native/*.so load at start (relative: base_dir)
+  allow_http_management: false    # POST/DELETE /api/v1/plugins and gRPC for admin tokens
+  native_call_timeout_secs: 0     # one plugin call longer than this fails its node; 0: 30 s
 security:
   allowed_file_paths: ["samples/**"]  # files nodes may read (globs, relative to base_dir)
   allowed_write_paths: []             # files nodes may write; empty: writing denied
@@ -310,6 +314,25 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                             ") must not exceed sessions.backoff_max_ms (" +
                             std::to_string(s.backoff_max.count()) + ")");
            }
+         }},
+        {"plugins", [&](const YAML::Node&, const YAML::Node& v) {
+           p.section(v, "plugins", {
+               {"directory", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::string s;
+                  if (p.scalar(x, "plugins.directory", s)) cfg.engine.plugins_dir = s; }},
+               {"allow_http_management", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "plugins.allow_http_management", cfg.engine.allow_plugin_management); }},
+               {"native_call_timeout_secs", [&](const YAML::Node&, const YAML::Node& x) {
+                  std::uint64_t secs = 0;
+                  if (p.scalar(x, "plugins.native_call_timeout_secs", secs)) {
+                    if (secs > 3600) {
+                      p.error(x, "plugins.native_call_timeout_secs must be at most 3600 (got " +
+                                     std::to_string(secs) + ")");
+                    } else {
+                      cfg.engine.plugin_call_timeout = std::chrono::seconds(secs);
+                    }
+                  } }},
+           });
          }},
         {"security", [&](const YAML::Node&, const YAML::Node& v) {
            p.section(v, "security", {

@@ -24,6 +24,10 @@ HttpReply sessions_collection(HttpContext& ctx, HttpExchange& ex);
 HttpReply session_delete(HttpContext& ctx, HttpExchange& ex);
 HttpReply session_pipeline(HttpContext& ctx, HttpExchange& ex);
 
+// Native plugins (http_plugin_routes.cpp).
+HttpReply plugins_collection(HttpContext& ctx, HttpExchange& ex);
+HttpReply plugin_delete(HttpContext& ctx, HttpExchange& ex);
+
 // Oneshot processing (http_oneshot.cpp).
 HttpReply process(HttpContext& ctx, HttpExchange& ex);
 HttpReply process_outcome(HttpContext& ctx, HttpExchange& ex);

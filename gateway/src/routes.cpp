@@ -25,6 +25,9 @@ const std::vector<Route>& routes() {
       {.path = "/api/v1/sessions", .methods = {V::get, V::post}, .handler = sessions_collection},
       {.path = "/api/v1/sessions/{id}", .methods = {V::delete_}, .handler = session_delete},
       {.path = "/api/v1/sessions/{id}/pipeline", .methods = {V::get}, .handler = session_pipeline},
+      // Native plugins (http_plugin_routes.cpp).
+      {.path = "/api/v1/plugins", .methods = {V::get, V::post}, .handler = plugins_collection},
+      {.path = "/api/v1/plugins/{kind}", .methods = {V::delete_}, .handler = plugin_delete},
       // Oneshot processing (http_oneshot.cpp).
       {.path = "/api/v1/process", .methods = {V::post}, .handler = process},
       {.path = "/api/v1/process/{id}", .methods = {V::get}, .handler = process_outcome},

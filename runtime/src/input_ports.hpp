@@ -75,6 +75,8 @@ class InputPorts {
   [[nodiscard]] bool ended(std::size_t index) const;
   /// There are inputs and every one has ended.
   [[nodiscard]] bool all_ended() const;
+  /// The pin name of input `index`.
+  [[nodiscard]] const std::string& pin(std::size_t index) const { return inputs_.at(index).pin; }
   /// The last format received on input `index`, or null.
   [[nodiscard]] const StreamInfo* info(std::size_t index) const;
 

@@ -133,6 +133,19 @@ OutputWriter& NodeRunner::output(std::size_t index) {
   return *outputs_.at(index);
 }
 
+std::optional<std::size_t> NodeRunner::output_index(std::string_view pin) const {
+  for (std::size_t i = 0; i < spec_.outputs.size() && i < outputs_.size(); ++i) {
+    if (spec_.outputs[i].pin == pin) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string NodeRunner::input_pin(std::size_t index) const {
+  return index < inputs_->size() ? inputs_->pin(index) : std::string();
+}
+
 bool NodeRunner::stop_requested() const {
   return context_->stop_requested();
 }

@@ -7,9 +7,29 @@
 
 namespace skit::supervisor {
 
+namespace {
+PluginCatalogOptions catalog_options(const EngineConfig& config) {
+  PluginCatalogOptions o;
+  o.directory = config.plugins_dir.empty() || config.plugins_dir.is_absolute()
+                    ? config.plugins_dir
+                    : config.base_dir / config.plugins_dir;
+  o.worker_executable = config.worker_executable;
+  if (config.plugin_call_timeout.count() > 0) {
+    o.call_timeout = config.plugin_call_timeout;
+  }
+  o.probe_address_space_bytes = config.sandbox.address_space_bytes;
+  return o;
+}
+}  // namespace
+
 Engine::Engine(EngineConfig config)
     : config_(std::move(config)),
+      plugins_(std::make_unique<PluginCatalog>(catalog_options(config_))),
       paths_(config_.base_dir, config_.allowed_file_paths, config_.allowed_write_paths) {}
+
+std::vector<Status> Engine::load_plugins() {
+  return plugins_->load_directory();
+}
 
 CompiledPipeline Engine::compile_oneshot(std::string_view yaml, bool has_media) const {
   CompiledPipeline compiled = compile_pipeline_yaml(yaml);

@@ -64,6 +64,21 @@ void fill_node(v1::NodeAssignment& out, const std::string& id, const std::string
   }
 }
 
+void fill_plugin(v1::NodeAssignment& out, const NodeDescriptor& descriptor) {
+  if (descriptor.native_plugin) {
+    out.set_plugin_library(descriptor.native_plugin->library_path);
+    out.set_plugin_metadata_json(descriptor.native_plugin->metadata_json);
+  }
+}
+
+std::chrono::milliseconds call_timeout(const NodeDescriptor& descriptor,
+                                       std::chrono::milliseconds node_timeout) {
+  if (descriptor.native_plugin && descriptor.native_plugin->call_timeout) {
+    return *descriptor.native_plugin->call_timeout;
+  }
+  return node_timeout;
+}
+
 NodeState from_proto(v1::NodeState state) {
   switch (state) {
     case v1::NODE_STATE_READY: return NodeState::kReady;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "skit/core/registry.hpp"
 #include "skit/core/state.hpp"
 #include "skit/supervisor/run.hpp"
 #include "skit/v1/worker.pb.h"
@@ -44,6 +45,14 @@ void fill_node(v1::NodeAssignment& out, const std::string& id, const std::string
                const std::string& params_json, const std::string& doorbell,
                std::vector<std::pair<std::string, std::string>> inputs,
                const std::vector<OutputBinding>& outputs);
+
+/// A plugin kind's node: the library its worker loads and the metadata the probe read.
+void fill_plugin(v1::NodeAssignment& out, const NodeDescriptor& descriptor);
+
+/// The longest a node of `descriptor` may stay inside one call before it is declared hung:
+/// a plugin's call timeout, or the server's node timeout.
+std::chrono::milliseconds call_timeout(const NodeDescriptor& descriptor,
+                                       std::chrono::milliseconds node_timeout);
 
 NodeState from_proto(v1::NodeState state);
 NodeStats from_proto(const v1::NodeStats& stats);

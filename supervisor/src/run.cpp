@@ -161,8 +161,10 @@ class PipelineRun {
         n.report.worker_pid = ::getpid();
         continue;
       }
+      // A plugin always runs alone: whatever it does fails its node only.
       const bool own = options_.placement == PlacementPolicy::kPerNode ||
-                       n.spec->isolation() == v1::ISOLATION_DEDICATED;
+                       n.spec->isolation() == v1::ISOLATION_DEDICATED ||
+                       n.descriptor->native_plugin != nullptr;
       if (own || shared_worker < 0) {
         WorkerSlot w;
         w.id = static_cast<std::uint32_t>(workers_.size());
@@ -363,8 +365,10 @@ class PipelineRun {
       for (const auto& out : spec.outputs) {
         outputs.push_back({out.pin, out.pool_index, out.ring_segments});
       }
-      orchestration::fill_node(*a.add_nodes(), spec.node_id, spec.kind, n.spec->params_json(),
+      auto* node = a.add_nodes();
+      orchestration::fill_node(*node, spec.node_id, spec.kind, n.spec->params_json(),
                                spec.doorbell, std::move(inputs), outputs);
+      orchestration::fill_plugin(*node, *n.descriptor);
     }
     return a;
   }
@@ -446,7 +450,8 @@ class PipelineRun {
             continue;
           }
           it->second->report.stats = from_proto(s);
-          if (std::chrono::milliseconds(s.busy_ms()) > options_.node_timeout) {
+          if (std::chrono::milliseconds(s.busy_ms()) >
+              orchestration::call_timeout(*it->second->descriptor, options_.node_timeout)) {
             w->process.kill(SIGKILL);
             return Status(ErrorCode::kDeadlineExceeded,
                           it->second->spec->kind() + " has been stuck in one call for " +

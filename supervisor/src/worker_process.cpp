@@ -21,7 +21,7 @@ int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pi
 }  // namespace
 
 Result<WorkerProcess> WorkerProcess::spawn(const std::string& executable,
-                                           const std::vector<std::string>& args) {
+                                           const std::vector<std::string>& args, int stdout_fd) {
   std::vector<std::string> argv_storage;
   argv_storage.push_back(executable);
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
@@ -39,6 +39,9 @@ Result<WorkerProcess> WorkerProcess::spawn(const std::string& executable,
   // tables and take its mmap lock for each worker (seen: 0.8 s per spawn under load).
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  if (stdout_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
+  }
   // Only stdin/stdout/stderr survive: no control socket, shm or file of the parent leaks.
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;

@@ -13,8 +13,9 @@ namespace skit::supervisor {
 
 class WorkerProcess {
  public:
+  /// `stdout_fd` >= 0 becomes the child's stdout (a pipe the caller reads).
   static Result<WorkerProcess> spawn(const std::string& executable,
-                                     const std::vector<std::string>& args);
+                                     const std::vector<std::string>& args, int stdout_fd = -1);
 
   WorkerProcess() = default;
   WorkerProcess(WorkerProcess&& other) noexcept;

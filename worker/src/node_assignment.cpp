@@ -2,6 +2,7 @@
 #include "node_assignment.hpp"
 
 #include "skit/core/registry.hpp"
+#include "skit/plugins/plugin_kinds.hpp"
 
 namespace skit::worker {
 
@@ -10,6 +11,18 @@ Result<std::unique_ptr<runtime::NodeRunner>> make_runner(const v1::NodeAssignmen
                                                          runtime::PoolTable& pools,
                                                          runtime::EventSink& events) {
   const NodeDescriptor* d = NodeRegistry::builtin().find(n.kind());
+  std::optional<NodeDescriptor> plugin;
+  if (!n.plugin_library().empty()) {
+    Json metadata = Json::parse(n.plugin_metadata_json(), nullptr, /*allow_exceptions=*/false);
+    auto described = plugins::native_descriptor(metadata, n.plugin_library(), std::nullopt);
+    if (!described) {
+      Status err = described.status();
+      err.where().node_id = n.node_id();
+      return err;
+    }
+    plugin = std::move(described).value();
+    d = &*plugin;
+  }
   if (d == nullptr) {
     return Status(ErrorCode::kUnknownKind, "unknown kind " + n.kind(), {.node_id = n.node_id()});
   }

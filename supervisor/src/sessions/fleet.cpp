@@ -82,8 +82,10 @@ v1::Assign WorkerFleet::make_assign(const Session& s, const LiveWorker& w) const
       }
       outputs.push_back(std::move(out));
     }
-    orchestration::fill_node(*a.add_nodes(), n.id, n.kind, n.worker_params.dump(), n.doorbell,
+    auto* node = a.add_nodes();
+    orchestration::fill_node(*node, n.id, n.kind, n.worker_params.dump(), n.doorbell,
                              std::move(inputs), outputs);
+    orchestration::fill_plugin(*node, *n.descriptor);
   }
   return a;
 }
@@ -172,7 +174,9 @@ void WorkerFleet::handle_message(const std::string& identity, const std::string&
         }
         LiveNode& n = it->second;
         n.stats = orchestration::from_proto(hs);
-        if (milliseconds(hs.busy_ms()) > core_.config.node_timeout && w.kill_reason.empty()) {
+        if (milliseconds(hs.busy_ms()) >
+                orchestration::call_timeout(*n.descriptor, core_.config.node_timeout) &&
+            w.kill_reason.empty()) {
           w.kill_reason = n.kind + " '" + n.id + "' was stuck in one call for " +
                           std::to_string(hs.busy_ms()) + " ms (hung); its worker was killed";
           w.process.kill(SIGKILL);

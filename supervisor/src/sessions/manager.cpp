@@ -204,8 +204,10 @@ class SessionManager::Impl {
     for (const auto& spec : pipeline.nodes()) {
       LiveNode& n = planner_.add_node(s, spec.id(), spec.kind(), params_of(spec),
                                       worker_params[spec.id()], registry.find(spec.kind()));
+      const NodeDescriptor* descriptor = registry.find(spec.kind());
       const bool own = config.placement == PlacementPolicy::kPerNode ||
-                       spec.isolation() == v1::ISOLATION_DEDICATED;
+                       spec.isolation() == v1::ISOLATION_DEDICATED ||
+                       (descriptor != nullptr && descriptor->native_plugin != nullptr);
       if (own || shared_worker < 0) {
         const std::uint32_t slot = planner_.add_worker_slot(s);
         if (!own) {

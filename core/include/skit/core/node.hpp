@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -107,6 +108,12 @@ class NodeContext {
   [[nodiscard]] virtual const std::string& node_id() const = 0;
   [[nodiscard]] virtual std::size_t output_count() const = 0;
   virtual OutputWriter& output(std::size_t index) = 0;
+  /// The index in output() of the output pin named `pin`, or nullopt when it is not connected.
+  [[nodiscard]] virtual std::optional<std::size_t> output_index(std::string_view /*pin*/) const {
+    return std::nullopt;
+  }
+  /// The pin name of input `index` (PacketView::input_index); "" when unknown.
+  [[nodiscard]] virtual std::string input_pin(std::size_t /*index*/) const { return {}; }
   [[nodiscard]] virtual bool stop_requested() const = 0;
   /// Sleeps until `deadline` or until a stop is requested; false when stopped.
   virtual bool sleep_until(std::chrono::steady_clock::time_point deadline) = 0;

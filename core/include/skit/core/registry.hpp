@@ -2,9 +2,12 @@
 // The node registry: every node kind with its pins, params schema and factory.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,15 @@ enum class NodeExecution : std::uint8_t {
   kHost,    // in the supervisor, fed by the request (streamkit::http_input/http_output)
 };
 
+/// A kind implemented by a native plugin (plugin::native::*): workers load `library_path`, the
+/// server's private copy of the plugin, and run it; the server itself never loads it.
+struct NativePluginRef {
+  std::string library_path;
+  std::string metadata_json;  // the plugin's metadata as read by the probe worker
+  /// Longest single plugin call before the node is declared hung (plugins.native_call_timeout_secs).
+  std::optional<std::chrono::milliseconds> call_timeout;
+};
+
 struct NodeDescriptor {
   std::string kind;
   std::string summary;
@@ -26,6 +38,10 @@ struct NodeDescriptor {
   std::vector<InputPinSpec> inputs;
   std::vector<OutputPinSpec> outputs;
   const ParamSchema* params = nullptr;
+  std::shared_ptr<const ParamSchema> owned_params;  // a plugin's schema, built at load time
+  /// Set for plugin kinds: such a node always runs in a worker of its own.
+  std::shared_ptr<const NativePluginRef> native_plugin;
+  std::vector<std::string> categories;  // beyond `category` (plugins declare several)
   NodeExecution execution = NodeExecution::kWorker;
   bool pulls_input = false;  // runs produce() and reads input 0 with ctx.read_input()
   /// A param that counts the connected members of the kind's dynamic input family; a oneshot
@@ -44,12 +60,26 @@ struct NodeDescriptor {
   [[nodiscard]] Json to_json() const;
 };
 
+/// The kinds a process knows. Thread-safe: plugin kinds are added, replaced and removed while
+/// the server runs. A descriptor pointer handed out stays valid for the registry's lifetime
+/// (replaced and removed descriptors are retired, not freed), so a session that resolved a kind
+/// keeps it while its nodes live.
 class NodeRegistry {
  public:
-  /// The process-wide registry of built-in kinds (filled by SKIT_REGISTER_NODE).
+  /// The process-wide registry: the built-in kinds (filled by SKIT_REGISTER_NODE) and, in the
+  /// server, the loaded plugins.
   static NodeRegistry& builtin();
 
+  NodeRegistry() = default;
+  NodeRegistry(const NodeRegistry& other);
+  NodeRegistry& operator=(const NodeRegistry&) = delete;
+
+  /// Adds a kind; false if the kind exists.
   bool add(NodeDescriptor descriptor);
+  /// Adds or replaces a kind.
+  void put(NodeDescriptor descriptor);
+  /// Removes a kind; false if it was unknown.
+  bool remove(std::string_view kind);
   [[nodiscard]] const NodeDescriptor* find(std::string_view kind) const;
   [[nodiscard]] std::vector<const NodeDescriptor*> all() const;
   /// The registered kind a mistyped `kind` most likely meant ("audio::gian" -> "audio::gain",
@@ -57,7 +87,9 @@ class NodeRegistry {
   [[nodiscard]] std::string closest_kind(std::string_view kind) const;
 
  private:
-  std::map<std::string, NodeDescriptor, std::less<>> kinds_;
+  mutable std::shared_mutex mutex_;
+  std::map<std::string, std::shared_ptr<const NodeDescriptor>, std::less<>> kinds_;
+  std::vector<std::shared_ptr<const NodeDescriptor>> retired_;
 };
 
 /// Default packet bound for nodes that do not declare one.

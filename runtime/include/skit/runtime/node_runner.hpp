@@ -74,6 +74,8 @@ class NodeRunner final : public NodeContext {
   [[nodiscard]] const std::string& node_id() const override { return spec_.node_id; }
   [[nodiscard]] std::size_t output_count() const override;
   OutputWriter& output(std::size_t index) override;
+  [[nodiscard]] std::optional<std::size_t> output_index(std::string_view pin) const override;
+  [[nodiscard]] std::string input_pin(std::size_t index) const override;
   [[nodiscard]] bool stop_requested() const override;
   bool sleep_until(std::chrono::steady_clock::time_point deadline) override;
   spdlog::logger& log() override;

@@ -13,6 +13,7 @@
 
 #include "skit/supervisor/path_policy.hpp"
 #include "skit/supervisor/pipeline_compiler.hpp"
+#include "skit/supervisor/plugins.hpp"
 #include "skit/supervisor/run.hpp"
 
 namespace skit::supervisor {
@@ -27,6 +28,10 @@ struct EngineConfig {
   std::filesystem::path base_dir = std::filesystem::current_path();
   std::vector<std::string> allowed_file_paths = {"samples/**"};
   std::vector<std::string> allowed_write_paths;  // empty: writing files is denied
+  // Native plugins (plugins.*): those in <plugins_dir>/native load at start (load_plugins()).
+  std::filesystem::path plugins_dir = ".plugins";
+  bool allow_plugin_management = false;  // upload/delete over HTTP and gRPC (admin role)
+  std::chrono::milliseconds plugin_call_timeout{0};  // 0: the node timeout (30 s)
 };
 
 /// Counters since start, for /metrics and health.
@@ -62,8 +67,14 @@ class Engine {
 
   [[nodiscard]] EngineStats stats() const;
 
+  /// The native plugin catalog (its kinds are in NodeRegistry::builtin()).
+  [[nodiscard]] PluginCatalog& plugins() { return *plugins_; }
+  /// Loads the plugins of <plugins_dir>/native; a bad one is logged and skipped.
+  std::vector<Status> load_plugins();
+
  private:
   EngineConfig config_;
+  std::unique_ptr<PluginCatalog> plugins_;
   PathPolicy paths_;
   mutable std::mutex mutex_;
   EngineStats stats_;

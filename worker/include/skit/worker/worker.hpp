@@ -16,3 +16,12 @@ struct WorkerArgs {
 int run_worker(const WorkerArgs& args);
 
 }  // namespace skit::worker
+
+namespace skit::worker {
+
+/// `skit worker --probe-plugin PATH`: engages the sandbox, loads the plugin library, checks it
+/// and writes one JSON line to stdout: {"ok":true,"metadata":{...}} or {"ok":false,"error":...}.
+/// The plugin's own output goes to stderr. Returns the exit code (0 = a valid plugin).
+int probe_plugin(const std::string& path, unsigned long long address_space_bytes);
+
+}  // namespace skit::worker
