@@ -6,6 +6,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "skit/core/registry.hpp"
+#include "skit/supervisor/plugins.hpp"
 
 namespace skit::cli {
 
@@ -14,6 +15,7 @@ namespace {
 struct NodesArgs {
   std::string kind;
   bool json = false;
+  std::string plugins_dir;
 };
 
 void print_kind(const NodeDescriptor& d) {
@@ -66,6 +68,17 @@ void print_kind(const NodeDescriptor& d) {
 
 int nodes(const NodesArgs& a) {
   const auto& registry = NodeRegistry::builtin();
+  // Plugins are probed by sandboxed workers, as the server does; none is loaded here.
+  std::unique_ptr<supervisor::PluginCatalog> plugins;
+  if (!a.plugins_dir.empty()) {
+    supervisor::PluginCatalogOptions o;
+    o.directory = a.plugins_dir;
+    o.worker_executable = self_executable();
+    plugins = std::make_unique<supervisor::PluginCatalog>(o);
+    for (const auto& error : plugins->load_directory()) {
+      std::fprintf(stderr, "skit nodes: %s\n", error.message().c_str());
+    }
+  }
   if (!a.kind.empty() && registry.find(a.kind) == nullptr) {
     const std::string closest = registry.closest_kind(a.kind);
     std::fprintf(stderr, "skit nodes: unknown kind '%s'%s\n", a.kind.c_str(),
@@ -100,6 +113,8 @@ Command add_nodes_command(CLI::App& app) {
   cmd->add_option("kind", args->kind, "Show only this kind");
   cmd->add_flag("--json", args->json,
                 "Print the schema as JSON (what GET /api/v1/schema/nodes serves)");
+  cmd->add_option("--plugins-dir", args->plugins_dir,
+                  "Also list the native plugins in DIR/native (plugins.directory)");
   cmd->footer("Types, defaults, ranges and accepted values come from each kind's params "
               "schema.\nExit status: 0, or 2 for an unknown kind.");
   return [args] { return nodes(*args); };

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_common.hpp"
+#include "skit/supervisor/plugins.hpp"
 #include "commands.hpp"
 #include "output_file.hpp"
 #include "skit/supervisor/entry_rules.hpp"
@@ -77,6 +78,7 @@ struct RunArgs {
   bool no_sandbox = false;
   bool quiet = false;
   bool progress = false;
+  std::string plugins_dir;
 };
 
 std::string progress_line(const supervisor::RunProgress& p) {
@@ -100,6 +102,18 @@ int run(const RunArgs& a) {
     return 2;
   }
   const std::string source = a.pipeline == "-" ? "<stdin>" : a.pipeline;
+  // Native plugins: probed by sandboxed workers and run in workers of their own, as in the
+  // server. The catalog outlives the run (its private copies are what workers load).
+  std::unique_ptr<supervisor::PluginCatalog> plugins;
+  if (!a.plugins_dir.empty()) {
+    supervisor::PluginCatalogOptions o;
+    o.directory = a.plugins_dir;
+    o.worker_executable = self_executable();
+    plugins = std::make_unique<supervisor::PluginCatalog>(o);
+    for (const auto& error : plugins->load_directory()) {
+      std::fprintf(stderr, "skit run: %s\n", error.message().c_str());
+    }
+  }
   auto compiled = supervisor::compile_pipeline_yaml(*text);
   if (!compiled.ok()) {
     std::fputs(compiled.error_report(source).c_str(), stderr);
@@ -246,6 +260,8 @@ Command add_run_command(CLI::App& app) {
                   "per-node (a worker process per node) or grouped (one worker per pipeline)")
       ->check(CLI::IsMember({"per-node", "grouped"}))
       ->capture_default_str();
+  cmd->add_option("--plugins-dir", args->plugins_dir,
+                  "Load the native plugins in DIR/native (plugins.directory)");
   cmd->add_option("--stats", args->stats, "Write per-node statistics as JSON ('-' = stdout)");
   cmd->add_option("--ring-depth", args->ring_depth, "Packets each connection buffers")
       ->check(integer_in(2, 4096))

@@ -54,6 +54,12 @@ class ControlService final : public ControlBase {
                            v1::ListSamplesResponse* resp) override;
   grpc::Status GetSample(grpc::ServerContext* ctx, const v1::GetSampleRequest* req,
                          v1::Sample* resp) override;
+  grpc::Status ListPlugins(grpc::ServerContext* ctx, const v1::ListPluginsRequest* req,
+                           v1::ListPluginsResponse* resp) override;
+  grpc::Status UploadPlugin(grpc::ServerContext* ctx, const v1::UploadPluginRequest* req,
+                            v1::Plugin* resp) override;
+  grpc::Status DeletePlugin(grpc::ServerContext* ctx, const v1::DeletePluginRequest* req,
+                            v1::DeletePluginResponse* resp) override;
   grpc::Status ValidatePipeline(grpc::ServerContext* ctx, const v1::ValidatePipelineRequest* req,
                                 v1::ValidatePipelineResponse* resp) override;
 

@@ -61,7 +61,12 @@ grpc::Status ControlService::ListNodeKinds(grpc::ServerContext* ctx,
     v1::NodeKind* k = resp->add_node_kinds();
     k->set_kind(d->kind);
     k->set_description(d->summary);
-    k->add_categories(d->category);
+    if (d->categories.empty()) {
+      k->add_categories(d->category);
+    }
+    for (const auto& c : d->categories) {
+      k->add_categories(c);
+    }
     k->set_param_schema_json(d->params != nullptr ? d->params->json_schema().dump() : "{}");
     for (const auto& p : d->inputs) {
       auto* in = k->add_inputs();

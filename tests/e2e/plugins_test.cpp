@@ -15,7 +15,9 @@
 #include <thread>
 
 #include "audio_measure.hpp"
+#include "grpc_client.hpp"
 #include "session_clients.hpp"
+#include "skit/v1/control.grpc.pb.h"
 
 namespace skit::testing {
 namespace {
@@ -257,6 +259,71 @@ TEST_F(Plugins, BrokenLibrariesAreRefusedWithTheirReason) {
   EXPECT_EQ(json::parse(http_call(server.http_port(), http::verb::get, "/api/v1/plugins", kViewerToken).body)
                 .size(),
             0U);
+}
+
+TEST_F(Plugins, TheSameOverGrpc) {
+  const std::string library = build_plugin(dir_, "gain_c", "gain_c.c");
+  SkitServer server(config());
+  ASSERT_TRUE(server.up()) << server.log();
+  auto stub = v1::Control::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(server.grpc_port()), grpc::InsecureChannelCredentials()));
+  v1::UploadPluginRequest req;
+  req.set_file_name("gain_c.so");
+  req.set_library(read_file(library));
+  {
+    v1::Plugin resp;
+    auto ctx = grpc_context(kOperatorToken);
+    EXPECT_EQ(stub->UploadPlugin(ctx.get(), req, &resp).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  {
+    v1::Plugin resp;
+    auto ctx = grpc_context(kAdminToken);
+    const grpc::Status st = stub->UploadPlugin(ctx.get(), req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(resp.kind(), "plugin::native::gain_c");
+    EXPECT_EQ(resp.file_name(), "gain_c.so");
+    EXPECT_GT(resp.loaded_at_ms(), 0);
+  }
+  {
+    v1::UploadPluginRequest bad;
+    bad.set_file_name("v1.so");
+    bad.set_library(read_file(build_plugin(dir_, "v1", "faulty.c", {"-DFAULT=7", "-DKIND=\"v1\""})));
+    v1::Plugin resp;
+    auto ctx = grpc_context(kAdminToken);
+    const grpc::Status st = stub->UploadPlugin(ctx.get(), bad, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(st.error_message(), "version 1")) << st.error_message();
+  }
+  {
+    v1::ListPluginsResponse resp;
+    auto ctx = grpc_context(kViewerToken);
+    ASSERT_TRUE(stub->ListPlugins(ctx.get(), {}, &resp).ok());
+    ASSERT_EQ(resp.plugins_size(), 1);
+    EXPECT_EQ(resp.plugins(0).original_kind(), "gain_c");
+  }
+  {
+    v1::ListNodeKindsResponse resp;
+    auto ctx = grpc_context(kViewerToken);
+    ASSERT_TRUE(stub->ListNodeKinds(ctx.get(), {}, &resp).ok());
+    bool found = false;
+    for (const auto& k : resp.node_kinds()) {
+      if (k.kind() == "plugin::native::gain_c") {
+        found = contains(k.param_schema_json(), "gain_db") && k.categories_size() == 2;
+      }
+    }
+    EXPECT_TRUE(found);
+  }
+  {
+    v1::DeletePluginRequest del;
+    del.set_kind("gain_c");
+    v1::DeletePluginResponse resp;
+    auto ctx = grpc_context(kAdminToken);
+    EXPECT_TRUE(stub->DeletePlugin(ctx.get(), del, &resp).ok());
+    auto again = grpc_context(kAdminToken);
+    EXPECT_EQ(stub->DeletePlugin(again.get(), del, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
 }
 
 /// A listener on loopback that counts the connections it accepts.
