@@ -31,6 +31,9 @@ struct Config {
   std::string dict = std::string(kModelDir) + "/cmudict-en-us.dict";
   std::string language = "en";
   bool partial_segments = true;  // emit an utterance when speech ends, not only at flush
+  // Half-bit dither: digital silence (exact zeros, as synthetic or gated audio has) otherwise
+  // gives log-energy features far below the model's and derails cepstral mean normalisation.
+  bool dither = true;
 };
 
 Config parse(const json& params) {
@@ -48,6 +51,9 @@ Config parse(const json& params) {
     else if (key == "segment_on_silence") {
       if (!value.is_boolean()) throw streamkit::Error("segment_on_silence must be a boolean");
       c.partial_segments = value.get<bool>();
+    } else if (key == "dither") {
+      if (!value.is_boolean()) throw streamkit::Error("dither must be a boolean");
+      c.dither = value.get<bool>();
     } else {
       throw streamkit::Error("unknown param '" + key + "'");
     }
@@ -90,7 +96,11 @@ class PocketsphinxStt {
                   {{"type", "boolean"},
                    {"default", true},
                    {"description",
-                    "Emit a Transcription at each end of speech (else one at end of input)"}}}}},
+                    "Emit a Transcription at each end of speech (else one at end of input)"}}},
+                 {"dither",
+                  {{"type", "boolean"},
+                   {"default", true},
+                   {"description", "Add half-bit dither (keeps digital silence decodable)"}}}}},
                {"additionalProperties", false}})
           .category("audio")
           .category("stt")
@@ -106,7 +116,7 @@ class PocketsphinxStt {
     err_set_logfp(nullptr);  // PocketSphinx logs to stderr at length; the host has our log
     cmd_ln_t* cmd = cmd_ln_init(nullptr, ps_args(), TRUE, "-hmm", config_.hmm.c_str(), "-lm",
                                 config_.lm.c_str(), "-dict", config_.dict.c_str(), "-samprate",
-                                "16000", nullptr);
+                                "16000", "-dither", config_.dither ? "yes" : "no", nullptr);
     if (cmd == nullptr) throw streamkit::Error("pocketsphinx rejected its configuration");
     decoder_ = ps_init(cmd);
     cmd_ln_free_r(cmd);
