@@ -12,8 +12,11 @@
 // declared below from its documented C API (c-api.h of the pinned version; field order
 // matters) and the library is dlopen()ed at creation, its version checked. Note: sherpa-onnx
 // calls exit() on a model it cannot use; in skit that ends only this plugin's worker.
+// With no model installed (engine: auto) or engine: webrtc, WebRTC's GMM VAD from Debian's
+// libwebrtc-audio-processing does the same job with the same outputs.
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -75,6 +78,17 @@ struct SherpaApi {
   void (*flush)(const Detector*);
 };
 
+// ---- WebRTC's GMM voice activity detector, the no-model fallback: Debian's
+// libwebrtc-audio-processing exports its C functions but ships no header for them.
+extern "C" {
+struct WebRtcVadInst;
+WebRtcVadInst* WebRtcVad_Create(void);
+void WebRtcVad_Free(WebRtcVadInst* handle);
+int WebRtcVad_Init(WebRtcVadInst* handle);
+int WebRtcVad_set_mode(WebRtcVadInst* handle, int mode);
+int WebRtcVad_Process(WebRtcVadInst* handle, int fs, const int16_t* audio_frame, size_t frame_length);
+}
+
 template <class F>
 void bind(void* lib, const char* name, F& fn) {
   fn = reinterpret_cast<F>(::dlsym(lib, name));
@@ -132,6 +146,8 @@ struct Params {
   float max_speech_duration_s = 30.0f;
   int window_size = 512;
   int num_threads = 1;
+  std::string engine = "auto";  // silero | webrtc | auto (silero when its files are there)
+  int webrtc_aggressiveness = 3;
 };
 
 Params parse(const json& params) {
@@ -165,6 +181,13 @@ Params parse(const json& params) {
       p.window_size = static_cast<int>(number(key, v, 256, 1536));
     } else if (key == "num_threads") {
       p.num_threads = static_cast<int>(number(key, v, 1, 16));
+    } else if (key == "engine") {
+      std::string e = v.is_string() ? v.get<std::string>() : "";
+      if (e != "auto" && e != "silero" && e != "webrtc")
+        throw streamkit::Error("engine must be \"auto\", \"silero\" or \"webrtc\"");
+      p.engine = e;
+    } else if (key == "webrtc_aggressiveness") {
+      p.webrtc_aggressiveness = static_cast<int>(number(key, v, 0, 3));
     } else if (key == "provider") {
       if (v != "cpu") throw streamkit::Error("provider must be \"cpu\"");
     } else if (key == "debug") {
@@ -212,6 +235,15 @@ class SileroVad {
                    {"description", "Samples per model window (512 for Silero v5 at 16 kHz)"}}},
                  {"num_threads",
                   {{"type", "integer"}, {"default", 1}, {"description", "onnxruntime threads"}}},
+                 {"engine",
+                  {{"type", "string"}, {"enum", {"auto", "silero", "webrtc"}},
+                   {"default", "auto"},
+                   {"description",
+                    "silero (sherpa-onnx), webrtc (no model: WebRTC's GMM VAD), or auto: "
+                    "silero when its library and model are installed, else webrtc"}}},
+                 {"webrtc_aggressiveness",
+                  {{"type", "integer"}, {"default", 3}, {"minimum", 0}, {"maximum", 3},
+                   {"description", "WebRTC VAD mode, 0 (least) to 3 (most aggressive)"}}},
                  {"model_path",
                   {{"type", "string"}, {"default", "<plugin dir>/silero_vad/silero_vad_v5.onnx"},
                    {"description", "The Silero VAD ONNX model"}}},
@@ -229,6 +261,17 @@ class SileroVad {
   }
 
   SileroVad(const json& params, streamkit::Logger log) : log_(std::move(log)), p_(parse(params)) {
+    if (p_.engine == "auto")
+      p_.engine = fs::is_regular_file(p_.library_path) && fs::is_regular_file(p_.model_path)
+                      ? "silero" : "webrtc";
+    if (p_.engine == "webrtc") {
+      webrtc_ = WebRtcVad_Create();
+      if (webrtc_ == nullptr || WebRtcVad_Init(webrtc_) != 0 ||
+          WebRtcVad_set_mode(webrtc_, p_.webrtc_aggressiveness) != 0)
+        throw streamkit::Error("the WebRTC VAD could not be set up");
+      log_.info("silero_vad: WebRTC VAD (no model)");
+      return;
+    }
     api_ = &sherpa(p_.library_path);
     if (!fs::is_regular_file(p_.model_path))
       throw streamkit::Error("no VAD model at '" + p_.model_path + "' (run scripts/fetch_plugin_deps.sh)");
@@ -247,6 +290,7 @@ class SileroVad {
   }
   ~SileroVad() {
     if (detector_ != nullptr) api_->destroy(detector_);
+    if (webrtc_ != nullptr) WebRtcVad_Free(webrtc_);
   }
   SileroVad(const SileroVad&) = delete;
   SileroVad& operator=(const SileroVad&) = delete;
@@ -258,6 +302,7 @@ class SileroVad {
                              std::to_string(frame.sample_rate) + " Hz with " +
                              std::to_string(frame.channels) + " channels");
     auto samples = streamkit::samples_of(frame);
+    if (webrtc_ != nullptr) return webrtc_process(samples, out);
     api_->accept(detector_, samples.data(), static_cast<int32_t>(samples.size()));
     samples_fed_ += samples.size();
     bool detected = api_->detected(detector_) != 0;
@@ -273,6 +318,10 @@ class SileroVad {
   }
 
   void flush(streamkit::Output& out) {
+    if (webrtc_ != nullptr) {
+      if (in_speech_) end_webrtc_segment(out);
+      return;
+    }
     api_->flush(detector_);
     drain(out);
     if (in_speech_) {
@@ -303,6 +352,66 @@ class SileroVad {
     }
   }
 
+  // WebRTC: 30 ms frames classified voiced/unvoiced; a segment starts at the first voiced
+  // frame of a run that reaches min_speech_duration and ends after min_silence_duration of
+  // unvoiced frames (at the end of the last voiced frame).
+  void webrtc_process(std::span<const float> samples, streamkit::Output& out) {
+    constexpr size_t kFrame = 480;
+    for (float x : samples) {
+      pending_.push_back(static_cast<int16_t>(std::lround(std::clamp(x, -1.0f, 1.0f) * 32767.0f)));
+      if (p_.filtered_audio) history_.push_back(x);
+    }
+    size_t at = 0;
+    for (; at + kFrame <= pending_.size(); at += kFrame) {
+      int voiced = WebRtcVad_Process(webrtc_, kSampleRate, pending_.data() + at, kFrame);
+      if (voiced < 0) throw streamkit::Error("the WebRTC VAD failed on a frame");
+      uint64_t frame_start = frames_done_ * kFrame, frame_end = frame_start + kFrame;
+      ++frames_done_;
+      if (voiced == 1) {
+        if (run_start_ < 0) run_start_ = static_cast<int64_t>(frame_start);
+        last_voiced_end_ = frame_end;
+        if (!in_speech_ && frame_end - run_start_ >= p_.min_speech_duration_s * kSampleRate) {
+          in_speech_ = true;
+          segment_start_ = run_start_;
+          event(out, "speech_start", segment_start_, -1);
+        }
+        if (in_speech_ && frame_end - segment_start_ >= p_.max_speech_duration_s * kSampleRate)
+          end_webrtc_segment(out);
+      } else {
+        if (!in_speech_ && run_start_ >= 0 &&
+            frame_end - last_voiced_end_ >= 0.1 * kSampleRate)  // a blip, not speech
+          run_start_ = -1;
+        if (in_speech_ && frame_end - last_voiced_end_ >= p_.min_silence_duration_s * kSampleRate)
+          end_webrtc_segment(out);
+      }
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(at));
+    // Keep only what a segment in progress may still need.
+    if (p_.filtered_audio) {
+      uint64_t keep_from = in_speech_ ? static_cast<uint64_t>(segment_start_)
+                           : run_start_ >= 0 ? static_cast<uint64_t>(run_start_)
+                                             : frames_done_ * kFrame;
+      if (keep_from > history_start_) {
+        size_t drop = std::min<size_t>(keep_from - history_start_, history_.size());
+        history_.erase(history_.begin(), history_.begin() + static_cast<std::ptrdiff_t>(drop));
+        history_start_ += drop;
+      }
+    }
+  }
+
+  void end_webrtc_segment(streamkit::Output& out) {
+    in_speech_ = false;
+    int64_t end = static_cast<int64_t>(last_voiced_end_);
+    if (p_.filtered_audio && end > static_cast<int64_t>(history_start_)) {
+      size_t from = static_cast<size_t>(std::max<int64_t>(0, segment_start_ - static_cast<int64_t>(history_start_)));
+      size_t to = std::min(history_.size(), static_cast<size_t>(end - static_cast<int64_t>(history_start_)));
+      if (to > from)
+        out.audio("out", kSampleRate, 1, std::span<const float>(history_.data() + from, to - from));
+    }
+    event(out, "speech_end", end, end - segment_start_);
+    run_start_ = -1;
+  }
+
   // An event at `sample` (and a duration in samples, or -1).
   void event(streamkit::Output& out, const char* type, int64_t sample, int64_t duration) {
     json e = {{"event_type", type}, {"timestamp_ms", sample * 1000 / kSampleRate}};
@@ -318,6 +427,14 @@ class SileroVad {
   Params p_;
   const SherpaApi* api_ = nullptr;
   const Detector* detector_ = nullptr;
+  WebRtcVadInst* webrtc_ = nullptr;
+  std::vector<int16_t> pending_;    // WebRTC: samples short of a frame
+  std::vector<float> history_;      // WebRTC, filtered_audio: audio from history_start_
+  uint64_t history_start_ = 0;
+  uint64_t frames_done_ = 0;
+  int64_t run_start_ = -1;          // first sample of the current voiced run
+  int64_t segment_start_ = 0;
+  uint64_t last_voiced_end_ = 0;
   uint64_t samples_fed_ = 0;
   bool in_speech_ = false;
 };

@@ -67,10 +67,12 @@ TEST(SileroVadPlugin, MetadataIsValid) {
     EXPECT_TRUE(schema["properties"].contains(p)) << p;
 }
 
-TEST(SileroVadPlugin, FindsSpeechWithin150Ms) {
+class VadEngine : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VadEngine, FindsSpeechWithin150Ms) {
   PluginLibrary lib(plugin_path("skit_silero_vad"));
   std::string error;
-  auto vad = lib.create({{"output_mode", "events"}}, &error);
+  auto vad = lib.create({{"output_mode", "events"}, {"engine", GetParam()}}, &error);
   ASSERT_NE(vad, nullptr) << error;
   std::vector<Truth> truth;
   auto scene = make_scene(truth);
@@ -91,9 +93,9 @@ TEST(SileroVadPlugin, FindsSpeechWithin150Ms) {
     double end = ends[i]["timestamp_ms"].get<double>();
     double start = end - ends[i]["duration_ms"].get<double>();
     double early = starts[i]["timestamp_ms"].get<double>();
-    std::printf("silero_vad: speech %zu truth %.0f-%.0f ms, segment %.0f-%.0f ms (start error "
+    std::printf("silero_vad (%s): speech %zu truth %.0f-%.0f ms, segment %.0f-%.0f ms (start error "
                 "%+.0f ms, end error %+.0f ms), speech_start event at %.0f ms (%+.0f ms)\n",
-                i, truth[i].start_ms, truth[i].end_ms, start, end, start - truth[i].start_ms,
+                GetParam().c_str(), i, truth[i].start_ms, truth[i].end_ms, start, end, start - truth[i].start_ms,
                 end - truth[i].end_ms, early, early - truth[i].start_ms);
     EXPECT_NEAR(start, truth[i].start_ms, 150);
     EXPECT_NEAR(end, truth[i].end_ms, 150);
@@ -101,9 +103,9 @@ TEST(SileroVadPlugin, FindsSpeechWithin150Ms) {
   }
 }
 
-TEST(SileroVadPlugin, FilteredAudioKeepsOnlySpeech) {
+TEST_P(VadEngine, FilteredAudioKeepsOnlySpeech) {
   PluginLibrary lib(plugin_path("skit_silero_vad"));
-  auto vad = lib.create({{"output_mode", "filtered_audio"}});
+  auto vad = lib.create({{"output_mode", "filtered_audio"}, {"engine", GetParam()}});
   ASSERT_NE(vad, nullptr);
   std::vector<Truth> truth;
   auto scene = make_scene(truth);
@@ -112,10 +114,12 @@ TEST(SileroVadPlugin, FilteredAudioKeepsOnlySpeech) {
   double speech_ms = 0;
   for (const auto& t : truth) speech_ms += t.end_ms - t.start_ms;
   double kept_ms = out.audio().size() * 1000.0 / kRate;
-  std::printf("silero_vad: filtered audio %.0f ms for %.0f ms of speech in %.0f ms\n", kept_ms,
-              speech_ms, scene.size() * 1000.0 / kRate);
+  std::printf("silero_vad (%s): filtered audio %.0f ms for %.0f ms of speech in %.0f ms\n", GetParam().c_str(),
+              kept_ms, speech_ms, scene.size() * 1000.0 / kRate);
   EXPECT_NEAR(kept_ms, speech_ms, 300);
 }
+
+INSTANTIATE_TEST_SUITE_P(SileroVadPlugin, VadEngine, ::testing::Values("silero", "webrtc"));
 
 TEST(SileroVadPlugin, BadParamsAndMissingModelAreRefused) {
   PluginLibrary lib(plugin_path("skit_silero_vad"));
