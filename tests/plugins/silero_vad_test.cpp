@@ -126,8 +126,26 @@ TEST(SileroVadPlugin, BadParamsAndMissingModelAreRefused) {
   std::string error;
   EXPECT_EQ(lib.create({{"output_mode", "both"}}, &error), nullptr);
   EXPECT_NE(error.find("output_mode"), std::string::npos) << error;
-  EXPECT_EQ(lib.create({{"model_path", "/nonexistent.onnx"}}, &error), nullptr);
+  EXPECT_EQ(lib.create({{"engine", "silero"}, {"model_path", "/nonexistent.onnx"}}, &error),
+            nullptr);
   EXPECT_NE(error.find("/nonexistent.onnx"), std::string::npos) << error;
+  EXPECT_EQ(lib.create({{"engine", "silero"}, {"library_path", "/nonexistent/libsherpa.so"}}, &error),
+            nullptr);
+  EXPECT_NE(error.find("cannot load sherpa-onnx from '/nonexistent/libsherpa.so'"),
+            std::string::npos) << error;
+}
+
+TEST(SileroVadPlugin, AutoFallsBackToWebRtcWithoutAModel) {
+  PluginLibrary lib(plugin_path("skit_silero_vad"));
+  auto vad = lib.create({{"model_path", "/nonexistent.onnx"}});
+  ASSERT_NE(vad, nullptr);
+  bool said_webrtc = false;
+  for (const auto& l : vad->logs()) said_webrtc |= l.message.find("WebRTC VAD") != std::string::npos;
+  EXPECT_TRUE(said_webrtc);
+  std::vector<Truth> truth;
+  auto scene = make_scene(truth);
+  size_t events = vad->audio_stream(scene, kRate, 320).packets.size();
+  EXPECT_EQ(events, 4u);
 }
 
 }  // namespace
