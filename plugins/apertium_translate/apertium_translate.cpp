@@ -106,13 +106,20 @@ std::string run_stage(const std::string& input, const std::function<void(InputFi
     throw streamkit::Error("open_memstream failed");
   }
   UFILE* uout = u_finit(out, nullptr, "UTF-8");
-  {
-    InputFile input_file;  // closes `in` when it goes
+  auto release = [&] {
+    u_fclose(uout);  // flushes; does not close `out` (u_finit leaves the FILE to its owner)
+    std::fclose(out);
+  };
+  try {
+    InputFile input_file;  // closes `in` when it goes (it only spares stdin)
     input_file.wrap(in);
     stage(input_file, uout);
+  } catch (...) {
+    release();
+    std::free(buffer);
+    throw;
   }
-  u_fclose(uout);  // flushes; does not close `out` (u_finit leaves the FILE to its owner)
-  std::fclose(out);
+  release();
   std::string result(buffer, length);
   std::free(buffer);
   return result;
