@@ -101,7 +101,8 @@ const SherpaApi& sherpa(const std::string& path) {
   static SherpaApi api{};
   if (!loaded_path.empty()) {
     if (path != loaded_path)
-      throw streamkit::Error("sherpa-onnx is already loaded from " + loaded_path);
+      throw streamkit::Error("cannot load sherpa-onnx from '" + path +
+                             "': this process has it loaded from " + loaded_path);
     return api;
   }
   void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -272,9 +273,10 @@ class SileroVad {
       log_.info("silero_vad: WebRTC VAD (no model)");
       return;
     }
-    api_ = &sherpa(p_.library_path);
+    // The model is checked first: sherpa-onnx exit()s on a model it cannot open.
     if (!fs::is_regular_file(p_.model_path))
       throw streamkit::Error("no VAD model at '" + p_.model_path + "' (run scripts/fetch_plugin_deps.sh)");
+    api_ = &sherpa(p_.library_path);
     VadConfig config{};
     config.silero_vad = SileroConfig{p_.model_path.c_str(), p_.threshold, p_.min_silence_duration_s,
                                      p_.min_speech_duration_s, p_.window_size,
