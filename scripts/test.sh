@@ -8,6 +8,7 @@ jobs=$(nproc)
 
 bash scripts/bootstrap.sh
 bash scripts/check_layering.sh
+bash scripts/fetch_plugin_deps.sh
 
 echo "== release build"
 cmake --preset release >/dev/null
