@@ -57,7 +57,8 @@ void print_kind(const NodeDescriptor& d) {
     if (f.tunable) {
       extra += "  tunable";
     }
-    static constexpr const char* kTypes[] = {"bool", "integer", "number", "string", "object"};
+    static constexpr const char* kTypes[] = {"bool", "integer", "number", "string", "object",
+                                             "list"};
     const std::string presence = f.required ? "required" : "default " + f.default_value.dump();
     std::printf("  param %-22s %-7s %s%s\n      %s\n", f.name.c_str(),
                 kTypes[static_cast<int>(f.type)], presence.c_str(), extra.c_str(),

@@ -14,6 +14,7 @@ std::string_view type_name(ParamType t) {
     case ParamType::kNumber: return "number";
     case ParamType::kString: return "string";
     case ParamType::kObject: return "object";
+    case ParamType::kStringList: return "array";
   }
   return "?";
 }
@@ -119,7 +120,12 @@ Json ParamSchema::json_schema() const {
     if (f.max) {
       p["maximum"] = *f.max;
     }
-    if (!f.choices.empty()) {
+    if (f.type == ParamType::kStringList) {
+      p["items"] = Json{{"type", "string"}};
+      if (!f.choices.empty()) {
+        p["items"]["enum"] = f.choices;
+      }
+    } else if (!f.choices.empty()) {
       p["enum"] = f.choices;
     }
     if (!f.numeric_choices.empty()) {

@@ -74,6 +74,9 @@ std::string HttpMetrics::render(const supervisor::EngineStats& e, std::size_t co
       << "# HELP skit_session_events_dropped_total Session events dropped for subscribers that lagged.\n"
          "# TYPE skit_session_events_dropped_total counter\n"
       << "skit_session_events_dropped_total " << sessions.events_dropped << '\n'
+      << "# HELP skit_session_telemetry_events_total Node telemetry events received from session workers.\n"
+         "# TYPE skit_session_telemetry_events_total counter\n"
+      << "skit_session_telemetry_events_total " << sessions.telemetry_events << '\n'
       << "# HELP skit_websocket_connections Open WebSocket control connections.\n"
          "# TYPE skit_websocket_connections gauge\n"
       << "skit_websocket_connections " << control.active() << '\n'

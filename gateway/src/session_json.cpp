@@ -36,7 +36,7 @@ json node_stats_json(const NodeStats& stats, double running_seconds, bool failed
   return json{{"received", stats.packets_in},   {"sent", stats.packets_out},
               {"discarded", stats.dropped},     {"errored", failed ? 1 : 0},
               {"duration_secs", running_seconds}, {"bytes_in", stats.bytes_in},
-              {"bytes_out", stats.bytes_out}};
+              {"bytes_out", stats.bytes_out}, {"telemetry_dropped", stats.telemetry_dropped}};
 }
 
 namespace {
@@ -83,6 +83,7 @@ std::string_view event_name(SessionEvent::Kind kind) {
     case SessionEvent::Kind::kNodeStateChanged: return "nodestatechanged";
     case SessionEvent::Kind::kNodeStatsUpdated: return "nodestatsupdated";
     case SessionEvent::Kind::kNodeParamsChanged: return "nodeparamschanged";
+    case SessionEvent::Kind::kNodeTelemetry: return "nodetelemetry";
   }
   return "unknown";
 }
@@ -129,6 +130,16 @@ json event_json(const SessionEvent& e) {
     case SessionEvent::Kind::kNodeParamsChanged:
       j["node_id"] = e.node_id;
       j["params"] = e.params;
+      break;
+    case SessionEvent::Kind::kNodeTelemetry:
+      // StreamKit's shape: the event is a Custom packet of type core::telemetry/event@1.
+      j["node_id"] = e.node_id;
+      j["type_id"] = "core::telemetry/event@1";
+      j["data"] = e.telemetry;
+      if (e.timestamp_us >= 0) {
+        j["timestamp_us"] = e.timestamp_us;
+      }
+      j["timestamp"] = e.timestamp;
       break;
   }
   return j;

@@ -12,6 +12,16 @@
 // for at most sync_timeout_ms (wall clock, measured while other inputs have audio waiting);
 // after that it is mixed as silence until it catches up, and its audio for time already mixed
 // is dropped.
+//
+// Clocked mode (`clocked: {...}`, StreamKit's): the mixer runs on a clock of its own instead of
+// the inputs' timestamps. Every frame_samples_per_channel / sample_rate (20 ms by default) it
+// mixes what each input has buffered and fills silence for an input that has nothing (a
+// missing or stalled input never holds the mix back); with generate_silence it emits a silent
+// frame when no input has audio, so the output never stops. Each input has a jitter buffer of
+// jitter_buffer_frames frames; an input that runs ahead waits for the clock (backpressure: a
+// file input loses nothing and is mixed in real time). The output format is fixed by the
+// first audio to arrive (its channel count; the clock's sample rate, which every input must
+// have); nothing is emitted before it.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -46,9 +56,64 @@ std::int64_t frames_to_us(std::int64_t frames, std::uint32_t rate) {
   return frames / rate * 1000000 + frames % rate * 1000000 / rate;
 }
 
+/// The `clocked` object, decoded and checked.
+struct ClockedConfig {
+  std::int64_t sample_rate = 48000;
+  std::int64_t frame_samples_per_channel = 960;
+  std::int64_t jitter_buffer_frames = 3;
+  bool generate_silence = true;
+};
+
+/// Decodes `clocked` (null: off); errors name the field.
+Result<std::optional<ClockedConfig>> decode_clocked(const Json& clocked) {
+  if (clocked.is_null()) {
+    return std::optional<ClockedConfig>{};
+  }
+  if (!clocked.is_object()) {
+    return Status(ErrorCode::kInvalidParam, "expected an object or null, got " + clocked.dump(),
+                  {.param = "clocked"});
+  }
+  ClockedConfig c;
+  for (const auto& [key, value] : clocked.items()) {
+    auto integer = [&](std::int64_t& out, std::int64_t min, std::int64_t max) -> Status {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < min ||
+          value.get<std::int64_t>() > max) {
+        return Status(ErrorCode::kInvalidParam,
+                      "clocked." + key + " must be an integer from " + std::to_string(min) +
+                          " to " + std::to_string(max) + " (got " + value.dump() + ")",
+                      {.param = "clocked"});
+      }
+      out = value.get<std::int64_t>();
+      return Status::ok();
+    };
+    if (key == "sample_rate") {
+      SKIT_RETURN_IF_ERROR(integer(c.sample_rate, 8000, 192000));
+    } else if (key == "frame_samples_per_channel") {
+      SKIT_RETURN_IF_ERROR(integer(c.frame_samples_per_channel, 16, 19200));
+    } else if (key == "jitter_buffer_frames") {
+      SKIT_RETURN_IF_ERROR(integer(c.jitter_buffer_frames, 1, 100));
+    } else if (key == "generate_silence") {
+      if (!value.is_boolean()) {
+        return Status(ErrorCode::kInvalidParam,
+                      "clocked.generate_silence must be true or false (got " + value.dump() + ")",
+                      {.param = "clocked"});
+      }
+      c.generate_silence = value.get<bool>();
+    } else {
+      return Status(ErrorCode::kInvalidParam,
+                    "unknown clocked." + key +
+                        " (known: sample_rate, frame_samples_per_channel, jitter_buffer_frames, "
+                        "generate_silence)",
+                    {.param = "clocked"});
+    }
+  }
+  return std::optional<ClockedConfig>(c);
+}
+
 struct MixerParams {
   std::int64_t num_inputs = 0;
   std::int64_t sync_timeout_ms = 100;
+  Json clocked;
 
   static void describe(ParamSchemaBuilder<MixerParams>& b) {
     b.field("num_inputs", &MixerParams::num_inputs,
@@ -62,7 +127,14 @@ struct MixerParams {
             "mixed as silence until it catches up, and its audio for time already mixed is "
             "dropped. 0 = wait forever (StreamKit's null).")
         .range(0, 3600000);
+    b.field("clocked", &MixerParams::clocked,
+            "Clocked mode (null = off): {sample_rate: 48000, frame_samples_per_channel: 960, "
+            "jitter_buffer_frames: 3, generate_silence: true}. The mixer emits a frame every "
+            "frame_samples_per_channel / sample_rate from its own clock, mixing what each "
+            "input has and silence for the others, instead of aligning inputs by timestamp.");
   }
+
+  [[nodiscard]] Status validate() const { return decode_clocked(clocked).status(); }
 };
 
 class MixerNode final : public NodeWithParams<MixerParams> {
@@ -81,9 +153,29 @@ class MixerNode final : public NodeWithParams<MixerParams> {
 
   explicit MixerNode(MixerParams p) : NodeWithParams(p) {
     inputs_.resize(static_cast<std::size_t>(p.num_inputs));
+    if (auto clocked = decode_clocked(p.clocked); clocked) {  // validate() reported errors
+      clock_ = *clocked;
+    }
+  }
+
+  Status start(NodeContext& ctx) override {
+    if (clock_) {
+      frame_us_ = static_cast<double>(clock_->frame_samples_per_channel) * 1e6 /
+                  static_cast<double>(clock_->sample_rate);
+      clock_start_ = Clock::now();
+      ctx.wake_at(tick_time(0));
+    }
+    return Status::ok();
+  }
+
+  Status on_timer(NodeContext& ctx) override {
+    return clock_ ? run_due_ticks(ctx) : Status::ok();
   }
 
   Status process(NodeContext& ctx, const PacketView& packet) override {
+    if (clock_) {
+      return clocked_process(ctx, packet);
+    }
     SKIT_RETURN_IF_ERROR(know(packet.input_index));
     const std::size_t index = packet.input_index;
     Input& in = inputs_[index];
@@ -135,14 +227,14 @@ class MixerNode final : public NodeWithParams<MixerParams> {
   Status on_input_end(NodeContext& ctx, std::size_t input) override {
     SKIT_RETURN_IF_ERROR(know(input));
     inputs_[input].ended = true;
-    return emit_ready(ctx, /*flush=*/false);
+    return clock_ ? Status::ok() : emit_ready(ctx, /*flush=*/false);
   }
 
   Status finish(NodeContext& ctx) override {
     for (auto& in : inputs_) {
       in.ended = true;
     }
-    return emit_ready(ctx, /*flush=*/true);
+    return clock_ ? clocked_drain(ctx) : emit_ready(ctx, /*flush=*/true);
   }
 
  private:
@@ -457,6 +549,133 @@ class MixerNode final : public NodeWithParams<MixerParams> {
     }
     return Status::ok();
   }
+
+  // ---- clocked mode ------------------------------------------------------------------------
+
+  [[nodiscard]] Clock::time_point tick_time(std::int64_t tick) const {
+    return clock_start_ + std::chrono::microseconds(
+                              static_cast<std::int64_t>(static_cast<double>(tick) * frame_us_));
+  }
+
+  /// Checks a packet and appends its samples to the input's jitter buffer; while the buffer
+  /// holds more than jitter_buffer_frames frames, waits for the clock (running its ticks).
+  Status clocked_process(NodeContext& ctx, const PacketView& packet) {
+    SKIT_RETURN_IF_ERROR(know(packet.input_index));
+    const std::size_t index = packet.input_index;
+    Input& in = inputs_[index];
+    const PacketHeader& h = packet.header;
+    if (h.kind != PacketKind::kRawAudio || h.channels == 0) {
+      return Status(ErrorCode::kInvalidArgument,
+                    input_name(index) + " received a " + std::string(packet_kind_name(h.kind)) +
+                        " packet; the mixer takes RawAudio");
+    }
+    if (h.sample_rate != static_cast<std::uint32_t>(clock_->sample_rate)) {
+      return Status(ErrorCode::kInvalidArgument,
+                    input_name(index) + " is " + std::to_string(h.sample_rate) +
+                        " Hz but the clocked mix runs at " + std::to_string(clock_->sample_rate) +
+                        " Hz (clocked.sample_rate; put an audio::resampler before it)");
+    }
+    if (packet.data.size() % (sizeof(float) * h.channels) != 0) {
+      return Status(ErrorCode::kCorruptMedia, input_name(index) + ": packet is not whole f32 frames");
+    }
+    if (in.channels != 0 && in.channels != h.channels) {
+      return Status(ErrorCode::kInvalidArgument,
+                    input_name(index) + " changed from " + std::to_string(in.channels) + " to " +
+                        std::to_string(h.channels) + " channels mid-stream");
+    }
+    if (in.channels == 0) {
+      in.channels = h.channels;
+      if (out_channels_ == 0) {
+        // The first audio fixes the output: the most channels among the inputs known so far.
+        for (const auto& other : inputs_) {
+          out_channels_ = std::max(out_channels_, other.channels);
+        }
+        rate_ = static_cast<std::uint32_t>(clock_->sample_rate);
+      }
+      SKIT_RETURN_IF_ERROR(check_channels(index));
+    }
+    const auto samples = packet.samples();
+    in.samples.insert(in.samples.end(), samples.begin(), samples.end());
+    in.has_data = true;
+    const auto limit = static_cast<std::int64_t>(clock_->jitter_buffer_frames *
+                                                 clock_->frame_samples_per_channel);
+    while (in.frames() > limit) {
+      SKIT_RETURN_IF_ERROR(run_due_ticks(ctx));
+      if (in.frames() <= limit) {
+        break;
+      }
+      if (!ctx.sleep_until(tick_time(next_tick_))) {
+        return Status(ErrorCode::kCancelled, "stopped");
+      }
+    }
+    return run_due_ticks(ctx);
+  }
+
+  /// Emits every frame whose time has come (after a stall of more than a few frames the clock
+  /// restarts from now instead of bursting), then asks for the next tick.
+  Status run_due_ticks(NodeContext& ctx) {
+    const auto now = Clock::now();
+    constexpr std::int64_t kMaxCatchUp = 5;
+    std::int64_t due = 0;
+    while (tick_time(next_tick_ + due) <= now) {
+      ++due;
+      if (due > kMaxCatchUp) {
+        ctx.log().warn("clocked mixer fell {} ms behind; its clock restarts",
+                       static_cast<std::int64_t>(std::chrono::duration<double, std::milli>(
+                                                     now - tick_time(next_tick_))
+                                                     .count()));
+        clock_start_ = now - std::chrono::microseconds(
+                                 static_cast<std::int64_t>(static_cast<double>(next_tick_) * frame_us_));
+        due = 1;
+        break;
+      }
+    }
+    for (std::int64_t i = 0; i < due; ++i) {
+      SKIT_RETURN_IF_ERROR(clocked_tick(ctx, /*draining=*/false));
+    }
+    ctx.wake_at(tick_time(next_tick_));
+    return Status::ok();
+  }
+
+  /// One frame from the clock: what each input has (up to a frame), silence for the rest.
+  Status clocked_tick(NodeContext& ctx, bool draining) {
+    const auto frame = static_cast<std::int64_t>(clock_->frame_samples_per_channel);
+    ++next_tick_;
+    if (out_channels_ == 0) {
+      return Status::ok();  // no audio yet: no output format
+    }
+    std::int64_t available = 0;
+    for (const auto& in : inputs_) {
+      if (in.channels != 0) {
+        available = std::max(available, std::min(frame, in.frames()));
+      }
+    }
+    if (available == 0 && (draining || !clock_->generate_silence)) {
+      return Status::ok();
+    }
+    // Frames are placed at the clock's position: cursor_ counts the frames emitted.
+    for (auto& in : inputs_) {
+      in.start = cursor_;
+    }
+    return emit(ctx, draining ? available : frame);
+  }
+
+  /// End of every input: what is still buffered goes out, at the clock's pace.
+  Status clocked_drain(NodeContext& ctx) {
+    while (std::any_of(inputs_.begin(), inputs_.end(),
+                       [](const Input& in) { return in.channels != 0 && in.frames() > 0; })) {
+      if (!ctx.sleep_until(tick_time(next_tick_))) {
+        return Status(ErrorCode::kCancelled, "stopped");
+      }
+      SKIT_RETURN_IF_ERROR(clocked_tick(ctx, /*draining=*/true));
+    }
+    return Status::ok();
+  }
+
+  std::optional<ClockedConfig> clock_;
+  Clock::time_point clock_start_{};
+  double frame_us_ = 0;
+  std::int64_t next_tick_ = 0;
 
   std::vector<Input> inputs_;
   std::uint32_t rate_ = 0;

@@ -67,10 +67,12 @@ class HttpOutputNode final : public NodeWithParams<HttpOutputParams> {
  public:
   static constexpr std::string_view kKind = "streamkit::http_output";
   static constexpr std::string_view kSummary =
-      "Streams Binary packets as the oneshot response body (or --output of skit run).";
+      "Streams the bytes of the packets it receives (any kind: a muxer's Binary, an "
+      "encoder's raw frames, JSON) as the oneshot response body (or --output of skit run).";
   static constexpr std::string_view kCategory = "transport";
   static constexpr NodeExecution kExecution = NodeExecution::kHost;
-  static std::vector<InputPinSpec> inputs() { return {{"in", {PacketType::binary()}}}; }
+  // Any kind, as StreamKit's: an encoder connected straight to it streams its raw frames.
+  static std::vector<InputPinSpec> inputs() { return {{"in", {PacketType::any()}}}; }
   static std::vector<OutputPinSpec> outputs() { return {}; }
 
   using NodeWithParams::NodeWithParams;

@@ -303,7 +303,7 @@ bool InputPorts::any_ready() const {
   });
 }
 
-void InputPorts::wait() {
+void InputPorts::wait(std::chrono::microseconds max_sleep) {
   const Mailbox& mailbox = context_.mailbox();
   if (context_.options().spin.count() > 0) {
     const auto spin_until = Clock::now() + context_.options().spin;
@@ -321,7 +321,7 @@ void InputPorts::wait() {
     }
   }
   if (!any_ready() && !context_.stop_requested() && !mailbox.pending()) {
-    context_.sleep(context_.options().idle_wait);
+    context_.sleep(std::min<std::chrono::microseconds>(context_.options().idle_wait, max_sleep));
   }
   for (auto& in : inputs_) {
     if (!in.ended && in.active) {

@@ -59,7 +59,8 @@ class InputPorts {
   /// timed-out detaches on the way. Fails when a format cannot be read or an upstream failed.
   Result<Arrival> next();
   /// Sleeps until an input may have something, a stop or a live change (the mailbox).
-  void wait();
+  /// `max_sleep`: the longest sleep (a node's timer); the idle wait at most.
+  void wait(std::chrono::microseconds max_sleep = std::chrono::microseconds::max());
   /// The payload bytes a descriptor of input `index` points at, bounds-checked.
   Result<std::span<const std::byte>> payload(const ipc::SlotDescriptor& d, std::size_t index);
   /// At the end of the node: gives back what is queued. Static pipelines read on to every

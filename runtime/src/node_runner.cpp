@@ -26,6 +26,36 @@ struct NodeRunner::Received {
 };
 
 namespace {
+/// The runner whose thread this is (null on other threads): telemetry emitted on it may ring
+/// the doorbell, which only its own thread may use.
+thread_local const NodeRunner* current_runner = nullptr;
+
+/// Long strings (a transcript, a plugin's debug dump) are cut, marked with an ellipsis, on a
+/// UTF-8 character boundary.
+void truncate_strings(Json& value, std::size_t max_bytes) {
+  if (value.is_string()) {
+    auto& text = value.get_ref<std::string&>();
+    if (text.size() > max_bytes) {
+      std::size_t cut = max_bytes;
+      while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U) {
+        --cut;
+      }
+      text.resize(cut);
+      text += "\u2026";
+    }
+  } else if (value.is_object() || value.is_array()) {
+    for (auto& item : value) {
+      truncate_strings(item, max_bytes);
+    }
+  }
+}
+
+std::int64_t wall_clock_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::shared_ptr<spdlog::logger> node_logger(const std::string& node_id) {
   const std::string name = "node." + node_id;
   std::shared_ptr<spdlog::logger> logger = spdlog::get(name);
@@ -177,12 +207,70 @@ const StreamInfo* NodeRunner::input_info(std::size_t index) const {
   return inputs_->info(index);
 }
 
+Status NodeRunner::emit_telemetry(std::string_view event_type, const Json& data,
+                                  std::int64_t timestamp_us) {
+  if (event_type.empty()) {
+    return Status(ErrorCode::kInvalidArgument, "a telemetry event needs an event_type",
+                  {.node_id = spec_.node_id});
+  }
+  if (!data.is_null() && !data.is_object()) {
+    return Status(ErrorCode::kInvalidArgument, "telemetry data must be a JSON object",
+                  {.node_id = spec_.node_id});
+  }
+  const RunnerOptions& options = context_->options();
+  if (!options.dynamic) {
+    // A oneshot run has no watchers.
+    context_->log().debug("telemetry {} (not delivered: oneshot run)", event_type);
+    return Status::ok();
+  }
+  const TelemetryLimits& limits = options.telemetry;
+  auto dropped = [&](const std::string& why) {
+    context_->counters().telemetry_dropped.fetch_add(1, std::memory_order_relaxed);
+    return Status(ErrorCode::kResourceExhausted, why, {.node_id = spec_.node_id});
+  };
+  {
+    std::lock_guard lock(telemetry_mutex_);
+    const auto now = Clock::now();
+    if (telemetry_tokens_ < 0) {
+      telemetry_tokens_ = limits.burst;
+    } else {
+      const double elapsed = std::chrono::duration<double>(now - telemetry_refilled_).count();
+      telemetry_tokens_ = std::min(limits.burst, telemetry_tokens_ + elapsed * limits.per_second);
+    }
+    telemetry_refilled_ = now;
+    if (telemetry_tokens_ < 1.0) {
+      if (!telemetry_drop_logged_) {
+        telemetry_drop_logged_ = true;
+        context_->log().warn("telemetry over {} events/s; dropping (counted in stats)",
+                             limits.per_second);
+      }
+      return dropped("telemetry over the node's cap");
+    }
+    telemetry_tokens_ -= 1.0;
+  }
+  Json event = data.is_object() ? data : Json::object();
+  event["event_type"] = std::string(event_type);
+  truncate_strings(event, limits.max_string_bytes);
+  if (event.dump(-1, ' ', false, Json::error_handler_t::replace).size() > limits.max_event_bytes) {
+    return dropped("telemetry event larger than " + std::to_string(limits.max_event_bytes) +
+                   " bytes");
+  }
+  if (!events_.telemetry(spec_.node_id, event_type, event, timestamp_us, wall_clock_us())) {
+    return dropped("telemetry queue full");
+  }
+  if (current_runner == this) {
+    context_->doorbell().ring(events_.wake_endpoint());
+  }
+  return Status::ok();
+}
+
 void NodeRunner::report(NodeState state, const std::string& message, ErrorCode error) {
   events_.post(spec_.node_id, state, message, error, stats());
   context_->doorbell().ring(events_.wake_endpoint());
 }
 
 void NodeRunner::thread_main() {
+  current_runner = this;
   // start() runs here, after the worker's sandbox engaged: a node's untrusted set-up (a
   // plugin's constructor) never runs unconfined.
   Status status = [this] {
@@ -255,6 +343,12 @@ Status NodeRunner::run_filter() {
     if (!context_->options().dynamic && inputs_->empty()) {
       return Status::ok();
     }
+    if (timer_ && Clock::now() >= *timer_) {
+      timer_.reset();
+      NodeCall call(*context_);
+      SKIT_RETURN_IF_ERROR(node_->on_timer(*this));
+      continue;
+    }
     auto received = receive();
     if (!received) {
       return received.status();
@@ -310,7 +404,14 @@ Result<std::optional<NodeRunner::Received>> NodeRunner::receive() {
   switch (arrival->type) {
     case Type::kNone:
       if (!rewiring_->retiring() || inputs_->any_connection()) {
-        inputs_->wait();
+        if (timer_) {
+          const auto left = *timer_ - Clock::now();
+          inputs_->wait(std::max<std::chrono::microseconds>(
+              std::chrono::duration_cast<std::chrono::microseconds>(left),
+              std::chrono::microseconds(0)));
+        } else {
+          inputs_->wait();
+        }
       }
       return std::optional<Received>{};
     case Type::kHandled:

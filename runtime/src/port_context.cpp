@@ -45,7 +45,8 @@ NodeStats RunnerCounters::snapshot() const {
   return NodeStats{
       packets_in.load(std::memory_order_relaxed), packets_out.load(std::memory_order_relaxed),
       bytes_in.load(std::memory_order_relaxed),   bytes_out.load(std::memory_order_relaxed),
-      dropped.load(std::memory_order_relaxed),    media_time_us.load(std::memory_order_relaxed)};
+      dropped.load(std::memory_order_relaxed),    media_time_us.load(std::memory_order_relaxed),
+      telemetry_dropped.load(std::memory_order_relaxed)};
 }
 
 PortContext::PortContext(std::string doorbell, PoolTable& pools, RunnerOptions options,

@@ -67,6 +67,7 @@ struct RunnerCounters {
   std::atomic<std::uint64_t> packets_out{0};
   std::atomic<std::uint64_t> bytes_out{0};
   std::atomic<std::uint64_t> dropped{0};  // best effort: packets this producer dropped
+  std::atomic<std::uint64_t> telemetry_dropped{0};  // over the per-node telemetry cap
 
   [[nodiscard]] NodeStats snapshot() const;
 };

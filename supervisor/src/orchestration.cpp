@@ -90,8 +90,9 @@ NodeState from_proto(v1::NodeState state) {
 }
 
 NodeStats from_proto(const v1::NodeStats& s) {
-  return NodeStats{s.packets_in(), s.packets_out(), s.bytes_in(),
-                   s.bytes_out(),  s.dropped(),     s.media_time_us()};
+  return NodeStats{s.packets_in(), s.packets_out(),   s.bytes_in(),
+                   s.bytes_out(),  s.dropped(),       s.media_time_us(),
+                   s.telemetry_dropped()};
 }
 
 }  // namespace skit::supervisor::orchestration

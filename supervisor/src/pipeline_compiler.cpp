@@ -288,8 +288,16 @@ class Compiler {
   }
 
   void parse_nodes(const YAML::Node& nodes) {
+    // A dynamic pipeline may start empty (StreamKit's `nodes: {}`): a session whose nodes are
+    // added later. A oneshot one has nothing to run.
+    const bool dynamic = out_.pipeline.mode() == v1::PIPELINE_MODE_DYNAMIC;
+    if (nodes.IsMap() && nodes.size() == 0 && dynamic) {
+      return;
+    }
     if (!nodes.IsMap() || nodes.size() == 0) {
-      error(ErrorCode::kInvalidArgument, "'nodes' must be a non-empty mapping of id -> node",
+      error(ErrorCode::kInvalidArgument,
+            dynamic ? "'nodes' must be a mapping of id -> node"
+                    : "'nodes' must be a non-empty mapping of id -> node",
             position_of(nodes));
       return;
     }

@@ -180,6 +180,24 @@ class NodeHarness final : public NodeContext {
   // --- driving the node -----------------------------------------------------------------
 
   Status prepare() { return node_->prepare(*this); }
+  /// Node::start() (the runtime calls it on the node's thread, after prepare()).
+  Status start() { return node_->start(*this); }
+
+  /// The deadline the node asked for with wake_at(), if one is pending.
+  [[nodiscard]] std::optional<Clock::time_point> timer() const { return timer_; }
+  /// Waits for the pending deadline (unless skip_sleep), then Node::on_timer(), as the
+  /// runtime does between packets.
+  Status fire_timer() {
+    if (!timer_) {
+      return Status(ErrorCode::kInternal, "harness: no timer pending");
+    }
+    const auto deadline = *timer_;
+    timer_.reset();
+    if (!skip_sleep_) {
+      std::this_thread::sleep_until(deadline);
+    }
+    return node_->on_timer(*this);
+  }
 
   /// One packet on `input` (its bytes copied to an exactly sized heap block for the call).
   Status push(std::size_t input, const PacketHeader& header, std::span<const std::byte> bytes) {
@@ -370,6 +388,21 @@ class NodeHarness final : public NodeContext {
 
   spdlog::logger& log() override { return *logger_; }
 
+  void wake_at(Clock::time_point deadline) override { timer_ = deadline; }
+
+  /// A telemetry event the node emitted (emit_telemetry), as the runtime would pass it on.
+  struct Telemetry {
+    std::string event_type;
+    Json data;
+    std::int64_t timestamp_us = -1;
+  };
+  Status emit_telemetry(std::string_view event_type, const Json& data,
+                        std::int64_t timestamp_us = -1) override {
+    telemetry_.push_back({std::string(event_type), data, timestamp_us});
+    return Status::ok();
+  }
+  [[nodiscard]] const std::vector<Telemetry>& telemetry() const { return telemetry_; }
+
   [[nodiscard]] const StreamInfo* input_info(std::size_t index) const override {
     if (index >= inputs_.size() || !inputs_[index].info) {
       return nullptr;
@@ -418,6 +451,8 @@ class NodeHarness final : public NodeContext {
 
   std::string kind_;
   std::size_t input_count_;
+  std::vector<Telemetry> telemetry_;
+  std::optional<Clock::time_point> timer_;
   const NodeDescriptor* descriptor_ = nullptr;
   Status create_status_;
   std::unique_ptr<Node> node_;

@@ -31,6 +31,7 @@ void fill_stats(v1::NodeStats& out, const std::string& node_id, const NodeStats&
   out.set_bytes_out(stats.bytes_out);
   out.set_dropped(stats.dropped);
   out.set_media_time_us(stats.media_time_us);
+  out.set_telemetry_dropped(stats.telemetry_dropped);
 }
 
 void EventQueue::post(const std::string& node_id, NodeState state, const std::string& message,
@@ -60,8 +61,31 @@ void EventQueue::tuned(const std::string& node_id, std::uint64_t op_id, const St
   queue_.push_back(std::move(m));
 }
 
+bool EventQueue::telemetry(const std::string& node_id, std::string_view event_type,
+                           const Json& data, std::int64_t timestamp_us,
+                           std::int64_t emitted_at_us) {
+  {
+    std::lock_guard lock(mutex_);
+    if (queued_telemetry_ >= kMaxQueuedTelemetry) {
+      return false;
+    }
+    ++queued_telemetry_;
+  }
+  v1::WorkerMessage m;
+  auto& t = *m.mutable_telemetry();
+  t.set_node_id(node_id);
+  t.set_event_type(std::string(event_type));
+  t.set_data_json(data.dump(-1, ' ', false, Json::error_handler_t::replace));
+  t.set_timestamp_us(timestamp_us);
+  t.set_emitted_at_us(emitted_at_us);
+  std::lock_guard lock(mutex_);
+  queue_.push_back(std::move(m));
+  return true;
+}
+
 std::deque<v1::WorkerMessage> EventQueue::drain() {
   std::lock_guard lock(mutex_);
+  queued_telemetry_ = 0;
   return std::exchange(queue_, {});
 }
 

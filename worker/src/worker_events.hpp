@@ -22,13 +22,20 @@ class EventQueue final : public runtime::EventSink {
             ErrorCode error, const NodeStats& stats) override;
   /// Only tunes that asked for an answer (op_id != 0) are reported.
   void tuned(const std::string& node_id, std::uint64_t op_id, const Status& status) override;
+  /// Queued while fewer than kMaxQueuedTelemetry telemetry events wait (the main thread
+  /// sends them at its next wake-up); past that, refused (the runner counts the drop).
+  bool telemetry(const std::string& node_id, std::string_view event_type, const Json& data,
+                 std::int64_t timestamp_us, std::int64_t emitted_at_us) override;
   [[nodiscard]] const std::string& wake_endpoint() const override { return endpoint_; }
   std::deque<v1::WorkerMessage> drain();
+
+  static constexpr std::size_t kMaxQueuedTelemetry = 1024;
 
  private:
   std::string endpoint_;
   std::mutex mutex_;
   std::deque<v1::WorkerMessage> queue_;
+  std::size_t queued_telemetry_ = 0;
 };
 
 }  // namespace skit::worker

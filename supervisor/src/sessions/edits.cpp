@@ -118,7 +118,7 @@ Result<std::uint64_t> LiveEdits::tune(Session& s, const std::string& node_id,
                                       const Json& patch) {
   auto it = s.nodes.find(node_id);
   if (it == s.nodes.end()) {
-    return Status(ErrorCode::kNotFound, "no node '" + node_id + "' in session " + s.name,
+    return Status(ErrorCode::kNotFound, "node '" + node_id + "' not found in session " + s.name,
                   {.node_id = node_id});
   }
   LiveNode& n = it->second;

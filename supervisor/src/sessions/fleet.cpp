@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "../orchestration.hpp"
+#include "skit/core/ids.hpp"
 
 namespace skit::supervisor::sessions {
 
@@ -212,6 +213,30 @@ void WorkerFleet::handle_message(const std::string& identity, const std::string&
         spdlog::debug("session {}: tune of {} applied in {:.2f} ms", s->name,
                       msg.tuned().node_id(), ms);
       }
+      break;
+    }
+    case v1::WorkerMessage::kTelemetry: {
+      const auto& t = msg.telemetry();
+      auto it = s->nodes.find(t.node_id());
+      if (it == s->nodes.end() || it->second.worker != w.slot) {
+        break;
+      }
+      Json data = Json::parse(t.data_json(), nullptr, /*allow_exceptions=*/false);
+      if (!data.is_object()) {
+        break;  // the runner only sends objects; anything else is not a telemetry event
+      }
+      ++core_.stats.telemetry_events;
+      SessionEvent e;
+      e.kind = SessionEvent::Kind::kNodeTelemetry;
+      e.node_id = t.node_id();
+      e.telemetry = std::move(data);
+      e.timestamp_us = t.timestamp_us();
+      if (t.emitted_at_us() > 0) {
+        e.timestamp = rfc3339(std::chrono::system_clock::time_point(
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::microseconds(t.emitted_at_us()))));
+      }
+      core_.emit(*s, std::move(e));
       break;
     }
     default:

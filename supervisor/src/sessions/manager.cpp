@@ -87,7 +87,7 @@ SessionInfo info_of(const Session& s) {
 }
 
 Status not_found(std::string_view id_or_name) {
-  return Status(ErrorCode::kNotFound, "no session '" + std::string(id_or_name) + "'");
+  return Status(ErrorCode::kNotFound, "session '" + std::string(id_or_name) + "' not found");
 }
 
 /// Problems one per line, each with its place.

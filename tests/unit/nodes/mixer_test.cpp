@@ -350,5 +350,67 @@ TEST(Mixer, Params) {
   EXPECT_NE(s.message().find("in_1"), std::string::npos);
 }
 
+// ---- clocked mode --------------------------------------------------------------------------
+
+TEST(ClockedMixer, AMissingInputDoesNotHoldTheMixAndOutputKeepsRealTime) {
+  NodeHarness h("audio::mixer", {{"num_inputs", 2}, {"clocked", Json::object()}}, 2);
+  ASSERT_TRUE(h.ok()) << h.create_status().to_string();
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(h.start().is_ok());
+  const auto tone = sine(1000, 0.5, kRate, kRate / 2);  // 0.5 s on in_0; in_1 never sends
+  ASSERT_TRUE(h.push_audio_chunked(0, tone, kRate, 1, 960).is_ok());
+  ASSERT_TRUE(h.finish().is_ok());
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::size_t frames = 0;
+  std::vector<float> all;
+  for (const auto& p : h.packets()) {
+    EXPECT_EQ(p.header.pts_us, NodeHarness::frames_to_us(frames, kRate));
+    frames += p.frames();
+    all.insert(all.end(), p.samples().begin(), p.samples().end());
+  }
+  EXPECT_EQ(frames, kRate / 2U) << "every input frame, in 20 ms frames";
+  EXPECT_EQ(h.packets().front().frames(), 960U);
+  EXPECT_NEAR(max_abs(all), 0.5F, 1e-4F) << "the input at its level, silence for the other";
+  // The clock paces the output: half a second of audio takes about half a second.
+  EXPECT_GT(wall_s, 0.40) << wall_s;
+  EXPECT_LT(wall_s, 1.0) << wall_s;
+}
+
+TEST(ClockedMixer, GeneratesSilenceWhenNoInputHasAudio) {
+  NodeHarness h("audio::mixer", {{"clocked", {{"frame_samples_per_channel", 480}}}}, 1);
+  ASSERT_TRUE(h.ok()) << h.create_status().to_string();
+  ASSERT_TRUE(h.start().is_ok());
+  ASSERT_TRUE(h.timer().has_value()) << "a clocked mixer asks for its first tick at start";
+  ASSERT_TRUE(h.fire_timer().is_ok());
+  EXPECT_TRUE(h.packets().empty()) << "no format before the first audio";
+  const auto tone = sine(1000, 0.5, kRate, 480);
+  ASSERT_TRUE(h.push_audio(0, tone, kRate, 1, 0).is_ok());
+  for (int i = 0; i < 5 && h.timer(); ++i) {
+    ASSERT_TRUE(h.fire_timer().is_ok());
+  }
+  ASSERT_GE(h.packets().size(), 5U);
+  EXPECT_NEAR(max_abs(h.packets()[0].samples()), 0.5F, 1e-4F);
+  for (std::size_t i = 1; i < h.packets().size(); ++i) {
+    EXPECT_EQ(h.packets()[i].frames(), 480U);
+    EXPECT_EQ(max_abs(h.packets()[i].samples()), 0.0F) << "silence for the missing input";
+  }
+}
+
+TEST(ClockedMixer, RejectsBadClockedParams) {
+  for (const Json& bad : {Json{{"clocked", {{"sample_rate", 100}}}},
+                          Json{{"clocked", {{"jitter", 3}}}}, Json{{"clocked", 5}},
+                          Json{{"clocked", {{"generate_silence", "yes"}}}}}) {
+    const auto errors = NodeHarness::validate("audio::mixer", bad);
+    ASSERT_FALSE(errors.empty()) << bad.dump();
+    EXPECT_NE(errors[0].to_string().find("clocked"), std::string::npos) << errors[0].to_string();
+  }
+  NodeHarness h("audio::mixer", {{"clocked", {{"sample_rate", 16000}}}}, 1);
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(h.start().is_ok());
+  const auto tone = sine(1000, 0.5, kRate, 960);
+  const Status s = h.push_audio(0, tone, kRate, 1, 0);
+  EXPECT_NE(s.message().find("16000"), std::string::npos) << s.to_string();
+}
+
 }  // namespace
 }  // namespace skit::testing

@@ -417,14 +417,34 @@ TEST(PipelineCompiler, ReportsPinTypeMismatchOfADottedSourcePin) {
 }
 
 TEST(PipelineCompiler, ReportsPinTypeMismatchIntoABuiltinBinaryInput) {
-  constexpr std::string_view kYaml = R"(mode: oneshot
+  // (streamkit::http_output takes any kind, as StreamKit's; core::file_writer takes Binary.)
+  constexpr std::string_view kYaml = R"(mode: dynamic
 steps:
   - kind: test::audio_source
-  - kind: streamkit::http_output
+  - kind: core::file_writer
+    params: {path: out.bin}
 )";
   const std::string e = expect_single_error(kYaml, {ErrorCode::kPinTypeMismatch, "step_1", 4, 5});
   EXPECT_TRUE(contains(e, "RawAudio")) << e;
   EXPECT_TRUE(contains(e, "Binary")) << e;
+}
+
+TEST(PipelineCompiler, HttpOutputAcceptsAnyPacketKind) {
+  const CompiledPipeline c = compile(R"(mode: oneshot
+steps:
+  - kind: test::audio_source
+  - kind: streamkit::http_output
+)");
+  EXPECT_TRUE(c.errors.empty()) << report(c);
+}
+
+TEST(PipelineCompiler, ADynamicPipelineMayHaveNoNodesYet) {
+  const CompiledPipeline dynamic = compile("mode: dynamic\nnodes: {}\n");
+  EXPECT_TRUE(dynamic.errors.empty()) << report(dynamic);
+  EXPECT_EQ(dynamic.pipeline.nodes_size(), 0);
+  const CompiledPipeline oneshot = compile("mode: oneshot\nnodes: {}\n");
+  ASSERT_FALSE(oneshot.errors.empty());
+  EXPECT_TRUE(contains(oneshot.errors[0].message(), "non-empty")) << report(oneshot);
 }
 
 TEST(PipelineCompiler, InfersPassthroughTypeFromUpstreamAndReportsTheMismatchDownstream) {

@@ -139,6 +139,10 @@ class NodeContext {
                                 std::int64_t /*timestamp_us*/ = -1) {
     return Status::ok();
   }
+  /// Nodes fed by inputs (process()): asks for Node::on_timer() at `deadline` (or just after),
+  /// between packets, whether or not input arrives: a node with a clock of its own (a clocked
+  /// mixer). One pending deadline; a new call replaces it. Called on the node's thread.
+  virtual void wake_at(std::chrono::steady_clock::time_point /*deadline*/) {}
 };
 
 /// Base of every node. Lifecycle: prepare() (before the sandbox engages; open files here),
@@ -173,6 +177,8 @@ class Node {
     return Status::ok();
   }
   virtual Status finish(NodeContext& /*ctx*/) { return Status::ok(); }
+  /// The deadline asked for with NodeContext::wake_at() has come.
+  virtual Status on_timer(NodeContext& /*ctx*/) { return Status::ok(); }
   /// Applies a live param patch between two packets.
   virtual Status tune(const Json& patch);
 };

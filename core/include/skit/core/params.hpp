@@ -23,7 +23,7 @@ namespace skit {
 
 using Json = nlohmann::json;
 
-enum class ParamType : std::uint8_t { kBool, kInteger, kNumber, kString, kObject };
+enum class ParamType : std::uint8_t { kBool, kInteger, kNumber, kString, kObject, kStringList };
 
 /// One documented param of a node kind.
 struct ParamField {
@@ -155,6 +155,8 @@ class ParamSchemaBuilder {
       return ParamType::kNumber;
     } else if constexpr (std::is_same_v<M, std::string>) {
       return ParamType::kString;
+    } else if constexpr (std::is_same_v<M, std::vector<std::string>>) {
+      return ParamType::kStringList;
     } else {
       static_assert(std::is_same_v<M, Json>, "unsupported param member type");
       return ParamType::kObject;
@@ -221,6 +223,21 @@ class ParamSchemaBuilder {
       }
       SKIT_RETURN_IF_ERROR(detail::check_choice(fld, value.get<std::string>()));
       target = value.get<std::string>();
+    } else if constexpr (std::is_same_v<M, std::vector<std::string>>) {
+      if (!value.is_array()) {
+        return detail::param_type_error(fld, value);
+      }
+      std::vector<std::string> items;
+      for (const auto& item : value) {
+        if (!item.is_string()) {
+          return Status(ErrorCode::kInvalidParam,
+                        "expected a list of strings, got an item " + item.dump(),
+                        {.param = fld.name});
+        }
+        SKIT_RETURN_IF_ERROR(detail::check_choice(fld, item.get<std::string>()));
+        items.push_back(item.get<std::string>());
+      }
+      target = std::move(items);
     } else {
       target = value;
     }

@@ -22,6 +22,8 @@ struct NodeStats {
   // End (pts + duration, microseconds) of the latest timed packet received: how far through
   // the media the node is (progress lines); 0 until a timed packet arrives.
   std::int64_t media_time_us = 0;
+  // Telemetry events of this node dropped by the runtime's per-node cap (or a full queue).
+  std::uint64_t telemetry_dropped = 0;
 };
 
 }  // namespace skit

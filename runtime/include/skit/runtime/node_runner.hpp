@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -86,6 +87,11 @@ class NodeRunner final : public NodeContext {
   Result<UniqueFd> open_file(const std::string& path, FileAccess access) override {
     return skit::open_file(path, access, spec_.confined_files);
   }
+  /// Any thread. Capped per node (RunnerOptions::telemetry); kResourceExhausted when the event
+  /// was dropped (counted in NodeStats::telemetry_dropped), kInvalidArgument for a bad event.
+  Status emit_telemetry(std::string_view event_type, const Json& data,
+                        std::int64_t timestamp_us = -1) override;
+  void wake_at(std::chrono::steady_clock::time_point deadline) override { timer_ = deadline; }
 
  private:
   struct Received;
@@ -113,7 +119,13 @@ class NodeRunner final : public NodeContext {
   HostByteSource* host_source_ = nullptr;
   HostByteSink* host_sink_ = nullptr;
 
+  std::optional<std::chrono::steady_clock::time_point> timer_;  // wake_at(), runner thread
   std::thread thread_;
+  // emit_telemetry(): the token bucket, shared by every thread that emits for this node.
+  std::mutex telemetry_mutex_;
+  double telemetry_tokens_ = -1;  // < 0: full (not used yet)
+  std::chrono::steady_clock::time_point telemetry_refilled_{};
+  bool telemetry_drop_logged_ = false;
   std::atomic<bool> finished_{false};
   std::string last_error_;
 };

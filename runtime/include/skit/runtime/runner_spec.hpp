@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "skit/core/node.hpp"
@@ -29,6 +30,26 @@ class EventSink {
   /// NodeRunner::tune().
   virtual void tuned(const std::string& /*node_id*/, std::uint64_t /*op_id*/,
                      const Status& /*status*/) {}
+  /// A telemetry event of a node, already capped and truncated by its runner: `data` is a
+  /// JSON object carrying "event_type". Any thread. False when it was dropped (a full queue,
+  /// or no one to deliver it to), counted by the runner.
+  virtual bool telemetry(const std::string& /*node_id*/, std::string_view /*event_type*/,
+                         const Json& /*data*/, std::int64_t /*timestamp_us*/,
+                         std::int64_t /*emitted_at_us*/) {
+    return false;
+  }
+};
+
+/// The runtime's own cap on a node's telemetry (NodeContext::emit_telemetry), protecting the
+/// supervisor and the watchers whatever a node (or a plugin, or a script) emits: a token bucket
+/// of `burst` events refilled at `per_second`; events over it are dropped and counted
+/// (NodeStats::telemetry_dropped). Strings longer than `max_string_bytes` are truncated, and
+/// an event whose JSON is still larger than `max_event_bytes` is dropped.
+struct TelemetryLimits {
+  double per_second = 200;
+  double burst = 400;
+  std::size_t max_string_bytes = 4096;
+  std::size_t max_event_bytes = 64 * 1024;
 };
 
 struct RunnerOptions {
@@ -42,7 +63,10 @@ struct RunnerOptions {
   std::uint32_t wake_batch = 8;
   // Live session: inputs and outputs come and go (rewire()); a node without connections
   // waits for some instead of ending, and every output has its pool from the start.
+  // Live sessions are also the only runs with watchers: a oneshot run's telemetry is dropped
+  // (debug-logged) by the runner.
   bool dynamic = false;
+  TelemetryLimits telemetry;
 };
 
 struct RunnerInput {

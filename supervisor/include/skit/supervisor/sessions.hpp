@@ -139,6 +139,7 @@ struct SessionEvent {
     kNodeStateChanged,   // node_id, status, worker_pid, restarts
     kNodeStatsUpdated,   // node_id, stats, running_seconds, status (for "errored")
     kNodeParamsChanged,  // node_id, params
+    kNodeTelemetry,      // node_id, telemetry (a JSON object with event_type), timestamp_us
   };
   Kind kind = Kind::kSessionCreated;
   std::string session_id;
@@ -154,6 +155,8 @@ struct SessionEvent {
   NodeStats stats;
   double running_seconds = 0;
   ConnectionView connection;
+  Json telemetry;                // kNodeTelemetry: {"event_type": ..., ...}
+  std::int64_t timestamp_us = -1;  // kNodeTelemetry: the event's own time; < 0: unknown
 };
 
 /// A subscriber's bounded event queue. A subscriber that lags loses events, never slows a
@@ -201,6 +204,7 @@ struct SessionManagerStats {
   std::uint64_t worker_crashes = 0;
   std::uint64_t nodes_failed = 0;
   std::uint64_t events_dropped = 0;  // over all subscribers
+  std::uint64_t telemetry_events = 0;  // nodetelemetry events received from workers
 };
 
 class SessionManager {
