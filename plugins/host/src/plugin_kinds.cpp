@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "skit/plugins/plugin_kinds.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -60,6 +61,12 @@ Status check_value(const ParamField& f, const Json& value) {
     case ParamType::kString:
       if (!value.is_string()) return detail::param_type_error(f, value);
       return f.choices.empty() ? Status::ok() : detail::check_choice(f, value.get<std::string>());
+    case ParamType::kStringList:
+      if (!value.is_array() ||
+          !std::all_of(value.begin(), value.end(), [](const Json& v) { return v.is_string(); })) {
+        return detail::param_type_error(f, value);
+      }
+      return Status::ok();
     case ParamType::kObject:
       return Status::ok();
   }
