@@ -12,6 +12,7 @@
 #include "script_process.hpp"
 
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -19,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -358,7 +360,8 @@ Status ScriptProcess::spawn(const ProcessOptions& options, SandboxReport* report
   argv.push_back(nullptr);
   std::string env_lang = "LANG=C.UTF-8";
   std::string env_tz = "TZ=UTC";
-  std::array<char*, 3> envp = {env_lang.data(), env_tz.data(), nullptr};
+  std::string env_ssl = "OPENSSL_CONF=/dev/null";  // /etc/ssl is outside the Landlock grant
+  std::array<char*, 4> envp = {env_lang.data(), env_tz.data(), env_ssl.data(), nullptr};
   auto filter_buf = std::make_unique<char[]>(kMaxFilterBytes);
 
   const pid_t parent = ::getpid();

@@ -43,12 +43,12 @@ Json script(std::string source, Json extra = Json::object()) {
 }
 
 TEST(Script, SyncProcessRewritesTextAndKeepsStateAcrossPackets) {
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     let count = 0;
     function process(packet) {
       count += 1;
       return { type: "Text", data: `${count}: ${packet.data.toUpperCase()}` };
-    })"));
+    })JS"));
   ASSERT_TRUE(h.ok()) << h.create_status().to_string();
   ASSERT_TRUE(h.prepare().is_ok());
   ASSERT_TRUE(h.push_text(0, "hello", PacketKind::kText, 1000).is_ok());
@@ -60,13 +60,13 @@ TEST(Script, SyncProcessRewritesTextAndKeepsStateAcrossPackets) {
 }
 
 TEST(Script, AsyncProcessAndNullDrops) {
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     const later = (v) => Promise.resolve(v);
     async function process(packet) {
       const text = await later(packet.data);
       if (text.startsWith("drop")) return null;
       return { type: "Text", data: text + "!" };
-    })"));
+    })JS"));
   ASSERT_TRUE(h.ok());
   ASSERT_TRUE(h.prepare().is_ok());
   for (const char* t : {"a", "drop me", "b"}) {
@@ -78,7 +78,7 @@ TEST(Script, AsyncProcessAndNullDrops) {
 
 TEST(Script, MarshalsTranscriptionCustomAudioAndBinary) {
   LogCapture logs;
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     function process(p) {
       console.log("seen", p.type, JSON.stringify(p.metadata || {}));
       if (p.type === "Transcription") {
@@ -91,7 +91,7 @@ TEST(Script, MarshalsTranscriptionCustomAudioAndBinary) {
       }
       if (p.type === "Audio" && p.metadata.frames === 480) return null;
       return p;
-    })"));
+    })JS"));
   ASSERT_TRUE(h.ok());
   ASSERT_TRUE(h.prepare().is_ok());
   ASSERT_TRUE(h.push_text(0, R"({"text":"hi","segments":[{"text":"hi","start_time_ms":0,"end_time_ms":5}]})",
@@ -99,8 +99,8 @@ TEST(Script, MarshalsTranscriptionCustomAudioAndBinary) {
   ASSERT_TRUE(h.push_text(0, R"({"type_id":"vad/event@1","data":{"speech":true}})",
                           PacketKind::kCustom).is_ok());
   const std::vector<float> tone(960 * 2, 0.25F);
-  ASSERT_TRUE(h.push_audio(0, tone, 48000, 2).is_ok());                         // kept
-  ASSERT_TRUE(h.push_audio(0, std::span(tone).first(480), 48000, 1).is_ok());   // dropped
+  ASSERT_TRUE(h.push_audio(0, tone, 48000, 2, 0).is_ok());                         // kept
+  ASSERT_TRUE(h.push_audio(0, std::span(tone).first(480), 48000, 1, 20000).is_ok());   // dropped
   ASSERT_TRUE(h.push_text(0, "raw bytes", PacketKind::kBinary).is_ok());
   ASSERT_TRUE(h.finish().is_ok());
   ASSERT_EQ(h.packets().size(), 4U);
@@ -121,7 +121,7 @@ TEST(Script, MarshalsTranscriptionCustomAudioAndBinary) {
 
 TEST(Script, ErrorsAndTimeoutsPassThePacketOnUnchanged) {
   LogCapture logs;
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     function process(p) {
       if (p.data === "throw") throw new Error("boom " + p.data);
       if (p.data === "loop") for (;;) {}
@@ -129,7 +129,7 @@ TEST(Script, ErrorsAndTimeoutsPassThePacketOnUnchanged) {
       if (p.data === "undefined") return undefined;
       if (p.data === "wrong") return { type: "Audio" };
       return { type: "Text", data: "ok " + p.data };
-    })", {{"timeout_ms", 50}}));
+    })JS", {{"timeout_ms", 50}}));
   ASSERT_TRUE(h.ok());
   ASSERT_TRUE(h.prepare().is_ok());
   const auto t0 = std::chrono::steady_clock::now();
@@ -150,7 +150,7 @@ TEST(Script, ErrorsAndTimeoutsPassThePacketOnUnchanged) {
 
 TEST(Script, NoNodeApiInsideTheContext) {
   LogCapture logs;
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     function process(p) {
       if (p.data === "require") return { type: "Text", data: String(require("child_process")) };
       if (p.data === "process") return { type: "Text", data: String(globalThis.process.binding("spawn_sync")) };
@@ -160,7 +160,7 @@ TEST(Script, NoNodeApiInsideTheContext) {
       }
       if (p.data === "eval") return { type: "Text", data: String(eval("1+1")) };
       return { type: "Text", data: [typeof require, typeof Buffer, typeof setTimeout, typeof module].join(",") };
-    })"));
+    })JS"));
   ASSERT_TRUE(h.ok());
   ASSERT_TRUE(h.prepare().is_ok());
   for (const char* t : {"require", "process", "escape", "eval", "types"}) {
@@ -176,12 +176,12 @@ TEST(Script, NoNodeApiInsideTheContext) {
 
 TEST(Script, HeapHogIsContainedAndPacketsKeepFlowing) {
   LogCapture logs;
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     const keep = [];
     function process(p) {
       if (p.data === "hog") { for (let i = 0; ; i++) keep.push("x".repeat(1000) + i); }
       return { type: "Text", data: "ok " + p.data };
-    })", {{"timeout_ms", 20000}, {"memory_limit_mb", 16}}));
+    })JS", {{"timeout_ms", 20000}, {"memory_limit_mb", 16}}));
   ASSERT_TRUE(h.ok());
   ASSERT_TRUE(h.prepare().is_ok());
   for (const char* t : {"a", "hog", "b"}) {
@@ -194,12 +194,12 @@ TEST(Script, HeapHogIsContainedAndPacketsKeepFlowing) {
 
 TEST(Script, BufferHogOutsideTheHeapIsKilledOnItsResidentSize) {
   LogCapture logs;
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     const keep = [];
     function process(p) {
       if (p.data === "hog") { for (;;) keep.push(new Uint8Array(8 << 20).fill(7)); }
       return { type: "Text", data: "ok " + p.data };
-    })", {{"timeout_ms", 20000}, {"memory_limit_mb", 16}}));
+    })JS", {{"timeout_ms", 20000}, {"memory_limit_mb", 16}}));
   ASSERT_TRUE(h.ok());
   ASSERT_TRUE(h.prepare().is_ok());
   for (const char* t : {"a", "hog", "b"}) {
@@ -239,11 +239,11 @@ TEST(Script, RejectedAtCreation) {
 }
 
 TEST(Script, FetchIsRefusedWithoutAnAllowList) {
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     function process(p) {
       try { return { type: "Text", data: fetch("http://127.0.0.1:9/x") }; }
       catch (e) { return { type: "Text", data: "refused: " + e.message }; }
-    })"));
+    })JS"));
   ASSERT_TRUE(h.ok());
   ASSERT_TRUE(h.prepare().is_ok());
   ASSERT_TRUE(h.push_text(0, "x").is_ok());
@@ -252,11 +252,11 @@ TEST(Script, FetchIsRefusedWithoutAnAllowList) {
 }
 
 TEST(Script, TimeoutIsTunableLive) {
-  NodeHarness h("core::script", script(R"(
+  NodeHarness h("core::script", script(R"JS(
     function process(p) {
       const until = Date.now() + 150; while (Date.now() < until) {}
       return { type: "Text", data: "done" };
-    })", {{"timeout_ms", 50}}));
+    })JS", {{"timeout_ms", 50}}));
   ASSERT_TRUE(h.ok());
   ASSERT_TRUE(h.prepare().is_ok());
   ASSERT_TRUE(h.push_text(0, "slow").is_ok());
@@ -271,7 +271,7 @@ TEST(Script, TimeoutIsTunableLive) {
 // The OS sandbox of the Node.js child itself, beneath the vm context: full Node.js code (as a
 // script escaping the context would run) cannot spawn, open sockets, write or read files.
 TEST(ScriptSandbox, NodeChildCannotSpawnConnectOrTouchFiles) {
-  const char* probe = R"(
+  const char* probe = R"JS(
     const fs = require('fs'); const r = {};
     const cp = require('child_process');
     const s = cp.spawnSync('/bin/true'); r.spawn = s.error ? (s.error.code || 'error') : 'ran';
@@ -288,7 +288,7 @@ TEST(ScriptSandbox, NodeChildCannotSpawnConnectOrTouchFiles) {
       sock.on('connect', () => { r.socket = 'connected'; done(); });
       sock.on('error', (e) => { r.socket = e.code; done(); });
     } catch (e) { r.socket = e.code || 'threw'; done(); }
-  )";
+  )JS";
   nodes::script::ScriptProcess child;
   nodes::script::SandboxReport report;
   ASSERT_TRUE(child.spawn({.heap_limit_mb = 32, .extra_args = {"-e", probe}}, &report).is_ok());
