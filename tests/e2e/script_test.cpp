@@ -177,7 +177,7 @@ TEST_F(ScriptE2e, AsyncFetchToAnAllowedServerCarriesTheSecretHeaderThatNoLogShow
       "async function process(packet) {\n"
       "  const body = await fetch(\"http://127.0.0.1:" + port + "/allowed/echo\",\n"
       "      { method: \"POST\", headers: { \"Content-Type\": \"text/plain\" }, body: packet.data });\n"
-      "  console.log(\"fetched\", body);\n"
+      "  console.warn(\"fetched\", body);\n"
       "  return { type: \"Text\", data: body };\n"
       "}\n";
   const Response r = process(
@@ -195,7 +195,7 @@ TEST_F(ScriptE2e, AsyncFetchToAnAllowedServerCarriesTheSecretHeaderThatNoLogShow
   EXPECT_EQ(requests[0].authorization, "Bearer " + kSecretValue);
   EXPECT_EQ(requests[0].body, "hello.");
   const std::string log = server_->log();
-  EXPECT_NE(log.find("fetched echo:hello."), std::string::npos) << "console.log reaches the log";
+  EXPECT_NE(log.find("fetched echo:hello."), std::string::npos) << "console.warn reaches the log:\n" << log;
   EXPECT_EQ(log.find(kSecretValue), std::string::npos) << "the secret value is in the log";
   EXPECT_EQ(r.body.find(kSecretValue), std::string::npos);
 }
