@@ -244,7 +244,7 @@ TEST_F(ScriptE2e, TimeoutsAndAMemoryHogPassPacketsOnWhileTheServerAnswers) {
       std::this_thread::sleep_for(20ms);
     }
   });
-  const Response r = process(text_pipeline(script, "      timeout_ms: 100\n      memory_limit_mb: 16\n"),
+  const Response r = process(text_pipeline(script, "      timeout_ms: 1500\n      memory_limit_mb: 16\n"),
                              "a. slow one. b. hog time. c.");
   done = true;
   probe.join();
