@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <spdlog/spdlog.h>
 
@@ -72,6 +73,9 @@ int serve(const ServeArgs& a) {
     spdlog::set_level(spdlog::level::info);
   }
   cfg.engine.worker_executable = self_executable();
+  // Workers inherit the environment: the script policy (names of secret variables, never
+  // their values) reaches every core::script node this way, before any thread starts.
+  ::setenv(ScriptPolicy::kEnvVar, cfg.script.to_json().dump().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
   supervisor::Engine engine(cfg.engine);
   // Each plugin is probed by a sandboxed worker; a broken one is logged and skipped.
   engine.load_plugins();

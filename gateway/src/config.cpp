@@ -134,6 +134,16 @@ plugins:                          # native plugins (docs/plugins.md)
 security:
   allowed_file_paths: ["samples/**"]  # files nodes may read (globs, relative to base_dir)
   allowed_write_paths: []             # files nodes may write; empty: writing denied
+script:                           # core::script nodes (docs/scripts.md)
+  default_timeout_ms: 100         # process() time limit of nodes that set no timeout_ms
+  default_memory_limit_mb: 64     # heap limit of nodes that set no memory_limit_mb
+  fetch_max_inflight: 16          # fetch() requests in flight per worker
+  fetch_timeout_ms: 10000         # one fetch(), connect to last byte
+  fetch_max_response_bytes: 8388608
+  # [{url: "https://api.example.com/v1/*", methods: [GET, POST], allow_private: false}];
+  # empty: fetch() is refused
+  global_fetch_allowlist: []
+  secrets: {}                     # NAME: {env: VAR, type, description, allowed_fetch_urls: [...]}
 paths:
   base_dir: .                     # where relative paths resolve: the working directory
   samples_dir: samples/pipelines  # GET /api/v1/samples/oneshot lists samples_dir/oneshot/*.yml
@@ -340,6 +350,88 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                   p.strings(x, "security.allowed_file_paths", cfg.engine.allowed_file_paths); }},
                {"allowed_write_paths", [&](const YAML::Node&, const YAML::Node& x) {
                   p.strings(x, "security.allowed_write_paths", cfg.engine.allowed_write_paths); }},
+           });
+         }},
+        {"script", [&](const YAML::Node&, const YAML::Node& v) {
+           auto& sc = cfg.script;
+           const auto u32 = [&](const char* key, std::uint64_t lo, std::uint64_t hi, std::uint32_t& out) {
+             return [&p, key, lo, hi, &out](const YAML::Node&, const YAML::Node& x) {
+               std::uint64_t n = 0;
+               if (!p.scalar(x, key, n)) return;
+               if (n < lo || n > hi) {
+                 p.error(x, std::string("'") + key + "' must be between " + std::to_string(lo) +
+                                " and " + std::to_string(hi));
+                 return;
+               }
+               out = static_cast<std::uint32_t>(n);
+             };
+           };
+           p.section(v, "script", {
+               {"default_timeout_ms", u32("script.default_timeout_ms", 1, 600000, sc.default_timeout_ms)},
+               {"default_memory_limit_mb", u32("script.default_memory_limit_mb", 8, 16384, sc.default_memory_limit_mb)},
+               {"fetch_max_inflight", u32("script.fetch_max_inflight", 1, 1024, sc.fetch_max_inflight)},
+               {"fetch_timeout_ms", u32("script.fetch_timeout_ms", 100, 600000, sc.fetch_timeout_ms)},
+               {"fetch_max_response_bytes", [&](const YAML::Node&, const YAML::Node& x) {
+                  p.scalar(x, "script.fetch_max_response_bytes", sc.fetch_max_response_bytes); }},
+               {"global_fetch_allowlist", [&](const YAML::Node&, const YAML::Node& x) {
+                  if (!x.IsSequence()) {
+                    p.error(x, "'script.global_fetch_allowlist' must be a list of {url, methods}");
+                    return;
+                  }
+                  sc.fetch_allowlist.clear();
+                  for (const auto& item : x) {
+                    UrlRule rule;
+                    p.section(item, "script.global_fetch_allowlist[]", {
+                        {"url", [&](const YAML::Node&, const YAML::Node& y) {
+                           p.scalar(y, "script.global_fetch_allowlist[].url", rule.url); }},
+                        {"methods", [&](const YAML::Node&, const YAML::Node& y) {
+                           p.strings(y, "script.global_fetch_allowlist[].methods", rule.methods); }},
+                        {"allow_private", [&](const YAML::Node&, const YAML::Node& y) {
+                           p.scalar(y, "script.global_fetch_allowlist[].allow_private", rule.allow_private); }},
+                    });
+                    if (rule.url.empty()) {
+                      p.error(item, "a script.global_fetch_allowlist entry needs a url");
+                      continue;
+                    }
+                    if (auto checked = UrlPolicy::make({rule}); !checked) {
+                      p.error(item, "script.global_fetch_allowlist: " + checked.status().message());
+                      continue;
+                    }
+                    sc.fetch_allowlist.push_back(std::move(rule));
+                  }
+                }},
+               {"secrets", [&](const YAML::Node&, const YAML::Node& x) {
+                  if (!x.IsMap()) {
+                    p.error(x, "'script.secrets' must be a mapping of NAME: {env, ...}");
+                    return;
+                  }
+                  for (const auto& kv : x) {
+                    const std::string name = kv.first.Scalar();
+                    const std::string key = "script.secrets." + name;
+                    ScriptSecret secret;
+                    p.section(kv.second, key, {
+                        {"env", [&](const YAML::Node&, const YAML::Node& y) { p.scalar(y, key + ".env", secret.env); }},
+                        {"type", [&](const YAML::Node&, const YAML::Node& y) {
+                           if (p.scalar(y, key + ".type", secret.type) && secret.type != "url" &&
+                               secret.type != "token" && secret.type != "apikey" && secret.type != "string") {
+                             p.error(y, "'" + key + ".type' must be url, token, apikey or string");
+                           } }},
+                        {"description", [&](const YAML::Node&, const YAML::Node& y) {
+                           p.scalar(y, key + ".description", secret.description); }},
+                        {"allowed_fetch_urls", [&](const YAML::Node&, const YAML::Node& y) {
+                           p.strings(y, key + ".allowed_fetch_urls", secret.allowed_fetch_urls); }},
+                    });
+                    if (secret.env.empty()) {
+                      p.error(kv.first, "'" + key + "' needs env: the environment variable holding it");
+                    }
+                    std::vector<UrlRule> scope;
+                    for (const auto& u : secret.allowed_fetch_urls) scope.push_back({.url = u});
+                    if (auto checked = UrlPolicy::make(std::move(scope)); !checked) {
+                      p.error(kv.first, key + ".allowed_fetch_urls: " + checked.status().message());
+                    }
+                    sc.secrets[name] = std::move(secret);
+                  }
+                }},
            });
          }},
         {"paths", [&](const YAML::Node&, const YAML::Node& v) {

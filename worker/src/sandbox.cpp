@@ -17,6 +17,8 @@
 #include <memory>
 #include <string>
 
+#include "skit/core/child_processes.hpp"
+
 namespace skit::worker {
 
 namespace {
@@ -194,6 +196,18 @@ Status apply_sandbox(const SandboxPolicy& policy) {
   }
   if (rc != 0) {
     return Status(ErrorCode::kInternal, "seccomp socket rule failed");
+  }
+  // Signals only to the node-owned children registered before the sandbox (a script node's
+  // Node.js), so that a runaway child can be stopped; never to any other process.
+  for (pid_t child : signal_targets()) {
+    if (seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+                         SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(child))) != 0) {
+      return Status(ErrorCode::kInternal, "seccomp kill rule failed");
+    }
+    if (seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(wait4), 1,
+                         SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(child))) != 0) {
+      return Status(ErrorCode::kInternal, "seccomp wait4 rule failed");
+    }
   }
   // Apply to every thread, including ZeroMQ's I/O thread started earlier.
   if (seccomp_attr_set(filter.get(), SCMP_FLTATR_CTL_TSYNC, 1) != 0) {

@@ -49,6 +49,7 @@ TEST(DefaultConfig, ParsesToExactlyTheBuiltInDefaults) {
   EXPECT_EQ(p.sessions.heartbeat_timeout, d.sessions.heartbeat_timeout);
   EXPECT_EQ(p.samples_dir, d.samples_dir);
   EXPECT_EQ(p.ui_dir, d.ui_dir);
+  EXPECT_EQ(p.script.to_json(), d.script.to_json());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "skit/core/script_policy.hpp"
 #include "skit/core/status.hpp"
 #include "skit/supervisor/engine.hpp"
 #include "skit/supervisor/sessions.hpp"
@@ -62,6 +63,9 @@ struct ServerConfig {
   std::string samples_dir = "samples/pipelines";
   std::string audio_dir = "samples/audio";  // the audio asset library (user uploads in user/)
   std::string ui_dir;  // the built web UI; empty: the installed one, else ui/dist
+  // script: core::script defaults, the fetch() allow-list and named secrets (docs/scripts.md);
+  // handed to workers in the environment (ScriptPolicy::kEnvVar) by `skit serve`.
+  ScriptPolicy script;
 };
 
 /// The full default configuration as a commented YAML document (`skit config default`).
