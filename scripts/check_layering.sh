@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that #include "skit/<component>/..." respects the dependency arrows:
 #   cli -> supervisor, worker, core;  supervisor -> runtime, ipc, core, proto;
-#   worker -> runtime, ipc, core, proto;  runtime -> ipc, core;  nodes -> core;  ipc -> core.
+#   worker -> runtime, ipc, core, proto, plugins (the plugin host);  runtime -> ipc, core;
+#   nodes -> core;  plugins -> core;  ipc -> core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A allowed=(
@@ -9,8 +10,9 @@ declare -A allowed=(
   [ipc]="core ipc"
   [runtime]="core ipc runtime"
   [nodes]="core"
-  [worker]="core ipc runtime worker v1"
-  [supervisor]="core ipc runtime supervisor v1"
+  [plugins]="core plugins"
+  [worker]="core ipc runtime worker plugins v1"
+  [supervisor]="core ipc runtime supervisor plugins v1"
   [gateway]="core supervisor gateway v1"
   [cli]="core supervisor worker gateway v1"
 )

@@ -8,7 +8,7 @@
 namespace skit::gateway {
 namespace {
 
-TEST(Authorization, ViewersReadOperatorsAndAdminsChangeNobodyLoadsPlugins) {
+TEST(Authorization, ViewersReadOperatorsAndAdminsChangeOnlyAdminsManagePlugins) {
   for (const Role role : {Role::kViewer, Role::kOperator, Role::kAdmin}) {
     const bool writes = role != Role::kViewer;
     const auto p = permissions_of(role);
@@ -22,9 +22,9 @@ TEST(Authorization, ViewersReadOperatorsAndAdminsChangeNobodyLoadsPlugins) {
                               "delete_assets", "process_oneshot"}) {
       EXPECT_EQ(p.at(write).get<bool>(), writes) << role_name(role) << " " << write;
     }
-    // No plugin endpoints yet: nobody may.
-    EXPECT_FALSE(p.at("load_plugins").get<bool>());
-    EXPECT_FALSE(p.at("delete_plugins").get<bool>());
+    // Plugins run native code: only admins manage them.
+    EXPECT_EQ(p.at("load_plugins").get<bool>(), role == Role::kAdmin);
+    EXPECT_EQ(p.at("delete_plugins").get<bool>(), role == Role::kAdmin);
   }
 }
 
@@ -33,9 +33,10 @@ TEST(Authorization, ARefusalNamesTheRoleAndTheLeastRoleThatMay) {
   const Status denied = authorize(Role::kViewer, Permission::kTuneNodes, "tune nodes");
   EXPECT_EQ(denied.code(), ErrorCode::kPermissionDenied);
   EXPECT_EQ(denied.message(), "role 'viewer' may not tune nodes (needs operator)");
-  const Status nobody = authorize(Role::kAdmin, Permission::kLoadPlugins, "load plugins");
-  EXPECT_EQ(nobody.code(), ErrorCode::kPermissionDenied);
-  EXPECT_EQ(nobody.message(), "role 'admin' may not load plugins (no role may yet)");
+  EXPECT_TRUE(authorize(Role::kAdmin, Permission::kLoadPlugins, "load plugins").is_ok());
+  const Status op = authorize(Role::kOperator, Permission::kLoadPlugins, "load plugins");
+  EXPECT_EQ(op.code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(op.message(), "role 'operator' may not load plugins (needs admin)");
 }
 
 TEST(Authorization, BearerTokensInAnyCaseOfTheScheme) {
