@@ -132,28 +132,40 @@ Result<Json> PluginCatalog::probe(const fs::path& library) const {
 }
 
 Result<PluginInfo> PluginCatalog::register_copy(const fs::path& source,
-                                                const std::string& file_name) {
+                                                const std::string& file_name,
+                                                const fs::path& resources) {
   std::error_code ec;
-  const fs::path copy = copies_ / (std::to_string(next_copy_++) + "-" + file_name);
+  // One directory per copy, the library under its own name: a plugin that finds its models
+  // beside itself (dladdr) finds them through links to the directories next to the original.
+  const fs::path dir = copies_ / std::to_string(next_copy_++);
+  fs::create_directories(dir, ec);
+  const fs::path copy = dir / file_name;
   fs::copy_file(source, copy, fs::copy_options::overwrite_existing, ec);
   if (ec) {
     return Status(ErrorCode::kInternal, "plugin " + file_name + ": cannot copy it: " + ec.message());
   }
   ::chmod(copy.c_str(), 0500);
+  if (!resources.empty()) {
+    for (const auto& entry : fs::directory_iterator(resources, ec)) {
+      if (entry.is_directory(ec)) {
+        fs::create_directory_symlink(fs::absolute(entry.path(), ec), dir / entry.path().filename(), ec);
+      }
+    }
+  }
   auto metadata = probe(copy);
   if (!metadata) {
-    fs::remove(copy, ec);
+    fs::remove_all(dir, ec);
     return metadata.status();
   }
   auto descriptor = plugins::native_descriptor(*metadata, copy.string(), options_.call_timeout);
   if (!descriptor) {
-    fs::remove(copy, ec);
+    fs::remove_all(dir, ec);
     return Status(ErrorCode::kInvalidArgument,
                   "plugin " + file_name + ": " + descriptor.status().message());
   }
   const NodeDescriptor* existing = registry_.find(descriptor->kind);
   if (existing != nullptr && !existing->native_plugin) {
-    fs::remove(copy, ec);
+    fs::remove_all(dir, ec);
     return Status(ErrorCode::kAlreadyExists,
                   "plugin " + file_name + ": kind " + descriptor->kind + " is a built-in kind");
   }
@@ -196,7 +208,7 @@ std::vector<Status> PluginCatalog::load_directory() {
 
 Result<PluginInfo> PluginCatalog::load_file(const fs::path& path) {
   std::lock_guard lock(mutex_);
-  return register_copy(path, path.filename().string());
+  return register_copy(path, path.filename().string(), path.parent_path());
 }
 
 Result<PluginInfo> PluginCatalog::install(std::string_view file_name,
@@ -230,7 +242,7 @@ Result<PluginInfo> PluginCatalog::install(std::string_view file_name,
       return Status(ErrorCode::kInternal, "cannot stage the plugin upload");
     }
   }
-  auto info = register_copy(staged, std::string(file_name));
+  auto info = register_copy(staged, std::string(file_name), {});
   if (info) {
     // Kept for the next start; written beside and renamed, never half a library in place.
     const fs::path target = native / std::string(file_name);

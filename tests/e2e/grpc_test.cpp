@@ -253,11 +253,12 @@ TEST_F(Grpc, ReflectionListsTheServicesAndDescribesControl) {
   for (const auto& m : control.service(0).method()) {
     methods.emplace(m.name(), m);
   }
-  ASSERT_EQ(methods.size(), 15U);
+  ASSERT_EQ(methods.size(), 18U);
   for (const char* name : {"ListNodeKinds", "ValidatePipeline", "Process", "CreateSession",
                            "ListSessions", "GetSession", "DeleteSession", "ApplyBatch", "TuneNode",
                            "WatchEvents", "GetPermissions", "GetConfig", "GetPacketSchema",
-                           "ListSamples", "GetSample"}) {
+                           "ListSamples", "GetSample", "ListPlugins", "UploadPlugin",
+                           "DeletePlugin"}) {
     EXPECT_TRUE(methods.count(name)) << name;
   }
   EXPECT_FALSE(methods.at("WatchEvents").client_streaming());

@@ -52,6 +52,9 @@ constexpr int kAllowed[] = {
     SCMP_SYS(getdents64), SCMP_SYS(unlink), SCMP_SYS(readlink),
     SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect), SCMP_SYS(madvise),
     SCMP_SYS(brk), SCMP_SYS(mincore),
+    // An anonymous memory file, no more than mmap gives (libpulse makes its memory pool so
+    // when espeak-ng creates its unused audio device object).
+    SCMP_SYS(memfd_create),
     SCMP_SYS(futex), SCMP_SYS(set_robust_list),
     SCMP_SYS(get_robust_list), SCMP_SYS(rseq), SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity),
     SCMP_SYS(sched_setaffinity), SCMP_SYS(set_tid_address), SCMP_SYS(gettid), SCMP_SYS(getpid),

@@ -83,9 +83,8 @@ Result<Json> type_json(const CPacketTypeInfo& t, const std::string& file, const 
     }
     case CPacketType_Binary: j["type"] = "Binary"; break;
     case CPacketType_Any:
-      if (output) {
-        return bad(file, where + " produces Any (an output must declare its type or Passthrough)");
-      }
+      // An output whose type follows the params (StreamKit's VAD: events or audio); the pins
+      // downstream check what arrives.
       j["type"] = "Any";
       break;
     case CPacketType_Passthrough:

@@ -61,7 +61,11 @@ class PluginCatalog {
   Result<Json> probe(const std::filesystem::path& library) const;
 
  private:
-  Result<PluginInfo> register_copy(const std::filesystem::path& source, const std::string& file_name);
+  /// `resources`: the directory of a plugin found on disk, whose subdirectories (models,
+  /// bundled libraries) the copy sees beside itself.
+  Result<PluginInfo> register_copy(const std::filesystem::path& source,
+                                   const std::string& file_name,
+                                   const std::filesystem::path& resources);
 
   PluginCatalogOptions options_;
   NodeRegistry& registry_;
