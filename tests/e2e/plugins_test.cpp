@@ -38,13 +38,19 @@ std::string build_plugin(const TempDir& dir, const std::string& name, const std:
   return out;
 }
 
-std::size_t shm_segments() {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/dev/shm", ec)) {
-    n += e.path().filename().string().rfind("skit-", 0) == 0 ? 1 : 0;
+// The shared-memory segments a process has mapped (other suites running alongside create
+// their own in /dev/shm, so a global count would not tell this server's).
+std::size_t shm_segments(pid_t pid) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::set<std::string> names;
+  std::string line;
+  while (std::getline(maps, line)) {
+    const auto at = line.find("/dev/shm/skit-");
+    if (at != std::string::npos) {
+      names.insert(line.substr(at));
+    }
   }
-  return n;
+  return names.size();
 }
 
 std::vector<pid_t> children_of(pid_t parent) {
@@ -407,7 +413,7 @@ TEST_F(Plugins, MisbehavingPluginsFailOnlyTheirNodeWhileAnotherSessionPlaysOn) {
   // The bystander's file so far (a growing Ogg decodes up to its last complete page).
   const auto played_from = Clock::now();
   const double played_before = decode_f32(played).seconds();
-  const std::size_t segments_before = shm_segments();
+  const std::size_t segments_before = shm_segments(server.pid());
   const std::size_t children_before = children_of(server.pid()).size();
 
   for (const auto& f : faults) {
@@ -445,11 +451,11 @@ TEST_F(Plugins, MisbehavingPluginsFailOnlyTheirNodeWhileAnotherSessionPlaysOn) {
   // (A killed worker that had touched gigabytes takes a moment to exit and be reaped.)
   const auto deadline = Clock::now() + 15s;
   while (Clock::now() < deadline && (children_of(server.pid()).size() > children_before ||
-                                     shm_segments() > segments_before)) {
+                                     shm_segments(server.pid()) > segments_before)) {
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_EQ(children_of(server.pid()).size(), children_before);
-  EXPECT_EQ(shm_segments(), segments_before);
+  EXPECT_EQ(shm_segments(server.pid()), segments_before);
   EXPECT_TRUE(server.running());
   // The bystander played on throughout: its file grew by (nearly) all the time that passed.
   const double ran = std::chrono::duration<double>(Clock::now() - played_from).count();
