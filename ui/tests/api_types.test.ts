@@ -48,7 +48,7 @@ const validate = { valid: 'boolean', mode: 'string', errors: 'array', pipeline: 
 const compiled = { name: 'string', description: 'string', mode: 'string', nodes: 'object', node_order: 'array', connections: 'array' } satisfies Shape<CompiledPipeline>;
 const livePipeline = { name: 'string', description: 'string', mode: 'string', nodes: 'object', connections: 'array' } satisfies Shape<LivePipeline>;
 const liveNode = { kind: 'string', params: 'object', state: 'any', stats: 'object', worker_pid: 'number', restarts: 'number' } satisfies Shape<LiveNode>;
-const stats = { received: 'number', sent: 'number', discarded: 'number', errored: 'number', duration_secs: 'number', bytes_in: 'number', bytes_out: 'number' } satisfies Shape<NodeStats>;
+const stats = { received: 'number', sent: 'number', discarded: 'number', errored: 'number', duration_secs: 'number', bytes_in: 'number', bytes_out: 'number', telemetry_dropped: 'number' } satisfies Shape<NodeStats>;
 
 let server: RunningServer;
 const get = async (p: string) => (await fetch(server.url + p)).json();

@@ -179,6 +179,8 @@ export interface NodeStats {
   duration_secs: number;
   bytes_in: number;
   bytes_out: number;
+  /** Telemetry events over the node's per-second cap, dropped rather than queued. */
+  telemetry_dropped: number;
 }
 
 export interface LiveNode {

@@ -4,7 +4,7 @@
 import { create } from 'zustand';
 import type { ControlEvent, LiveNode, LivePipeline, SessionInfo } from '../api/types';
 
-const zeroStats = { received: 0, sent: 0, discarded: 0, errored: 0, duration_secs: 0, bytes_in: 0, bytes_out: 0 };
+const zeroStats = { received: 0, sent: 0, discarded: 0, errored: 0, duration_secs: 0, bytes_in: 0, bytes_out: 0, telemetry_dropped: 0 };
 
 interface MonitorState {
   sessions: SessionInfo[];
