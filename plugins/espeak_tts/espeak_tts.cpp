@@ -16,6 +16,19 @@
 
 #include "streamkit_plugin.hpp"
 
+// libespeak-ng (1.51, Debian 12) opens a sound device through libpcaudio as soon as its output
+// is set up, even in synchronous mode where it never plays a sample: a PulseAudio client that
+// makes a memfd, sets the umask, creates ~/.config/pulse and connects to the user's sound
+// server. Under the worker sandbox those calls are refused, and a plugin has no business
+// reaching a sound server anyway. This definition comes first in the lookup scope of the
+// libraries this plugin pulls in, so espeak's call binds here and gets "no device" (a state
+// espeak handles: pcaudio returns the same when no backend answers).
+struct audio_object;
+extern "C" __attribute__((visibility("default"))) audio_object* create_audio_device_object(
+    const char* /*device*/, const char* /*application_name*/, const char* /*description*/) {
+  return nullptr;
+}
+
 namespace {
 
 using streamkit::json;
@@ -84,6 +97,15 @@ class EspeakTts {
                    {"minimum", 0},
                    {"maximum", 100},
                    {"description", "Base pitch, 0-100"},
+                   {"tunable", true}}},
+                 {"pause_ms",
+                  {{"type", "integer"},
+                   {"default", 0},
+                   {"minimum", 0},
+                   {"maximum", 10000},
+                   {"description",
+                    "Silence after each text spoken, in milliseconds (the gap between turns; "
+                    "0 = only espeak's own end-of-sentence pause)"},
                    {"tunable", true}}}}},
                {"additionalProperties", false}})
           .category("audio")
@@ -128,6 +150,8 @@ class EspeakTts {
                              espeakCHARS_UTF8, nullptr, &synthesis);
     if (!synthesis.error.empty()) throw streamkit::Error(synthesis.error);
     if (st != ENS_OK) throw streamkit::Error("espeak-ng synthesis failed: " + status_message(st));
+    synthesis.pending.resize(synthesis.pending.size() +
+                             static_cast<size_t>(pause_ms_) * kSampleRate / 1000, 0.0f);
     if (!synthesis.pending.empty()) out.audio("out", kSampleRate, 1, synthesis.pending);
   }
 
@@ -173,6 +197,11 @@ class EspeakTts {
         int p = value.get<int>();
         if (p < 0 || p > 100) throw streamkit::Error("pitch must be in [0, 100]");
         pitch_ = p;
+      } else if (key == "pause_ms") {
+        if (!value.is_number_integer()) throw streamkit::Error("pause_ms must be an integer");
+        int ms = value.get<int>();
+        if (ms < 0 || ms > 10000) throw streamkit::Error("pause_ms must be in [0, 10000]");
+        pause_ms_ = ms;
       } else {
         throw streamkit::Error("unknown param '" + key + "'");
       }
@@ -195,6 +224,7 @@ class EspeakTts {
   std::string voice_ = "en-us";
   int rate_ = espeakRATE_NORMAL;
   int pitch_ = 50;
+  int pause_ms_ = 0;
 };
 
 }  // namespace

@@ -62,14 +62,7 @@ class LiveSessions : public ::testing::Test {
   /// Waits for the writer of `session` to stop (the stream ended and the file is complete).
   static bool writer_done(WsClient& ws, const std::string& session_id,
                           std::chrono::milliseconds timeout = 20s) {
-    const json e = ws.wait_event(
-        [&](const json& p) {
-          return p.value("event", "") == "nodestatechanged" &&
-                 p.value("session_id", "") == session_id && p.value("node_id", "") == "writer" &&
-                 p["state"].is_object() && p["state"].contains("Stopped");
-        },
-        timeout);
-    return !e.is_null();
+    return !wait_node_stopped(ws, session_id, "writer", timeout).is_null();
   }
 
   TempDir dir_;

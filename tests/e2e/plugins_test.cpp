@@ -523,5 +523,114 @@ TEST_F(Plugins, APluginNodeInASessionRunsOutsideTheServerAndIsTunedLive) {
   EXPECT_NEAR(after - before, -12.0, 0.5) << before << " dB -> " << after << " dB";
 }
 
+// Re-uploading a plugin replaces it for new nodes while a session's node keeps the copy it
+// loaded: the running session stays at 0 dB throughout, a oneshot after the upload gets the
+// new build's +6 dB, and the session still ends cleanly.
+TEST_F(Plugins, AReuploadReplacesThePluginWhileARunningSessionKeepsItsCopy) {
+  const std::string v1 = build_plugin(dir_, "gain_c", "gain_c.c");
+  fs::create_directories(dir_.file("v2"));
+  const std::string v2 = build_plugin(dir_, "v2/gain_c", "gain_c.c", {"-DOFFSET_DB=6.0206"});
+  SkitServer server(config());
+  ASSERT_TRUE(server.up()) << server.log();
+  const Response first = upload(server, v1);
+  ASSERT_EQ(first.status, 201) << first.describe();
+  const std::string input = dir_.file("tone.ogg");
+  ASSERT_TRUE(make_sine(input, 440, 0.25, 5.0, 48000, 1, {"-c:a", "libopus", "-b:a", "96k"}));
+  const std::string out = dir_.file("out.ogg");
+  WsClient ws(server.http_port());
+  ASSERT_TRUE(ws.open()) << ws.error();
+  const json created = ws.request(
+      {{"action", "createsession"},
+       {"name", "kept-copy"},
+       {"yaml", "mode: dynamic\n"
+                "nodes:\n"
+                "  reader: {kind: core::file_reader, params: {path: '" + input + "'}}\n"
+                "  demux: {kind: containers::ogg::demuxer, needs: reader}\n"
+                "  pacer: {kind: core::pacer, needs: demux}\n"
+                "  dec: {kind: audio::opus::decoder, needs: pacer}\n"
+                "  gain: {kind: 'plugin::native::gain_c', params: {gain_db: 0}, needs: dec}\n"
+                "  enc: {kind: audio::opus::encoder, needs: gain}\n"
+                "  mux: {kind: containers::ogg::muxer, params: {codec: opus}, needs: enc}\n"
+                "  writer: {kind: core::file_writer, params: {path: '" + out + "'}, needs: mux}\n"}});
+  ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump();
+  const std::string id = created["session_id"];
+  std::this_thread::sleep_for(1500ms);
+
+  const Response second = upload(server, v2);
+  ASSERT_TRUE(second.status == 200 || second.status == 201) << second.describe();
+  EXPECT_GE(json::parse(second.body).value("loaded_at_ms", 0), json::parse(first.body).value("loaded_at_ms", 0));
+  const Response list = http_call(server.http_port(), http::verb::get, "/api/v1/plugins", kViewerToken);
+  EXPECT_EQ(json::parse(list.body).size(), 1U) << "replaced, not added: " << list.body;
+  // New nodes get the new build.
+  const Response r = oneshot(server, boost_yaml("plugin::native::gain_c", "{gain_db: 0}"));
+  ASSERT_EQ(r.status, 200) << r.describe();
+  const double boosted = rms_db(decode_f32(r.body_path).middle()) - rms_db(decode_f32(sine_).middle());
+  std::printf("after the re-upload a oneshot measures %+.3f dB (the new build adds 6.02 dB)\n", boosted);
+  EXPECT_NEAR(boosted, kSixDb, 0.1);
+
+  // The session's node kept the library it had loaded: no step in its level.
+  ASSERT_FALSE(wait_node_stopped(ws, id, "writer", 20s).is_null()) << server.log();
+  const Decoded d = decode_f32(out);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_NEAR(d.seconds(), 5.0, 0.05);
+  const auto levels = window_levels(d);
+  const double early = mean_level(levels, 0.3, 1.2);
+  const double late = mean_level(levels, 2.5, 4.7);
+  std::printf("session across the re-upload: %.2f dB before, %.2f dB after\n", early, late);
+  EXPECT_NEAR(late - early, 0.0, 0.5);
+  EXPECT_NEAR(early, amplitude_db(0.25) - 3.01, 0.5) << "the session ran at 0 dB";
+}
+
+// A plugin node that crashes in a session is restarted like any worker, then, past the
+// restart budget, fails with the reason, while the rest of the session plays on.
+TEST_F(Plugins, ACrashingPluginInASessionIsRestartedThenFailsAlone) {
+  const std::string library =
+      build_plugin(dir_, "crash_process", "faulty.c", {"-DFAULT=2", "-DKIND=\"crash_process\""});
+  SkitServer server(config("", "sessions:\n  max_restarts: 2\n  backoff_initial_ms: 50\n"));
+  ASSERT_TRUE(server.up()) << server.log();
+  ASSERT_EQ(upload(server, library).status, 201);
+  const std::string input = dir_.file("tone.ogg");
+  ASSERT_TRUE(make_sine(input, 440, 0.25, 4.0, 48000, 1, {"-c:a", "libopus", "-b:a", "96k"}));
+  const std::string out = dir_.file("out.ogg");
+  WsClient ws(server.http_port());
+  ASSERT_TRUE(ws.open()) << ws.error();
+  const json created = ws.request(
+      {{"action", "createsession"},
+       {"name", "crashy-plugin"},
+       {"yaml", "mode: dynamic\n"
+                "nodes:\n"
+                "  reader: {kind: core::file_reader, params: {path: '" + input + "'}}\n"
+                "  demux: {kind: containers::ogg::demuxer, needs: reader}\n"
+                "  pacer: {kind: core::pacer, needs: demux}\n"
+                "  dec: {kind: audio::opus::decoder, needs: pacer}\n"
+                "  boom: {kind: 'plugin::native::crash_process', needs: dec}\n"
+                "  enc: {kind: audio::opus::encoder, needs: dec}\n"
+                "  mux: {kind: containers::ogg::muxer, params: {codec: opus}, needs: enc}\n"
+                "  writer: {kind: core::file_writer, params: {path: '" + out + "'}, needs: mux}\n"}});
+  ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump();
+  const std::string id = created["session_id"];
+  const json failed = ws.wait_event(
+      [&](const json& p) {
+        return p.value("event", "") == "nodestatechanged" && p.value("session_id", "") == id &&
+               p.value("node_id", "") == "boom" && p["state"].is_object() &&
+               p["state"].contains("Failed");
+      },
+      20s);
+  ASSERT_FALSE(failed.is_null()) << server.log();
+  const std::string reason = failed["state"]["Failed"].value("reason", "");
+  std::printf("crashing plugin in a session: %s\n", reason.c_str());
+  EXPECT_TRUE(contains(reason, "not restarted")) << reason;
+  EXPECT_TRUE(contains(reason, "SIGSEGV")) << reason;
+  int recovering = 0;
+  for (const auto& p : ws.events()) {
+    recovering += p.value("node_id", "") == "boom" && p.contains("state") &&
+                  p["state"].is_object() && p["state"].contains("Recovering");
+  }
+  EXPECT_EQ(recovering, 2);
+  ASSERT_FALSE(wait_node_stopped(ws, id, "writer", 20s).is_null()) << server.log();
+  EXPECT_NEAR(decode_f32(out).seconds(), 4.0, 0.05);
+  EXPECT_EQ(http_call(server.http_port(), http::verb::get, "/healthz", "").status, 200);
+}
+
 }  // namespace
 }  // namespace skit::testing

@@ -69,6 +69,19 @@ inline bool is_rfc3339(const std::string& s) {
   return std::regex_match(s, re);
 }
 
+/// The `nodestatechanged` event that says `node_id` of `session_id` stopped (for a writer: the
+/// stream ended and the file is complete), or null after `timeout`.
+inline json wait_node_stopped(WsClient& ws, const std::string& session_id, const std::string& node_id,
+                              std::chrono::milliseconds timeout = 20s) {
+  return ws.wait_event(
+      [&](const json& p) {
+        return p.value("event", "") == "nodestatechanged" &&
+               p.value("session_id", "") == session_id && p.value("node_id", "") == node_id &&
+               p["state"].is_object() && p["state"].contains("Stopped");
+      },
+      timeout);
+}
+
 /// A dynamic pipeline that reads speech.ogg, decodes it, applies a gain and discards it; `gain`
 /// (line 16) is the param a test may break.
 inline std::string decode_pipeline(const std::string& gain = "1.0") {

@@ -47,7 +47,9 @@ struct FilterDeleter {
 constexpr int kAllowed[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
     SCMP_SYS(pwrite64), SCMP_SYS(lseek), SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
-    SCMP_SYS(statx), SCMP_SYS(openat), SCMP_SYS(fcntl), SCMP_SYS(dup), SCMP_SYS(dup3),
+    SCMP_SYS(statx),
+    // The legacy stat calls: prebuilt libraries (onnxruntime in sherpa-onnx) still make them.
+    SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(openat), SCMP_SYS(fcntl), SCMP_SYS(dup), SCMP_SYS(dup3),
     SCMP_SYS(ioctl), SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(ftruncate),
     SCMP_SYS(getdents64), SCMP_SYS(unlink), SCMP_SYS(readlink),
     SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect), SCMP_SYS(madvise),
