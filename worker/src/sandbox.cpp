@@ -181,6 +181,19 @@ Status apply_sandbox(const SandboxPolicy& policy) {
                        SCMP_A1(SCMP_CMP_NE, SCHED_OTHER)) != 0) {
     return Status(ErrorCode::kInternal, "seccomp scheduler rule failed");
   }
+#if defined(__x86_64__)
+  // arch_prctl: the queries, and asking for the AMX tile state (onnxruntime does before its
+  // AMX kernels, on CPUs that have them); setting cpuid faulting or FS/GS stays forbidden.
+  for (const unsigned long op : {0x1003UL /* ARCH_GET_FS */, 0x1004UL /* ARCH_GET_GS */,
+                                 0x1011UL /* ARCH_GET_CPUID */, 0x1021UL /* ARCH_GET_XCOMP_SUPP */,
+                                 0x1022UL /* ARCH_GET_XCOMP_PERM */, 0x1023UL /* ARCH_REQ_XCOMP_PERM */,
+                                 0x3001UL /* ARCH_CET_STATUS */}) {
+    if (seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(arch_prctl), 1,
+                         SCMP_A0(SCMP_CMP_EQ, op)) != 0) {
+      return Status(ErrorCode::kInternal, "seccomp arch_prctl rule failed");
+    }
+  }
+#endif
   // Threads yes, processes no: clone only with CLONE_THREAD; clone3 hides its flags in
   // memory, so it reports ENOSYS and glibc falls back to clone.
   if (seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
