@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,7 @@
 #include "skit/supervisor/entry_rules.hpp"
 #include "skit/supervisor/pipeline_compiler.hpp"
 #include "skit/supervisor/run.hpp"
+#include "skit/core/url_policy.hpp"
 
 namespace skit::cli {
 
@@ -184,6 +186,14 @@ int run(const RunArgs& a) {
     std::fflush(stderr);
   };
 
+  // skit run acts for the local user, who could fetch any URL anyway: a fetcher may download
+  // any http(s) URL, loopback and private ones included, unless the environment already
+  // holds a policy (as skit serve's workers do).
+  if (std::getenv(kFetchPolicyEnvVar) == nullptr) {  // NOLINT(concurrency-mt-unsafe)
+    const std::vector<UrlRule> any = {{.url = "http://*:*", .allow_private = true},
+                                      {.url = "https://*:*", .allow_private = true}};
+    ::setenv(kFetchPolicyEnvVar, to_json(any).dump().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+  }
   auto report = supervisor::run_pipeline(pipeline, options);
   if (show_progress && tty && report.wall_seconds >= 1.0) {
     std::fputs("\r\033[K", stderr);

@@ -76,6 +76,8 @@ int serve(const ServeArgs& a) {
   // Workers inherit the environment: the script policy (names of secret variables, never
   // their values) reaches every core::script node this way, before any thread starts.
   ::setenv(ScriptPolicy::kEnvVar, cfg.script.to_json().dump().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+  // And the URLs transport::http::fetcher may download, which it checks again after DNS.
+  ::setenv(kFetchPolicyEnvVar, to_json(cfg.engine.allowed_fetch_urls).dump().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
   supervisor::Engine engine(cfg.engine);
   // Each plugin is probed by a sandboxed worker; a broken one is logged and skipped.
   engine.load_plugins();

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 namespace skit {
@@ -214,8 +215,9 @@ std::string format_address(const sockaddr* addr) {
   return buf;
 }
 
-Result<UrlPolicy> UrlPolicy::make(std::vector<UrlRule> rules) {
+Result<UrlPolicy> UrlPolicy::make(std::vector<UrlRule> rules, std::string list_name) {
   UrlPolicy policy;
+  policy.list_name_ = std::move(list_name);
   for (std::size_t i = 0; i < rules.size(); ++i) {
     const std::string where = "allow-list entry " + std::to_string(i + 1) + " ('" + rules[i].url + "')";
     auto split = split_url(rules[i].url);
@@ -274,14 +276,14 @@ Result<const UrlRule*> UrlPolicy::admit(std::string_view method, const ParsedUrl
   const std::string target = url.scheme + "://" + url.host + ":" + std::to_string(url.port) + url.path;
   if (rules_.empty()) {
     return Status(ErrorCode::kPermissionDenied,
-                  "fetch is disabled: script.global_fetch_allowlist is empty (" + target + ")");
+                  "fetch is disabled: " + list_name_ + " is empty (" + target + ")");
   }
   if (url_matched) {
     return Status(ErrorCode::kPermissionDenied, "method " + std::string(method) +
                                                     " is not allowed for " + target);
   }
   return Status(ErrorCode::kPermissionDenied,
-                target + " is not on script.global_fetch_allowlist");
+                target + " is not on " + list_name_);
 }
 
 Status UrlPolicy::check_address(const UrlRule& rule, const sockaddr* addr) {
@@ -347,6 +349,22 @@ Result<std::vector<UrlRule>> url_rules_from_json(const Json& list) {
     rules.push_back(std::move(r));
   }
   return rules;
+}
+
+Result<UrlPolicy> fetch_policy_from_environment() {
+  const char* text = std::getenv(kFetchPolicyEnvVar);  // NOLINT(concurrency-mt-unsafe): read-only after start
+  if (text == nullptr || *text == '\0') {
+    return UrlPolicy::make({}, kFetchPolicyKey);
+  }
+  const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return Status(ErrorCode::kInvalidArgument, std::string(kFetchPolicyEnvVar) + " is not valid JSON");
+  }
+  auto rules = url_rules_from_json(j);
+  if (!rules) {
+    return rules.status();
+  }
+  return UrlPolicy::make(std::move(rules).value(), kFetchPolicyKey);
 }
 
 Json to_json(const std::vector<UrlRule>& rules) {

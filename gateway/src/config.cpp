@@ -134,6 +134,10 @@ plugins:                          # native plugins (docs/plugins.md)
 security:
   allowed_file_paths: ["samples/**"]  # files nodes may read (globs, relative to base_dir)
   allowed_write_paths: []             # files nodes may write; empty: writing denied
+  # URLs transport::http::fetcher may download: patterns ("https://media.example.com/*") or
+  # {url, allow_private}; loopback/private/link-local addresses need the entry to name them
+  # or allow_private. Empty: the fetcher is refused
+  allowed_fetch_urls: []
 script:                           # core::script nodes (docs/scripts.md)
   default_timeout_ms: 100         # process() time limit of nodes that set no timeout_ms
   default_memory_limit_mb: 64     # heap limit of nodes that set no memory_limit_mb
@@ -154,6 +158,43 @@ paths:
 Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* all_errors) {
   ServerConfig cfg;
   Parser p;
+  // A URL allow-list: entries are a URL pattern, or {url, methods?, allow_private?}.
+  const auto url_rules = [&p](const YAML::Node& x, const std::string& key, bool with_methods,
+                              std::vector<UrlRule>& out) {
+    if (!x.IsSequence()) {
+      p.error(x, "'" + key + "' must be a list of URL patterns or {url, " +
+                     (with_methods ? "methods, " : "") + "allow_private}");
+      return;
+    }
+    out.clear();
+    for (const auto& item : x) {
+      UrlRule rule;
+      if (item.IsScalar()) {
+        rule.url = item.Scalar();
+      } else {
+        std::map<std::string, std::function<void(const YAML::Node&, const YAML::Node&)>> fields = {
+            {"url", [&](const YAML::Node&, const YAML::Node& y) { p.scalar(y, key + "[].url", rule.url); }},
+            {"allow_private", [&](const YAML::Node&, const YAML::Node& y) {
+               p.scalar(y, key + "[].allow_private", rule.allow_private); }},
+        };
+        if (with_methods) {
+          fields["methods"] = [&](const YAML::Node&, const YAML::Node& y) {
+            p.strings(y, key + "[].methods", rule.methods);
+          };
+        }
+        p.section(item, key + "[]", fields);
+      }
+      if (rule.url.empty()) {
+        p.error(item, "a " + key + " entry needs a url");
+        continue;
+      }
+      if (auto checked = UrlPolicy::make({rule}, key); !checked) {
+        p.error(item, key + ": " + checked.status().message());
+        continue;
+      }
+      out.push_back(std::move(rule));
+    }
+  };
   SourceLocation listen_at;       // where server.listen / grpc_listen were given, for the
   SourceLocation grpc_listen_at;  // checks that need the whole file
   YAML::Node root;
@@ -350,6 +391,9 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                   p.strings(x, "security.allowed_file_paths", cfg.engine.allowed_file_paths); }},
                {"allowed_write_paths", [&](const YAML::Node&, const YAML::Node& x) {
                   p.strings(x, "security.allowed_write_paths", cfg.engine.allowed_write_paths); }},
+               {"allowed_fetch_urls", [&](const YAML::Node&, const YAML::Node& x) {
+                  url_rules(x, "security.allowed_fetch_urls", /*with_methods=*/false,
+                            cfg.engine.allowed_fetch_urls); }},
            });
          }},
         {"script", [&](const YAML::Node&, const YAML::Node& v) {
@@ -374,31 +418,8 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                {"fetch_max_response_bytes", [&](const YAML::Node&, const YAML::Node& x) {
                   p.scalar(x, "script.fetch_max_response_bytes", sc.fetch_max_response_bytes); }},
                {"global_fetch_allowlist", [&](const YAML::Node&, const YAML::Node& x) {
-                  if (!x.IsSequence()) {
-                    p.error(x, "'script.global_fetch_allowlist' must be a list of {url, methods}");
-                    return;
-                  }
-                  sc.fetch_allowlist.clear();
-                  for (const auto& item : x) {
-                    UrlRule rule;
-                    p.section(item, "script.global_fetch_allowlist[]", {
-                        {"url", [&](const YAML::Node&, const YAML::Node& y) {
-                           p.scalar(y, "script.global_fetch_allowlist[].url", rule.url); }},
-                        {"methods", [&](const YAML::Node&, const YAML::Node& y) {
-                           p.strings(y, "script.global_fetch_allowlist[].methods", rule.methods); }},
-                        {"allow_private", [&](const YAML::Node&, const YAML::Node& y) {
-                           p.scalar(y, "script.global_fetch_allowlist[].allow_private", rule.allow_private); }},
-                    });
-                    if (rule.url.empty()) {
-                      p.error(item, "a script.global_fetch_allowlist entry needs a url");
-                      continue;
-                    }
-                    if (auto checked = UrlPolicy::make({rule}); !checked) {
-                      p.error(item, "script.global_fetch_allowlist: " + checked.status().message());
-                      continue;
-                    }
-                    sc.fetch_allowlist.push_back(std::move(rule));
-                  }
+                  url_rules(x, "script.global_fetch_allowlist", /*with_methods=*/true,
+                            sc.fetch_allowlist);
                 }},
                {"secrets", [&](const YAML::Node&, const YAML::Node& x) {
                   if (!x.IsMap()) {

@@ -20,12 +20,19 @@ PluginCatalogOptions catalog_options(const EngineConfig& config) {
   o.probe_address_space_bytes = config.sandbox.address_space_bytes;
   return o;
 }
+
+// The config loader checked every rule; one that is bad here refuses every URL.
+UrlPolicy fetch_policy_of(const EngineConfig& config) {
+  auto policy = UrlPolicy::make(config.allowed_fetch_urls, kFetchPolicyKey);
+  return policy ? std::move(policy).value() : UrlPolicy(kFetchPolicyKey);
+}
 }  // namespace
 
 Engine::Engine(EngineConfig config)
     : config_(std::move(config)),
       plugins_(std::make_unique<PluginCatalog>(catalog_options(config_))),
-      paths_(config_.base_dir, config_.allowed_file_paths, config_.allowed_write_paths) {}
+      paths_(config_.base_dir, config_.allowed_file_paths, config_.allowed_write_paths,
+             fetch_policy_of(config_)) {}
 
 std::vector<Status> Engine::load_plugins() {
   return plugins_->load_directory();

@@ -23,13 +23,14 @@ Status at(const v1::NodeSpec* node, std::string message) {
   return Status(ErrorCode::kInvalidArgument, std::move(message), where);
 }
 
-/// A node that reads a file named by one of its params (a source without an upload).
-bool reads_a_file(const NodeDescriptor& d) {
+/// A node that reads a file or downloads a URL named by one of its params (a source without
+/// an upload).
+bool reads_media(const NodeDescriptor& d) {
   if (d.params == nullptr) {
     return false;
   }
   for (const auto& f : d.params->fields()) {
-    if (f.file_access == FileAccess::kRead) {
+    if (f.file_access == FileAccess::kRead || f.fetch_url) {
       return true;
     }
   }
@@ -56,7 +57,7 @@ Markers markers_of(const v1::Pipeline& p) {
     if (d != nullptr && d->execution == NodeExecution::kHost) {
       m.host_nodes.push_back(&n);
     }
-    m.file_sources += d != nullptr && reads_a_file(*d) ? 1 : 0;
+    m.file_sources += d != nullptr && reads_media(*d) ? 1 : 0;
   }
   return m;
 }
@@ -88,7 +89,8 @@ std::vector<Status> check_entry(const v1::Pipeline& pipeline, EntryPoint entry, 
       }
       if (!io.has_input && m.inputs.empty() && m.file_sources == 0) {
         errors.push_back(at(nullptr, "a oneshot pipeline without media needs a source that "
-                                     "reads a file (core::file_reader)"));
+                                     "reads a file or a URL (core::file_reader, "
+                                     "transport::http::fetcher)"));
       }
       if (second_in != nullptr) {
         errors.push_back(at(second_in, "a oneshot pipeline takes at most one streamkit::http_input"));

@@ -44,10 +44,11 @@ bool glob_match(std::string_view pattern, std::string_view path) {
 }
 
 PathPolicy::PathPolicy(fs::path base_dir, std::vector<std::string> read_patterns,
-                       std::vector<std::string> write_patterns)
+                       std::vector<std::string> write_patterns, UrlPolicy fetch_urls)
     : base_(fs::weakly_canonical(base_dir)),
       read_(std::move(read_patterns)),
-      write_(std::move(write_patterns)) {}
+      write_(std::move(write_patterns)),
+      fetch_(std::move(fetch_urls)) {}
 
 namespace {
 /// An allowed path still has to name something usable: found before any worker starts, with
@@ -115,6 +116,26 @@ std::vector<Status> PathPolicy::confine(const NodeDescriptor& descriptor, Json& 
     return errors;
   }
   for (const auto& field : descriptor.params->fields()) {
+    if (field.fetch_url) {
+      auto it = params.find(field.name);
+      if (it == params.end() || !it->is_string()) {
+        continue;  // absent or mistyped: the params schema names the problem
+      }
+      auto url = parse_http_url(it->get<std::string>());
+      Status e = url ? Status::ok()
+                     : Status(ErrorCode::kInvalidParam, url.status().message());
+      if (url) {
+        auto rule = fetch_.admit("GET", *url);
+        if (!rule) {
+          e = rule.status();
+        }
+      }
+      if (!e.is_ok()) {
+        e.where().param = field.name;
+        errors.push_back(std::move(e));
+      }
+      continue;
+    }
     if (field.file_access == FileAccess::kNone) {
       continue;
     }

@@ -161,10 +161,11 @@ class PipelineRun {
         n.report.worker_pid = ::getpid();
         continue;
       }
-      // A plugin always runs alone: whatever it does fails its node only.
+      // A plugin always runs alone: whatever it does fails its node only. So does a node that
+      // needs the network, so that no codec shares the worker its sandbox lets reach out.
       const bool own = options_.placement == PlacementPolicy::kPerNode ||
                        n.spec->isolation() == v1::ISOLATION_DEDICATED ||
-                       n.descriptor->native_plugin != nullptr;
+                       n.descriptor->native_plugin != nullptr || n.descriptor->needs_network;
       if (own || shared_worker < 0) {
         WorkerSlot w;
         w.id = static_cast<std::uint32_t>(workers_.size());

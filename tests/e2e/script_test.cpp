@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "http_client.hpp"
+#include "loopback_http_server.hpp"
 #include "skit_server.hpp"
 
 namespace skit::testing {
@@ -16,70 +17,13 @@ namespace {
 
 const std::string kSecretValue = "sk-test-7f3a9c1e55d04b2b";
 
-/// A loopback HTTP server recording every request; answers "echo:<body>|auth=<present>".
-class RecordingServer {
- public:
-  RecordingServer() : acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
-    port_ = acceptor_.local_endpoint().port();
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~RecordingServer() {
-    stop_ = true;
-    beast::error_code ec;
-    tcp::socket poke(ioc_);
-    poke.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), ec);
-    thread_.join();
-  }
-  RecordingServer(const RecordingServer&) = delete;
-  RecordingServer& operator=(const RecordingServer&) = delete;
-
-  [[nodiscard]] int port() const { return port_; }
-  struct Request {
-    std::string method, target, authorization, body;
-  };
-  std::vector<Request> requests() {
-    std::lock_guard lock(mutex_);
-    return requests_;
-  }
-
- private:
-  void serve() {
-    while (!stop_) {
-      tcp::socket socket(ioc_);
-      beast::error_code ec;
-      acceptor_.accept(socket, ec);
-      if (ec || stop_) {
-        continue;
-      }
-      beast::flat_buffer buffer;
-      http::request<http::string_body> req;
-      http::read(socket, buffer, req, ec);
-      if (ec) {
-        continue;
-      }
-      Request r{std::string(req.method_string()), std::string(req.target()),
-                std::string(req[http::field::authorization]), req.body()};
-      {
-        std::lock_guard lock(mutex_);
-        requests_.push_back(r);
-      }
-      http::response<http::string_body> res{http::status::ok, 11};
-      res.set(http::field::content_type, "text/plain");
-      res.body() = "echo:" + r.body + "|auth=" + (r.authorization.empty() ? "none" : "present");
-      res.prepare_payload();
-      http::write(socket, res, ec);
-      socket.shutdown(tcp::socket::shutdown_both, ec);
-    }
-  }
-
-  net::io_context ioc_;
-  tcp::acceptor acceptor_;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::mutex mutex_;
-  std::vector<Request> requests_;
-};
+/// Answers "echo:<body>|auth=<present>" to every request.
+LoopbackHttpServer::Response echo(const LoopbackHttpServer::Request& req) {
+  return LoopbackHttpServer::ok(
+      req, "echo:" + req.body() + "|auth=" +
+               (req[boost::beast::http::field::authorization].empty() ? "none" : "present"),
+      "text/plain");
+}
 
 std::string config_for(int fetch_port) {
   const std::string port = std::to_string(fetch_port);
@@ -148,7 +92,7 @@ class ScriptE2e : public ::testing::Test {
   }
 
   TempDir dir_;
-  RecordingServer fetch_;
+  LoopbackHttpServer fetch_{echo};
   std::unique_ptr<SkitServer> server_;
   int n_ = 0;
 };

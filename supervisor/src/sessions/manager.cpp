@@ -207,7 +207,8 @@ class SessionManager::Impl {
       const NodeDescriptor* descriptor = registry.find(spec.kind());
       const bool own = config.placement == PlacementPolicy::kPerNode ||
                        spec.isolation() == v1::ISOLATION_DEDICATED ||
-                       (descriptor != nullptr && descriptor->native_plugin != nullptr);
+                       (descriptor != nullptr &&
+                        (descriptor->native_plugin != nullptr || descriptor->needs_network));
       if (own || shared_worker < 0) {
         const std::uint32_t slot = planner_.add_worker_slot(s);
         if (!own) {

@@ -52,5 +52,36 @@ TEST(DefaultConfig, ParsesToExactlyTheBuiltInDefaults) {
   EXPECT_EQ(p.script.to_json(), d.script.to_json());
 }
 
+// security.allowed_fetch_urls takes patterns or {url, allow_private}; a bad entry is named
+// with its line, and methods belong to the script's list only.
+TEST(FetchUrlLists, PatternsAndObjectsParseAndBadEntriesAreNamed) {
+  std::vector<Status> errors;
+  auto ok = parse_config(
+      "security:\n"
+      "  allowed_fetch_urls:\n"
+      "    - \"https://media.example.com/*\"\n"
+      "    - {url: \"http://10.0.0.5:8080/feeds/*\", allow_private: true}\n",
+      &errors);
+  ASSERT_TRUE(ok.is_ok()) << (errors.empty() ? ok.status().to_string() : errors[0].to_string());
+  ASSERT_EQ(ok->engine.allowed_fetch_urls.size(), 2U);
+  EXPECT_EQ(ok->engine.allowed_fetch_urls[0].url, "https://media.example.com/*");
+  EXPECT_FALSE(ok->engine.allowed_fetch_urls[0].allow_private);
+  EXPECT_TRUE(ok->engine.allowed_fetch_urls[1].allow_private);
+
+  errors.clear();
+  auto bad = parse_config(
+      "security:\n"
+      "  allowed_fetch_urls:\n"
+      "    - \"ftp://media.example.com/*\"\n"
+      "    - {url: \"https://a.example.com/*\", methods: [POST]}\n",
+      &errors);
+  EXPECT_FALSE(bad.is_ok());
+  ASSERT_EQ(errors.size(), 2U);
+  EXPECT_NE(errors[0].message().find("http or https"), std::string::npos) << errors[0].to_string();
+  EXPECT_EQ(errors[0].where().line, 3);
+  EXPECT_NE(errors[1].message().find("methods"), std::string::npos) << errors[1].to_string();
+  EXPECT_EQ(errors[1].where().line, 4);
+}
+
 }  // namespace
 }  // namespace skit::gateway

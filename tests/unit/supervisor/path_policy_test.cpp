@@ -110,5 +110,46 @@ TEST_F(PathPolicyTest, ConfineRewritesDeclaredFileParamsToTheCheckedCanonicalPat
   EXPECT_EQ(nlohmann::json::parse(gain.params_json())["gain"], 2.0);
 }
 
+// URL params (ParamFieldRef::fetch_url) are checked against security.allowed_fetch_urls in the
+// same pass, with the node's place; an empty list refuses every URL.
+TEST_F(PathPolicyTest, FetchUrlsMustBeOnTheAllowListAndHttp) {
+  auto rules = UrlPolicy::make({{.url = "https://media.example.com/*"}}, kFetchPolicyKey);
+  ASSERT_TRUE(rules.is_ok()) << rules.status().to_string();
+  PathPolicy with_urls(base_, {"samples/**"}, {}, std::move(rules).value());
+  auto node = [](const std::string& url) {
+    v1::NodeSpec n;
+    n.set_id("fetch");
+    n.set_kind("transport::http::fetcher");
+    n.set_params_json(nlohmann::json{{"url", url}}.dump());
+    n.mutable_position()->set_line(4);
+    return n;
+  };
+  auto allowed = node("https://media.example.com/a.ogg");
+  EXPECT_TRUE(with_urls.confine_node(allowed).empty());
+  EXPECT_EQ(nlohmann::json::parse(allowed.params_json())["url"], "https://media.example.com/a.ogg");
+
+  for (const std::string url : {"https://other.example.com/a.ogg", "http://media.example.com/a.ogg",
+                                "ftp://media.example.com/a.ogg", "https://user:pw@media.example.com/a"}) {
+    auto n = node(url);
+    const auto errors = with_urls.confine_node(n);
+    ASSERT_EQ(errors.size(), 1U) << url;
+    EXPECT_EQ(errors[0].where().node_id, "fetch");
+    EXPECT_EQ(errors[0].where().param, "url");
+    EXPECT_EQ(errors[0].where().line, 4);
+    std::printf("%s: %s\n", url.c_str(), errors[0].message().c_str());
+  }
+  auto off = node("https://other.example.com/a.ogg");
+  const auto off_errors = with_urls.confine_node(off);
+  ASSERT_EQ(off_errors.size(), 1U);
+  EXPECT_EQ(off_errors[0].code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(off_errors[0].message().find("security.allowed_fetch_urls"), std::string::npos);
+
+  auto any = node("https://media.example.com/a.ogg");
+  const auto denied = policy_.confine_node(any);  // no list at all
+  ASSERT_EQ(denied.size(), 1U);
+  EXPECT_NE(denied[0].message().find("security.allowed_fetch_urls is empty"), std::string::npos)
+      << denied[0].message();
+}
+
 }  // namespace
 }  // namespace skit::supervisor

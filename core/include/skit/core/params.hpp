@@ -39,6 +39,9 @@ struct ParamField {
   // A file path the node opens: checked against the server's allow-lists by the supervisor,
   // opened by the node through NodeContext::open_file().
   FileAccess file_access = FileAccess::kNone;
+  // A URL the node downloads: checked against security.allowed_fetch_urls by the supervisor
+  // (and each connection's address again by the node, after DNS resolution).
+  bool fetch_url = false;
   Json default_value;
   std::function<Status(void* params, const Json& value)> assign;
   std::function<Json(const void* params)> read;
@@ -89,6 +92,11 @@ class ParamFieldRef {
   /// The param is a path of a file that the node reads or writes.
   ParamFieldRef& file_path(FileAccess access) {
     field_->file_access = access;
+    return *this;
+  }
+  /// The param is a URL that the node downloads.
+  ParamFieldRef& fetch_url() {
+    field_->fetch_url = true;
     return *this;
   }
   /// The only numbers accepted (published as a JSON Schema "enum").

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "skit/core/params.hpp"
@@ -60,8 +61,12 @@ std::string format_address(const sockaddr* addr);
 class UrlPolicy {
  public:
   UrlPolicy() = default;
-  /// Checks every pattern; errors name the entry.
-  static Result<UrlPolicy> make(std::vector<UrlRule> rules);
+  /// No rules: refuses everything, naming `list_name`.
+  explicit UrlPolicy(std::string list_name) : list_name_(std::move(list_name)) {}
+  /// Checks every pattern; errors name the entry. `list_name` is the config key the rules
+  /// come from, which refusals name.
+  static Result<UrlPolicy> make(std::vector<UrlRule> rules,
+                                std::string list_name = "script.global_fetch_allowlist");
 
   [[nodiscard]] const std::vector<UrlRule>& rules() const { return rules_; }
   [[nodiscard]] bool empty() const { return rules_.empty(); }
@@ -80,8 +85,16 @@ class UrlPolicy {
   };
   std::vector<UrlRule> rules_;
   std::vector<Pattern> patterns_;
+  std::string list_name_ = "script.global_fetch_allowlist";
   [[nodiscard]] bool pattern_matches(const Pattern& p, const ParsedUrl& url) const;
 };
+
+/// The allow-list of the nodes that download a URL (transport::http::fetcher):
+/// security.allowed_fetch_urls. The server hands it to its workers in the environment (JSON
+/// rules, as to_json writes them); unset, everything is refused.
+inline constexpr const char* kFetchPolicyEnvVar = "SKIT_FETCH_POLICY";
+inline constexpr const char* kFetchPolicyKey = "security.allowed_fetch_urls";
+Result<UrlPolicy> fetch_policy_from_environment();
 
 /// {"url": ..., "methods": [...], "allow_private": bool} entries, for configs.
 Result<std::vector<UrlRule>> url_rules_from_json(const Json& list);

@@ -28,6 +28,8 @@ struct EngineConfig {
   std::filesystem::path base_dir = std::filesystem::current_path();
   std::vector<std::string> allowed_file_paths = {"samples/**"};
   std::vector<std::string> allowed_write_paths;  // empty: writing files is denied
+  // URLs that nodes may download (security.allowed_fetch_urls); empty: fetching is refused.
+  std::vector<UrlRule> allowed_fetch_urls;
   // Native plugins (plugins.*): those in <plugins_dir>/native load at start (load_plugins()).
   std::filesystem::path plugins_dir = ".plugins";
   bool allow_plugin_management = false;  // upload/delete over HTTP and gRPC (admin role)

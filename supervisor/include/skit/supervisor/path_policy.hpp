@@ -7,6 +7,10 @@
 // across segments. A checked path is written back into the params as that canonical absolute
 // path, which the worker opens following no symbolic link: the node opens exactly what was
 // checked, whatever the server's working directory.
+//
+// The same pass checks every param declared as a URL the node downloads
+// (ParamFieldRef::fetch_url) against security.allowed_fetch_urls, so that a refused URL is
+// reported with its node and YAML place before any worker starts.
 #pragma once
 
 #include <filesystem>
@@ -15,6 +19,7 @@
 
 #include "skit/core/registry.hpp"
 #include "skit/core/status.hpp"
+#include "skit/core/url_policy.hpp"
 #include "skit/v1/pipeline.pb.h"
 
 namespace skit::supervisor {
@@ -25,7 +30,8 @@ bool glob_match(std::string_view pattern, std::string_view path);
 class PathPolicy {
  public:
   PathPolicy(std::filesystem::path base_dir, std::vector<std::string> read_patterns,
-             std::vector<std::string> write_patterns);
+             std::vector<std::string> write_patterns,
+             UrlPolicy fetch_urls = UrlPolicy(kFetchPolicyKey));
 
   /// Resolves `path` and checks it against the read or write list (the error names the path
   /// and the list it is not in, kPermissionDenied), then that a file to read exists and a file
@@ -50,6 +56,7 @@ class PathPolicy {
   std::filesystem::path base_;
   std::vector<std::string> read_;
   std::vector<std::string> write_;
+  UrlPolicy fetch_;
 };
 
 }  // namespace skit::supervisor
