@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -138,6 +139,9 @@ security:
   # {url, allow_private}; loopback/private/link-local addresses need the entry to name them
   # or allow_private. Empty: the fetcher is refused
   allowed_fetch_urls: []
+transports:
+  # Ports transport::rtmp::listen / transport::srt::listen may use ("19000-19099"); empty: none
+  listen_ports: ""
 script:                           # core::script nodes (docs/scripts.md)
   default_timeout_ms: 100         # process() time limit of nodes that set no timeout_ms
   default_memory_limit_mb: 64     # heap limit of nodes that set no memory_limit_mb
@@ -365,6 +369,32 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                             ") must not exceed sessions.backoff_max_ms (" +
                             std::to_string(s.backoff_max.count()) + ")");
            }
+         }},
+        {"transports", [&](const YAML::Node&, const YAML::Node& v) {
+           p.section(v, "transports", {
+               {"listen_ports", [&](const YAML::Node&, const YAML::Node& x) {
+                  // "19000-19099", or a single port; empty: no listening transport.
+                  std::string range;
+                  if (!p.scalar(x, "transports.listen_ports", range)) return;
+                  int first = 0, last = 0;
+                  char dash = 0, extra = 0;
+                  const int n = std::sscanf(range.c_str(), "%d%c%d%c", &first, &dash, &last, &extra);
+                  if (range.empty()) {
+                    first = last = 0;
+                  } else if (n == 1) {
+                    last = first;
+                  } else if (n != 3 || dash != '-') {
+                    p.error(x, "transports.listen_ports must be a port or a range FIRST-LAST, not '" + range + "'");
+                    return;
+                  }
+                  if (!range.empty() && (first < 1024 || last > 65535 || first > last)) {
+                    p.error(x, "transports.listen_ports must lie within 1024-65535, first <= last ('" + range + "')");
+                    return;
+                  }
+                  cfg.engine.listen_port_first = first;
+                  cfg.engine.listen_port_last = last;
+                }},
+           });
          }},
         {"plugins", [&](const YAML::Node&, const YAML::Node& v) {
            p.section(v, "plugins", {

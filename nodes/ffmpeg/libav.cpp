@@ -74,8 +74,17 @@ void LogScope::bridge(void* avcl, int level, const char* fmt, va_list args) {
     return;
   }
   LogScope* scope = t_scope;
+  if (scope != nullptr && !scope->secret_.empty()) {
+    for (auto at = text.find(scope->secret_); at != std::string::npos;
+         at = text.find(scope->secret_, at + 3)) {
+      text.replace(at, scope->secret_.size(), "***");
+    }
+  }
   if (scope != nullptr && level <= AV_LOG_ERROR && scope->first_error_.empty()) {
     scope->first_error_ = text;
+  }
+  if (scope != nullptr && scope->keep_warnings_ && level <= AV_LOG_WARNING) {
+    scope->warnings_.push_back(text);
   }
   spdlog::logger* logger = scope != nullptr ? scope->logger_ : spdlog::default_logger_raw();
   logger->log(level <= AV_LOG_ERROR ? spdlog::level::warn : spdlog::level::debug, "ffmpeg: {}",

@@ -18,6 +18,7 @@ extern "C" {
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "skit/core/node.hpp"
@@ -71,6 +72,11 @@ class LogScope {
   ~LogScope();
   /// The first error logged in this scope (empty if none), and forgets it.
   std::string take_error();
+  /// Lines of this scope containing `secret` are logged with it replaced by "***".
+  void redact(std::string secret) { secret_ = std::move(secret); }
+  /// Keeps warning and error lines (redacted) for take_warnings().
+  void keep_warnings() { keep_warnings_ = true; }
+  std::vector<std::string> take_warnings() { return std::exchange(warnings_, {}); }
   /// Routes FFmpeg's log through spdlog (done once, at load time).
   static void install_bridge();
 
@@ -79,6 +85,9 @@ class LogScope {
   LogScope* previous_;
   spdlog::logger* logger_;
   std::string first_error_;
+  std::string secret_;
+  bool keep_warnings_ = false;
+  std::vector<std::string> warnings_;
 };
 
 /// Codec name as StreamInfo spells it ("opus", "aac", "flac", "mp3", "pcm_s16le").

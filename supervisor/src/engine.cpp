@@ -32,7 +32,9 @@ Engine::Engine(EngineConfig config)
     : config_(std::move(config)),
       plugins_(std::make_unique<PluginCatalog>(catalog_options(config_))),
       paths_(config_.base_dir, config_.allowed_file_paths, config_.allowed_write_paths,
-             fetch_policy_of(config_)) {}
+             fetch_policy_of(config_)) {
+  paths_.set_listen_ports(config_.listen_port_first, config_.listen_port_last);
+}
 
 std::vector<Status> Engine::load_plugins() {
   return plugins_->load_directory();

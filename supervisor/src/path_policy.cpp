@@ -116,6 +116,23 @@ std::vector<Status> PathPolicy::confine(const NodeDescriptor& descriptor, Json& 
     return errors;
   }
   for (const auto& field : descriptor.params->fields()) {
+    if (field.listen_port) {
+      auto it = params.find(field.name);
+      if (it == params.end() || !it->is_number_integer()) {
+        continue;  // absent or mistyped: the params schema names the problem
+      }
+      const auto port = it->get<std::int64_t>();
+      if (first_port_ == 0 || port < first_port_ || port > last_port_) {
+        Status e(ErrorCode::kPermissionDenied,
+                 "port " + std::to_string(port) + " is not in transports.listen_ports (" +
+                     (first_port_ == 0 ? std::string("none configured")
+                                       : std::to_string(first_port_) + "-" + std::to_string(last_port_)) +
+                     ")");
+        e.where().param = field.name;
+        errors.push_back(std::move(e));
+      }
+      continue;
+    }
     if (field.fetch_url) {
       auto it = params.find(field.name);
       if (it == params.end() || !it->is_string()) {

@@ -42,6 +42,8 @@ struct ParamField {
   // A URL the node downloads: checked against security.allowed_fetch_urls by the supervisor
   // (and each connection's address again by the node, after DNS resolution).
   bool fetch_url = false;
+  // A port the node listens on: must lie in the server's transports.listen_ports.
+  bool listen_port = false;
   Json default_value;
   std::function<Status(void* params, const Json& value)> assign;
   std::function<Json(const void* params)> read;
@@ -97,6 +99,11 @@ class ParamFieldRef {
   /// The param is a URL that the node downloads.
   ParamFieldRef& fetch_url() {
     field_->fetch_url = true;
+    return *this;
+  }
+  /// The param is a port that the node listens on.
+  ParamFieldRef& listen_port() {
+    field_->listen_port = true;
     return *this;
   }
   /// The only numbers accepted (published as a JSON Schema "enum").

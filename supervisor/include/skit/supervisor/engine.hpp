@@ -30,6 +30,9 @@ struct EngineConfig {
   std::vector<std::string> allowed_write_paths;  // empty: writing files is denied
   // URLs that nodes may download (security.allowed_fetch_urls); empty: fetching is refused.
   std::vector<UrlRule> allowed_fetch_urls;
+  // Ports listening nodes may use (transports.listen_ports, inclusive); 0: none.
+  int listen_port_first = 0;
+  int listen_port_last = 0;
   // Native plugins (plugins.*): those in <plugins_dir>/native load at start (load_plugins()).
   std::filesystem::path plugins_dir = ".plugins";
   bool allow_plugin_management = false;  // upload/delete over HTTP and gRPC (admin role)

@@ -10,7 +10,8 @@
 //
 // The same pass checks every param declared as a URL the node downloads
 // (ParamFieldRef::fetch_url) against security.allowed_fetch_urls, so that a refused URL is
-// reported with its node and YAML place before any worker starts.
+// reported with its node and YAML place before any worker starts; and every param declared as
+// a port the node listens on (ParamFieldRef::listen_port) against transports.listen_ports.
 #pragma once
 
 #include <filesystem>
@@ -50,6 +51,12 @@ class PathPolicy {
   /// Every node of `pipeline`.
   std::vector<Status> confine_pipeline(v1::Pipeline& pipeline) const;
 
+  /// Ports that listening nodes may use (transports.listen_ports); none by default.
+  void set_listen_ports(int first, int last) {
+    first_port_ = first;
+    last_port_ = last;
+  }
+
   [[nodiscard]] const std::filesystem::path& base_dir() const { return base_; }
 
  private:
@@ -57,6 +64,8 @@ class PathPolicy {
   std::vector<std::string> read_;
   std::vector<std::string> write_;
   UrlPolicy fetch_;
+  int first_port_ = 0;  // 0: no port may be listened on
+  int last_port_ = 0;
 };
 
 }  // namespace skit::supervisor
