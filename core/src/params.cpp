@@ -106,6 +106,18 @@ const ParamField* ParamSchema::find(std::string_view name) const {
   return nullptr;
 }
 
+Json ParamSchema::redacted(Json params) const {
+  if (!params.is_object()) {
+    return params;
+  }
+  for (const auto& f : fields_) {
+    if (f.secret && params.contains(f.name)) {
+      params[f.name] = "***";
+    }
+  }
+  return params;
+}
+
 Json ParamSchema::json_schema() const {
   Json props = Json::object();
   Json required = Json::array();
@@ -139,6 +151,9 @@ Json ParamSchema::json_schema() const {
     }
     if (f.tunable) {
       p["tunable"] = true;
+    }
+    if (f.secret) {
+      p["writeOnly"] = true;
     }
     if (f.required) {
       required.push_back(f.name);

@@ -216,7 +216,8 @@ struct RtmpListenParams {
     b.field("app", &RtmpListenParams::app, "RTMP application (the server URL's path: rtmp://host:port/<app>).");
     b.field("stream_key", &RtmpListenParams::stream_key,
             "The stream key a publisher must give; others are refused.")
-        .required();
+        .required()
+        .secret();
     b.field("timeout_secs", &RtmpListenParams::timeout_secs,
             "Fail if no publisher has connected after this long (0: wait for ever).")
         .range(0, 86400);
@@ -283,7 +284,8 @@ struct SrtListenParams {
             "Local address to listen on (0.0.0.0: every interface).");
     b.field("passphrase", &SrtListenParams::passphrase,
             "SRT encryption passphrase (10 to 79 characters); a caller without it is refused.")
-        .required();
+        .required()
+        .secret();
     b.field("latency_ms", &SrtListenParams::latency_ms, "SRT receive latency (retransmission window).")
         .range(20, 8000);
     b.field("timeout_secs", &SrtListenParams::timeout_secs,

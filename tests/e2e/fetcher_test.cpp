@@ -169,5 +169,20 @@ TEST_F(Fetcher, AHostNameThatResolvesToLoopbackIsRefusedAfterResolution) {
   EXPECT_TRUE(origin_.requests().empty()) << "the fetch reached the loopback server";
 }
 
+// Only the fetcher's worker may open IP sockets: a node downstream of it, in the same pipeline,
+// that tries is killed by the sandbox (with grouped placement it would otherwise share the
+// fetcher's worker and its network permission).
+TEST_F(Fetcher, ANodeBesideTheFetcherCannotOpenASocket) {
+  const Response r = fetch(url("/media/blob"),
+                           "  probe: {kind: testing::fault, params: {mode: socket}, needs: fetch}\n"
+                           "  out: {kind: streamkit::http_output, needs: probe}\n");
+  EXPECT_GE(r.status, 500) << r.describe();
+  EXPECT_TRUE(contains(r.body, "SIGSYS")) << r.body;
+  EXPECT_TRUE(contains(r.body, "probe")) << r.body;
+  EXPECT_FALSE(contains(r.body, "was allowed")) << r.body;
+  std::printf("socket() beside the fetcher: HTTP %d %s\n", r.status, r.body.c_str());
+  EXPECT_EQ(origin_.requests().size(), 1U) << "the fetcher itself downloaded";
+}
+
 }  // namespace
 }  // namespace skit::testing

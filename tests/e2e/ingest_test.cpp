@@ -105,6 +105,20 @@ TEST_F(Ingest, RtmpPublishWithTheKeyIsWrittenAndAWrongKeyIsRefused) {
                               out);
   ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump() << server_->log();
   const std::string id = created["session_id"];
+  // The key is a secret param: views show "***", the schema marks it writeOnly.
+  const Response view = http_call(server_->http_port(), http::verb::get,
+                                  "/api/v1/sessions/" + id + "/pipeline", kViewerToken);
+  ASSERT_EQ(view.status, 200) << view.body;
+  EXPECT_EQ(view.body_json()["nodes"]["ingest"]["params"].value("stream_key", ""), "***") << view.body;
+  EXPECT_FALSE(contains(view.body, kStreamKey));
+  const Response schema = http_call(server_->http_port(), http::verb::get, "/api/v1/schema/nodes", kViewerToken);
+  bool write_only = false;
+  for (const auto& k : schema.body_json()) {
+    if (k.value("kind", "") == "transport::rtmp::listen") {
+      write_only = k["param_schema"]["properties"]["stream_key"].value("writeOnly", false);
+    }
+  }
+  EXPECT_TRUE(write_only) << "stream_key is not writeOnly in /api/v1/schema/nodes";
   wait_listening(id);
   const std::string base = "rtmp://127.0.0.1:" + std::to_string(port) + "/live/";
   const ToolResult wrong = publish("flv", base + "not-the-key");
@@ -124,6 +138,9 @@ TEST_F(Ingest, RtmpPublishWithTheKeyIsWrittenAndAWrongKeyIsRefused) {
   const std::string log = server_->log();
   EXPECT_TRUE(contains(log, "wrong stream key")) << log;
   EXPECT_FALSE(contains(log, kStreamKey)) << "the stream key reached the log";
+  for (const auto& e : ws_->events()) {
+    EXPECT_FALSE(contains(e.dump(), kStreamKey)) << "an event carried the stream key: " << e.dump();
+  }
 }
 
 TEST_F(Ingest, SrtCallerWithThePassphraseIsWrittenAndAWrongOneIsRefused) {

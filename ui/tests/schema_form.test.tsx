@@ -85,6 +85,15 @@ describe('SchemaForm', () => {
     cleanup();
   });
 
+  it('takes secret params (writeOnly) in a password field', () => {
+    const schema = schemaOf('transport::rtmp::listen');
+    expect(schema.properties?.stream_key?.writeOnly).toBe(true);
+    const { container } = render(<SchemaForm schema={schema} value={{}} onChange={() => {}} idPrefix="r" />);
+    expect((container.querySelector('#r-stream_key') as HTMLInputElement).type).toBe('password');
+    expect((container.querySelector('#r-app') as HTMLInputElement).type).toBe('text');
+    cleanup();
+  });
+
   it('checks values like the server', () => {
     const s: JsonSchema = { type: 'integer', minimum: 1, maximum: 10 };
     expect(fieldError(s, 5)).toBeNull();

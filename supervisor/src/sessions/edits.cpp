@@ -44,7 +44,7 @@ void LiveEdits::emit_node_added(const Session& s, const LiveNode& n) {
   e.kind = SessionEvent::Kind::kNodeAdded;
   e.node_id = n.id;
   e.node_kind = n.kind;
-  e.params = n.params;
+  e.params = n.shown_params();
   core_.emit(s, std::move(e));
 }
 
@@ -174,7 +174,7 @@ Result<std::uint64_t> LiveEdits::tune(Session& s, const std::string& node_id,
   SessionEvent changed;
   changed.kind = SessionEvent::Kind::kNodeParamsChanged;
   changed.node_id = node_id;
-  changed.params = n.params;
+  changed.params = n.shown_params();
   core_.emit(s, std::move(changed));
   LiveWorker& w = s.workers.at(n.worker);
   if (!w.hello || w.exited || !w.process.running()) {

@@ -60,7 +60,7 @@ NodeView Core::view_of(const Session& s, const LiveNode& n) const {
   NodeView v;
   v.id = n.id;
   v.kind = n.kind;
-  v.params = n.params;
+  v.params = n.shown_params();
   v.status = NodeStatus{n.state, n.reason, n.details};
   v.stats = n.stats;
   v.running_seconds = std::chrono::duration<double>(Clock::now() - n.started_at).count();

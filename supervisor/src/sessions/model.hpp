@@ -35,6 +35,11 @@ struct LiveNode {
   const NodeDescriptor* descriptor = nullptr;
   LiveState state = LiveState::kInitializing;
   std::string reason;  // Stopped/Failed/Recovering
+  /// The params as views and events show them: secrets (a stream key) as "***".
+  [[nodiscard]] Json shown_params() const {
+    return descriptor != nullptr && descriptor->params != nullptr ? descriptor->params->redacted(params)
+                                                                   : params;
+  }
   Json details;        // Recovering
   NodeStats stats;
   NodeStats emitted_stats;

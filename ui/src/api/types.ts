@@ -37,6 +37,8 @@ export interface JsonSchema {
   maxLength?: number;
   /** skit: the param can be changed while the node runs (tunenode). */
   tunable?: boolean;
+  /** A secret (a stream key): entered, never shown back (the server's views say "***"). */
+  writeOnly?: boolean;
   [key: string]: unknown;
 }
 

@@ -126,7 +126,8 @@ export function SchemaForm({ schema, value, onChange, tunableOnly = false, disab
           );
         } else if (t === 'string') {
           input = (
-            <input id={id} type="text" value={typeof v === 'string' ? v : ''} placeholder={s.default === undefined ? '' : String(s.default)}
+            <input id={id} type={s.writeOnly ? 'password' : 'text'} autoComplete={s.writeOnly ? 'off' : undefined}
+              value={typeof v === 'string' ? v : ''} placeholder={s.default === undefined ? '' : String(s.default)}
               disabled={off} onChange={(e) => set(key, e.target.value === '' ? undefined : e.target.value, false)} />
           );
         } else {

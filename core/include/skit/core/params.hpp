@@ -44,6 +44,8 @@ struct ParamField {
   bool fetch_url = false;
   // A port the node listens on: must lie in the server's transports.listen_ports.
   bool listen_port = false;
+  // A stream key, a passphrase: shown as "***" wherever a session's params leave the server.
+  bool secret = false;
   Json default_value;
   std::function<Status(void* params, const Json& value)> assign;
   std::function<Json(const void* params)> read;
@@ -63,6 +65,8 @@ class ParamSchema {
   void decode(void* out, const Json& params, bool tuning, std::vector<Status>& errors) const;
   /// Encodes `*params` back to JSON (all fields).
   [[nodiscard]] Json encode(const void* params) const;
+  /// `params` with the value of every secret field that is set replaced by "***".
+  [[nodiscard]] Json redacted(Json params) const;
 
   std::vector<ParamField>& mutable_fields() { return fields_; }
 
@@ -99,6 +103,11 @@ class ParamFieldRef {
   /// The param is a URL that the node downloads.
   ParamFieldRef& fetch_url() {
     field_->fetch_url = true;
+    return *this;
+  }
+  /// The param is a secret (published as JSON Schema "writeOnly"; redacted in session views).
+  ParamFieldRef& secret() {
+    field_->secret = true;
     return *this;
   }
   /// The param is a port that the node listens on.
