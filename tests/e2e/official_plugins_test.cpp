@@ -38,6 +38,30 @@ class OfficialPlugins : public ::testing::Test {
         .finish();
   }
 
+  /// pocketsphinx-testdata's "go forward ten meters" as Ogg/Opus ("" if ffmpeg failed).
+  std::string goforward_ogg() {
+    const std::string ogg = dir_.file("goforward.ogg");
+    const bool ok = ffmpeg({"-f", "s16le", "-ar", "16000", "-ac", "1", "-i",
+                            "/usr/share/pocketsphinx/test/data/goforward.raw", "-c:a", "libopus",
+                            "-b:a", "96k", ogg});
+    return ok ? ogg : "";
+  }
+
+  /// One second of silence, an espeak-ng sentence, one second of silence, as Ogg/Opus at
+  /// 48 kHz ("" if a tool failed): speech starts at 1000 ms.
+  std::string vad_speech_ogg() {
+    const std::string wav = dir_.file("speech.wav");
+    const std::string ogg = dir_.file("speech.ogg");
+    if (run_tool({find_tool("espeak-ng"), "-w", wav, "Voice activity detection finds this."})
+            .exit_code != 0) {
+      return "";
+    }
+    const bool ok = ffmpeg({"-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1", "-i", wav, "-f",
+                            "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1", "-filter_complex",
+                            "[0][1][2]concat=n=3:v=0:a=1", "-c:a", "libopus", "-ar", "48000", ogg});
+    return ok ? ogg : "";
+  }
+
   static std::vector<json> ndjson(const std::string& body) {
     std::vector<json> out;
     std::istringstream lines(body);
@@ -69,10 +93,8 @@ TEST_F(OfficialPlugins, AllFiveAreListed) {
 }
 
 TEST_F(OfficialPlugins, TheSpeechToTextSampleHearsGoForwardTenMeters) {
-  const std::string ogg = dir_.file("goforward.ogg");
-  ASSERT_TRUE(ffmpeg({"-f", "s16le", "-ar", "16000", "-ac", "1", "-i",
-                      "/usr/share/pocketsphinx/test/data/goforward.raw", "-c:a", "libopus",
-                      "-b:a", "96k", ogg}));
+  const std::string ogg = goforward_ogg();
+  ASSERT_FALSE(ogg.empty());
   const Response r = process(kSamples / "speech_to_text_pocketsphinx.yml", ogg);
   ASSERT_EQ(r.status, 200) << r.describe();
   std::string heard;
@@ -115,10 +137,8 @@ TEST_F(OfficialPlugins, TheTextTranslationSampleWritesSpanish) {
 }
 
 TEST_F(OfficialPlugins, TheSpeechTranslationSampleAnswersInSpanishSpeech) {
-  const std::string ogg = dir_.file("goforward.ogg");
-  ASSERT_TRUE(ffmpeg({"-f", "s16le", "-ar", "16000", "-ac", "1", "-i",
-                      "/usr/share/pocketsphinx/test/data/goforward.raw", "-c:a", "libopus",
-                      "-b:a", "96k", ogg}));
+  const std::string ogg = goforward_ogg();
+  ASSERT_FALSE(ogg.empty());
   const Response r = process(kSamples / "speech_to_text_translate_apertium.yml", ogg);
   ASSERT_EQ(r.status, 200) << r.describe() << "\n" << server_->log();
   const std::string webm = dir_.file("spanish.webm");
@@ -133,14 +153,8 @@ TEST_F(OfficialPlugins, TheSpeechTranslationSampleAnswersInSpanishSpeech) {
 }
 
 TEST_F(OfficialPlugins, TheVadSampleFindsSpeechAndItsEnd) {
-  const std::string wav = dir_.file("speech.wav");
-  const std::string ogg = dir_.file("speech.ogg");
-  ASSERT_EQ(run_tool({find_tool("espeak-ng"), "-w", wav, "Voice activity detection finds this."})
-                .exit_code, 0);
-  // One second of silence, the speech, one second of silence.
-  ASSERT_TRUE(ffmpeg({"-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1", "-i", wav, "-f",
-                      "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1", "-filter_complex",
-                      "[0][1][2]concat=n=3:v=0:a=1", "-c:a", "libopus", "-ar", "48000", ogg}));
+  const std::string ogg = vad_speech_ogg();
+  ASSERT_FALSE(ogg.empty());
   const Response r = process(kSamples / "vad_silero.yml", ogg);
   ASSERT_EQ(r.status, 200) << r.describe() << "\n" << server_->log();
   std::vector<std::string> events;
@@ -163,13 +177,8 @@ TEST_F(OfficialPlugins, TheVadSampleFindsSpeechAndItsEnd) {
 // A plugin's telemetry callback reaches WebSocket watchers as the session's nodetelemetry
 // events: silero_vad in a live session says where the speech starts and ends.
 TEST_F(OfficialPlugins, VadTelemetryInASessionReachesTheWebSocket) {
-  const std::string wav = dir_.file("speech.wav");
-  const std::string ogg = dir_.file("speech.ogg");
-  ASSERT_EQ(run_tool({find_tool("espeak-ng"), "-w", wav, "Voice activity detection finds this."})
-                .exit_code, 0);
-  ASSERT_TRUE(ffmpeg({"-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1", "-i", wav, "-f",
-                      "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1", "-filter_complex",
-                      "[0][1][2]concat=n=3:v=0:a=1", "-c:a", "libopus", "-ar", "48000", ogg}));
+  const std::string ogg = vad_speech_ogg();
+  ASSERT_FALSE(ogg.empty());
   WsClient ws(server_->http_port());
   ASSERT_TRUE(ws.open()) << ws.error();
   const json created = ws.request(

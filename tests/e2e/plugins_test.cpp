@@ -141,6 +141,21 @@ class Plugins : public ::testing::Test {
            "    params: {content_type: audio/ogg}\n";
   }
 
+  /// A live session that plays `input` (Ogg/Opus) in real time into `out` (Ogg/Opus), with
+  /// `middle` (YAML node lines) after the decoder and the encoder fed by `encoder_input`.
+  static std::string paced_session(const std::string& input, const std::string& out,
+                                   const std::string& middle, const std::string& encoder_input) {
+    return "mode: dynamic\n"
+           "nodes:\n"
+           "  reader: {kind: core::file_reader, params: {path: '" + input + "'}}\n"
+           "  demux: {kind: containers::ogg::demuxer, needs: reader}\n"
+           "  pacer: {kind: core::pacer, needs: demux}\n"
+           "  dec: {kind: audio::opus::decoder, needs: pacer}\n" + middle +
+           "  enc: {kind: audio::opus::encoder, needs: " + encoder_input + "}\n"
+           "  mux: {kind: containers::ogg::muxer, params: {codec: opus}, needs: enc}\n"
+           "  writer: {kind: core::file_writer, params: {path: '" + out + "'}, needs: mux}\n";
+  }
+
   TempDir dir_;
   std::string plugins_dir_;
   std::string sine_;
@@ -479,16 +494,7 @@ TEST_F(Plugins, APluginNodeInASessionRunsOutsideTheServerAndIsTunedLive) {
   const json created = ws.request(
       {{"action", "createsession"},
        {"name", "plugged"},
-       {"yaml", "mode: dynamic\n"
-                "nodes:\n"
-                "  reader: {kind: core::file_reader, params: {path: '" + input + "'}}\n"
-                "  demux: {kind: containers::ogg::demuxer, needs: reader}\n"
-                "  pacer: {kind: core::pacer, needs: demux}\n"
-                "  dec: {kind: audio::opus::decoder, needs: pacer}\n"
-                "  gain: {kind: 'plugin::native::gain_c', params: {gain_db: 0}, needs: dec}\n"
-                "  enc: {kind: audio::opus::encoder, needs: gain}\n"
-                "  mux: {kind: containers::ogg::muxer, params: {codec: opus}, needs: enc}\n"
-                "  writer: {kind: core::file_writer, params: {path: '" + out + "'}, needs: mux}\n"}});
+       {"yaml", paced_session(input, out, "  gain: {kind: 'plugin::native::gain_c', params: {gain_db: 0}, needs: dec}\n", "gain")}});
   ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump();
   const std::string id = created["session_id"];
   const auto t0 = Clock::now();
@@ -542,16 +548,7 @@ TEST_F(Plugins, AReuploadReplacesThePluginWhileARunningSessionKeepsItsCopy) {
   const json created = ws.request(
       {{"action", "createsession"},
        {"name", "kept-copy"},
-       {"yaml", "mode: dynamic\n"
-                "nodes:\n"
-                "  reader: {kind: core::file_reader, params: {path: '" + input + "'}}\n"
-                "  demux: {kind: containers::ogg::demuxer, needs: reader}\n"
-                "  pacer: {kind: core::pacer, needs: demux}\n"
-                "  dec: {kind: audio::opus::decoder, needs: pacer}\n"
-                "  gain: {kind: 'plugin::native::gain_c', params: {gain_db: 0}, needs: dec}\n"
-                "  enc: {kind: audio::opus::encoder, needs: gain}\n"
-                "  mux: {kind: containers::ogg::muxer, params: {codec: opus}, needs: enc}\n"
-                "  writer: {kind: core::file_writer, params: {path: '" + out + "'}, needs: mux}\n"}});
+       {"yaml", paced_session(input, out, "  gain: {kind: 'plugin::native::gain_c', params: {gain_db: 0}, needs: dec}\n", "gain")}});
   ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump();
   const std::string id = created["session_id"];
   std::this_thread::sleep_for(1500ms);
@@ -597,16 +594,7 @@ TEST_F(Plugins, ACrashingPluginInASessionIsRestartedThenFailsAlone) {
   const json created = ws.request(
       {{"action", "createsession"},
        {"name", "crashy-plugin"},
-       {"yaml", "mode: dynamic\n"
-                "nodes:\n"
-                "  reader: {kind: core::file_reader, params: {path: '" + input + "'}}\n"
-                "  demux: {kind: containers::ogg::demuxer, needs: reader}\n"
-                "  pacer: {kind: core::pacer, needs: demux}\n"
-                "  dec: {kind: audio::opus::decoder, needs: pacer}\n"
-                "  boom: {kind: 'plugin::native::crash_process', needs: dec}\n"
-                "  enc: {kind: audio::opus::encoder, needs: dec}\n"
-                "  mux: {kind: containers::ogg::muxer, params: {codec: opus}, needs: enc}\n"
-                "  writer: {kind: core::file_writer, params: {path: '" + out + "'}, needs: mux}\n"}});
+       {"yaml", paced_session(input, out, "  boom: {kind: 'plugin::native::crash_process', needs: dec}\n", "dec")}});
   ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump();
   const std::string id = created["session_id"];
   const json failed = ws.wait_event(
