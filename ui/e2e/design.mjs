@@ -124,6 +124,21 @@ export async function designTest(server, browser) {
   await page.locator('[data-testid="import-file"]').setInputFiles(path.join(repoRoot, 'samples/pipelines/oneshot/mixing.yml'));
   await waitFor(async () => (await editorText(page)).includes('audio::mixer'), 5000, 'the imported YAML');
   await waitFor(async () => (await page.locator('.react-flow__node').count()) >= 5, 5000, 'the imported graph');
+
+  // A secret param (an RTMP stream key) is typed into a password field.
+  await page.locator('[data-testid="yaml-editor"] .cm-content').click();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.insertText('mode: dynamic\nnodes:\n  ingest:\n    kind: transport::rtmp::listen\n    params: { port: 19000, stream_key: my-key }\n  dec:\n    kind: audio::aac::decoder\n    needs: ingest\n');
+  await waitFor(async () => (await page.locator('.react-flow__node').count()) === 2, 5000, 'the ingest graph');
+  await page.locator('.react-flow__controls-fitview').click();
+  await page.locator('.react-flow__node[data-id="ingest"]').click();
+  const key = page.locator('[data-testid="inspector"] input#p-ingest-stream_key');
+  await key.waitFor();
+  assert((await key.getAttribute('type')) === 'password', 'stream_key is a password field');
+  assert((await page.locator('[data-testid="inspector"] input#p-ingest-app').getAttribute('type')) === 'text', 'app is a text field');
+  await key.fill('a-new-key');
+  await key.scrollIntoViewIfNeeded();
+  await screenshot(page, 'design-secret-param');
   assert(problems.length === 0, `no console errors:\n${problems.join('\n')}`);
   await context.close();
 }
