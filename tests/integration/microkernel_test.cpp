@@ -229,8 +229,7 @@ TEST_F(Microkernel, WorkerKilledWithSigkillFailsTheRunNamingNodeAndSignal) {
   // Workers are numbered in node order: reader 0, slow 1, writer 2.
   pid_t victim = -1;
   for (pid_t c : children_of(skit.pid())) {
-    std::ifstream cmd("/proc/" + std::to_string(c) + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    const std::string cmdline = read_proc_file("/proc/" + std::to_string(c) + "/cmdline");
     if (cmdline.find(std::string("--worker-id") + '\0' + "1") != std::string::npos) {
       victim = c;
     }

@@ -57,6 +57,26 @@ inline std::string read_file(const std::string& path) {
   return s.str();
 }
 
+/// The contents of a /proc file, or "" if the process is gone. Plain read(2): libstdc++'s
+/// filebuf throws when a read fails with ESRCH (the process exited between open and read).
+inline std::string read_proc_file(const std::string& path) {
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return out;
+  }
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      break;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
 inline std::string random_bytes(std::size_t n, unsigned seed = 42) {
   std::mt19937_64 rng(seed);
   std::string out(n, '\0');
@@ -210,8 +230,7 @@ inline std::vector<pid_t> skit_workers(pid_t supervisor = 0) {
     if (name.find_first_not_of("0123456789") != std::string::npos) {
       continue;
     }
-    std::ifstream cmd(e.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    const std::string cmdline = read_proc_file((e.path() / "cmdline").string());
     if (cmdline.find(std::string(SKIT_BINARY) + '\0' + "worker") != std::string::npos &&
         (supervisor == 0 || cmdline.find(marker) != std::string::npos)) {
       out.push_back(static_cast<pid_t>(std::stoi(name)));
