@@ -17,6 +17,9 @@ PACKAGES=(
   apertium apertium-eng-spa apertium-dev libwebrtc-audio-processing-dev
   # HTTP client of core::script fetch and transport::http::fetcher
   libcurl4-openssl-dev
+  # transport::webrtc::whip/whep: GStreamer's webrtcbin, libnice's ICE, DTLS-SRTP
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-plugins-bad gstreamer1.0-nice
   # media tools used by tests and benchmarks to generate and check media
   ffmpeg sox espeak-ng
   # the reference pipelines that benchmarks compare against

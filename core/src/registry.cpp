@@ -166,13 +166,17 @@ Json NodeDescriptor::to_json() const {
                    {"produces_type", skit::to_json(p.produces)},
                    {"cardinality", cardinality_name(p.cardinality)}});
   }
-  return Json{{"kind", kind},
+  Json j{{"kind", kind},
               {"description", summary},
               {"param_schema", params ? params->json_schema() : Json::object()},
               {"inputs", in},
               {"outputs", out},
               {"categories", categories.empty() ? Json::array({category}) : Json(categories)},
               {"bidirectional", false}};
+  if (!http_endpoint.empty()) {
+    j["http_endpoint"] = http_endpoint;  // ours: the Stream view finds WHIP/WHEP nodes by it
+  }
+  return j;
 }
 
 }  // namespace skit

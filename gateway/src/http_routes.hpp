@@ -24,6 +24,12 @@ HttpReply sessions_collection(HttpContext& ctx, HttpExchange& ex);
 HttpReply session_delete(HttpContext& ctx, HttpExchange& ex);
 HttpReply session_pipeline(HttpContext& ctx, HttpExchange& ex);
 
+// WebRTC signalling, WHIP and WHEP (http_webrtc_routes.cpp).
+HttpReply whip_offer(HttpContext& ctx, HttpExchange& ex);
+HttpReply whip_resource(HttpContext& ctx, HttpExchange& ex);
+HttpReply whep_offer(HttpContext& ctx, HttpExchange& ex);
+HttpReply whep_resource(HttpContext& ctx, HttpExchange& ex);
+
 // Native plugins (http_plugin_routes.cpp).
 HttpReply plugins_collection(HttpContext& ctx, HttpExchange& ex);
 HttpReply plugin_delete(HttpContext& ctx, HttpExchange& ex);

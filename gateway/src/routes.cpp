@@ -25,6 +25,13 @@ const std::vector<Route>& routes() {
       {.path = "/api/v1/sessions", .methods = {V::get, V::post}, .handler = sessions_collection},
       {.path = "/api/v1/sessions/{id}", .methods = {V::delete_}, .handler = session_delete},
       {.path = "/api/v1/sessions/{id}/pipeline", .methods = {V::get}, .handler = session_pipeline},
+      // WebRTC signalling of a session's WHIP/WHEP nodes (http_webrtc_routes.cpp).
+      {.path = "/whip/{session}/{endpoint}", .methods = {V::post}, .handler = whip_offer},
+      {.path = "/whip/{session}/{endpoint}/{peer}", .methods = {V::delete_},
+       .handler = whip_resource},
+      {.path = "/whep/{session}/{endpoint}", .methods = {V::post}, .handler = whep_offer},
+      {.path = "/whep/{session}/{endpoint}/{peer}", .methods = {V::delete_},
+       .handler = whep_resource},
       // Native plugins (http_plugin_routes.cpp).
       {.path = "/api/v1/plugins", .methods = {V::get, V::post}, .handler = plugins_collection},
       {.path = "/api/v1/plugins/{kind}", .methods = {V::delete_}, .handler = plugin_delete},

@@ -130,6 +130,14 @@ void NodeRunner::tune(const Json& patch, ipc::Doorbell& from, std::uint64_t op_i
   from.ring(spec_.doorbell);
 }
 
+void NodeRunner::request(NodeRequest request, std::uint64_t request_id, ipc::Doorbell& from) {
+  Mailbox::Item item;
+  item.request = std::move(request);
+  item.op_id = request_id;
+  context_->mailbox().post(std::move(item));
+  from.ring(spec_.doorbell);
+}
+
 void NodeRunner::rewire(std::vector<RewireCommand> commands, ipc::Doorbell& from) {
   Mailbox::Item item;
   item.rewire = std::move(commands);
@@ -492,6 +500,16 @@ void NodeRunner::apply_pending_commands() {
       if (item.op_id != 0) {
         context_->doorbell().ring(events_.wake_endpoint());
       }
+    } else if (item.request) {
+      // The reply may come later from another thread: the sink wakes its reader itself.
+      auto answered = std::make_shared<std::atomic<bool>>(false);
+      node_->on_request(*this, std::move(*item.request),
+                        [sink = &events_, node = spec_.node_id, id = item.op_id,
+                         answered](NodeReply reply) {
+                          if (!answered->exchange(true)) {
+                            sink->replied(node, id, reply);
+                          }
+                        });
     } else if (!rewiring_->apply(item.rewire)) {
       break;  // an output is mid-packet: retry at the next boundary, keeping the order
     }

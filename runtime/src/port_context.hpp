@@ -11,9 +11,11 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "skit/core/node.hpp"
 #include "skit/core/params.hpp"
 #include "skit/core/state.hpp"
 #include "skit/ipc/doorbell.hpp"
@@ -39,6 +41,7 @@ class Mailbox {
     Json patch;
     std::uint64_t op_id = 0;
     std::vector<RewireCommand> rewire;
+    std::optional<NodeRequest> request;  // set: a NodeRequest, `op_id` its request id
   };
 
   /// Any thread.

@@ -4,9 +4,13 @@ import { launchBrowser, run, startServer } from './harness.mjs';
 import { designTest } from './design.mjs';
 import { convertTest } from './convert.mjs';
 import { authConfig, authTest } from './auth.mjs';
+import { launchWebRtcBrowser, makeGatedToneWav, relayConfig, rtmpRelayTest, webrtcMixerTest, webrtcAuthConfig, streamViewTest, webrtcGainTest, webrtcRefusalTest } from './webrtc.mjs';
 import { monitorConfig, monitorCrashAndPollingTest, monitorStagingTest, monitorTest, reconnectTest, basePathTest } from './monitor.mjs';
 
 const browser = await launchBrowser();
+// WebRTC tests: fake media devices (a gated 440 Hz tone as the microphone), loopback ICE.
+const gatedTone = makeGatedToneWav();
+const webrtcBrowser = await launchWebRtcBrowser(gatedTone);
 const withServer = (config, fn) => async () => {
   const server = await startServer(config);
   try {
@@ -29,4 +33,9 @@ await run([
   ['quality: served under server.base_path', withServer('server:\n  base_path: /skit\n', basePathTest)],
   ['convert: Ogg/Opus through the volume boost is +6 dB and plays', withServer('', convertTest)],
   ['auth: login form, viewer without mutating controls, 403 on the mutation', withServer(authConfig, authTest)],
-]).finally(() => browser.close());
+  ['webrtc: WHIP in, gain 0.5, WHEP out is -6 dB of gain 1.0; latency measured', withServer('', (s) => webrtcGainTest(s, webrtcBrowser))],
+  ['stream view: microphone over WHIP, playback over WHEP, meters, mute, stop', withServer('', (s) => streamViewTest(s, webrtcBrowser))],
+  ['webrtc: the RTMP-to-WebRTC relay sample plays what ffmpeg publishes', withServer(relayConfig, (s) => rtmpRelayTest(s, webrtcBrowser, gatedTone))],
+  ['webrtc: the two-publisher mixer sample plays one publisher without waiting for the other', withServer('', (s) => webrtcMixerTest(s, webrtcBrowser))],
+  ['webrtc: refusals (token, role, Origin, wrong node, content type, no Opus, PATCH, unknown peer)', withServer(webrtcAuthConfig, webrtcRefusalTest)],
+]).finally(() => Promise.all([browser.close(), webrtcBrowser.close()]));

@@ -1,4 +1,4 @@
-// The shell: login gate, the three views, the connection state.
+// The shell: login gate, the four views, the connection state.
 import { useEffect, useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, ApiError, onReachability } from './api/client';
@@ -10,10 +10,12 @@ import { useMonitor } from './stores/monitor';
 import { DesignView } from './views/DesignView';
 import { MonitorView } from './views/MonitorView';
 import { ConvertView } from './views/ConvertView';
+import { StreamView } from './views/StreamView';
 import { LoginView } from './views/LoginView';
 
-type View = 'design' | 'monitor' | 'convert';
-const viewOf = (path: string): View => (path.endsWith('/monitor') ? 'monitor' : path.endsWith('/convert') ? 'convert' : 'design');
+type View = 'design' | 'monitor' | 'convert' | 'stream';
+const viewOf = (path: string): View =>
+  path.endsWith('/monitor') ? 'monitor' : path.endsWith('/convert') ? 'convert' : path.endsWith('/stream') ? 'stream' : 'design';
 
 function Shell() {
   const [view, setView] = useState<View>(viewOf(window.location.pathname));
@@ -59,7 +61,7 @@ function Shell() {
       <header className="topbar">
         <span className="brand">StreamKit</span>
         <nav>
-          {(['design', 'monitor', 'convert'] as View[]).map((v) => (
+          {(['design', 'monitor', 'convert', 'stream'] as View[]).map((v) => (
             <button key={v} type="button" className={view === v ? 'active' : ''} aria-current={view === v ? 'page' : undefined} onClick={() => go(v)}>
               {v[0].toUpperCase() + v.slice(1)}
             </button>
@@ -91,6 +93,7 @@ function Shell() {
         {view === 'design' && <DesignView />}
         {view === 'monitor' && <MonitorView />}
         {view === 'convert' && <ConvertView />}
+        {view === 'stream' && <StreamView onMonitor={() => go('monitor')} />}
       </div>
     </div>
   );

@@ -32,7 +32,7 @@ function check(what: string, value: unknown, shape: Record<string, string>) {
 
 const sessionInfo = { id: 'string', name: 'string', created_at: 'string' } satisfies Shape<SessionInfo>;
 const sessionCreated = { session_id: 'string', name: 'string', created_at: 'string' } satisfies Shape<SessionCreated>;
-const nodeDef = { kind: 'string', description: 'string', param_schema: 'object', inputs: 'array', outputs: 'array', categories: 'array', bidirectional: 'boolean' } satisfies Shape<NodeDefinition>;
+const nodeDef = { kind: 'string', description: 'string', param_schema: 'object', inputs: 'array', outputs: 'array', categories: 'array', bidirectional: 'boolean', http_endpoint: 'string?' } satisfies Shape<NodeDefinition>;
 const packetMeta = { id: 'string', label: 'string', color: 'string', display_template: 'string?', compatibility: 'object' } satisfies Shape<PacketTypeMeta>;
 const permissionKeys = {
   create_sessions: 'boolean', destroy_sessions: 'boolean', list_sessions: 'boolean', modify_sessions: 'boolean', tune_nodes: 'boolean',

@@ -33,7 +33,9 @@ for (const sub of ['oneshot', 'dynamic']) {
 }
 
 beforeAll(async () => {
-  server = await startServer();
+  // The listener samples (RTMP ingest) need their port in the configured range, as a
+  // deployment that serves them has it.
+  server = await startServer('transports:\n  listen_ports: "19000-19999"\n');
   const list: NodeDefinition[] = await (await fetch(`${server.url}/api/v1/schema/nodes`)).json();
   defs = new Map(list.map((d) => [d.kind, d]));
 });

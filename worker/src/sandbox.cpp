@@ -2,6 +2,7 @@
 #include "skit/worker/sandbox.hpp"
 
 #include <sched.h>
+#include <linux/netlink.h>
 #include <seccomp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -77,6 +78,7 @@ constexpr int kAllowed[] = {
     SCMP_SYS(faccessat2), SCMP_SYS(getcwd), SCMP_SYS(fstatfs), SCMP_SYS(statfs),
     SCMP_SYS(sched_getparam), SCMP_SYS(sched_getscheduler), SCMP_SYS(sched_get_priority_min),
     SCMP_SYS(sched_get_priority_max), SCMP_SYS(getpriority), SCMP_SYS(membarrier),
+    SCMP_SYS(sched_getattr),  // GLib copies a thread's scheduling settings to the threads it makes
 };
 
 // Harmless to refuse, so refused with EPERM instead of killing: libraries probe them and
@@ -210,6 +212,11 @@ Status apply_sandbox(const SandboxPolicy& policy) {
     if (rc == 0) {
       rc = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                             SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+    }
+    // Route netlink only: getifaddrs(), how ICE (libnice) lists the local addresses.
+    if (rc == 0) {
+      rc = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                            SCMP_A0(SCMP_CMP_EQ, AF_NETLINK), SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE));
     }
   }
   if (rc != 0) {

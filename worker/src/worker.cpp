@@ -128,11 +128,12 @@ class Worker {
     bool stopping = false;
     while (true) {
       zmq::pollitem_t items[] = {{control_.handle(), 0, ZMQ_POLLIN, 0},
-                                 {doorbell_.handle(), 0, ZMQ_POLLIN, 0}};
+                                 {doorbell_.handle(), 0, ZMQ_POLLIN, 0},
+                                 {nullptr, events_.wake_fd(), ZMQ_POLLIN, 0}};
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat -
                                                                                Clock::now());
       try {
-        zmq::poll(items, 2, std::max(left, std::chrono::milliseconds(0)));
+        zmq::poll(items, 3, std::max(left, std::chrono::milliseconds(0)));
       } catch (const zmq::error_t&) {
       }
       v1::SupervisorMessage msg;
@@ -147,6 +148,7 @@ class Worker {
         }
       }
       doorbell_.wait(std::chrono::microseconds(0));
+      events_.clear_wake();
       forward_events();
       if (Clock::now() >= next_heartbeat) {
         heartbeat();
@@ -180,6 +182,18 @@ class Worker {
   /// Tune and Rewire: new rings are mapped here, on the main thread, so that the supervisor
   /// may unlink their names once it has our Ack; the runners apply the changes themselves.
   void handle_live_change(const v1::SupervisorMessage& msg) {
+    if (msg.has_request()) {
+      const auto& q = msg.request();
+      auto* r = runner_of(q.node_id());
+      if (r == nullptr || r->finished()) {
+        NodeReply gone = NodeReply::text(503, "node '" + q.node_id() + "' is not running");
+        events_.replied(q.node_id(), q.request_id(), gone);
+        return;
+      }
+      r->request(NodeRequest{q.method(), q.resource(), q.content_type(), q.body()},
+                 q.request_id(), doorbell_);
+      return;
+    }
     if (msg.has_tune()) {
       if (auto* r = runner_of(msg.tune().node_id())) {
         r->tune(Json::parse(msg.tune().params_json(), nullptr, false), doorbell_,

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "worker_events.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <utility>
 
 namespace skit::worker {
@@ -45,6 +48,32 @@ void EventQueue::post(const std::string& node_id, NodeState state, const std::st
   fill_stats(*e.mutable_stats(), node_id, stats);
   std::lock_guard lock(mutex_);
   queue_.push_back(std::move(m));
+}
+
+EventQueue::EventQueue(std::string endpoint)
+    : endpoint_(std::move(endpoint)), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+void EventQueue::replied(const std::string& node_id, std::uint64_t request_id,
+                         const NodeReply& reply) {
+  v1::WorkerMessage m;
+  auto& r = *m.mutable_reply();
+  r.set_node_id(node_id);
+  r.set_request_id(request_id);
+  r.set_status(reply.status);
+  r.set_content_type(reply.content_type);
+  r.set_body(reply.body);
+  r.set_created_resource(reply.created_resource);
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(m));
+  }
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const auto n = ::write(wake_fd_.get(), &one, sizeof one);
+}
+
+void EventQueue::clear_wake() const {
+  std::uint64_t count = 0;
+  [[maybe_unused]] const auto n = ::read(wake_fd_.get(), &count, sizeof count);
 }
 
 void EventQueue::tuned(const std::string& node_id, std::uint64_t op_id, const Status& status) {

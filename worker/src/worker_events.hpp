@@ -17,7 +17,7 @@ void fill_stats(v1::NodeStats& out, const std::string& node_id, const NodeStats&
 /// them to the supervisor.
 class EventQueue final : public runtime::EventSink {
  public:
-  explicit EventQueue(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+  explicit EventQueue(std::string endpoint);
   void post(const std::string& node_id, NodeState state, const std::string& message,
             ErrorCode error, const NodeStats& stats) override;
   /// Only tunes that asked for an answer (op_id != 0) are reported.
@@ -26,13 +26,21 @@ class EventQueue final : public runtime::EventSink {
   /// sends them at its next wake-up); past that, refused (the runner counts the drop).
   bool telemetry(const std::string& node_id, std::string_view event_type, const Json& data,
                  std::int64_t timestamp_us, std::int64_t emitted_at_us) override;
+  /// Queues the reply and signals wake_fd(): node replies come from any thread.
+  void replied(const std::string& node_id, std::uint64_t request_id,
+               const NodeReply& reply) override;
   [[nodiscard]] const std::string& wake_endpoint() const override { return endpoint_; }
+  /// Readable while replies wait (an eventfd the main loop polls beside its sockets).
+  [[nodiscard]] int wake_fd() const { return wake_fd_.get(); }
+  /// Clears wake_fd() (the main thread, before drain()).
+  void clear_wake() const;
   std::deque<v1::WorkerMessage> drain();
 
   static constexpr std::size_t kMaxQueuedTelemetry = 1024;
 
  private:
   std::string endpoint_;
+  UniqueFd wake_fd_;
   std::mutex mutex_;
   std::deque<v1::WorkerMessage> queue_;
   std::size_t queued_telemetry_ = 0;

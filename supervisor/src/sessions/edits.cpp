@@ -190,6 +190,59 @@ Result<std::uint64_t> LiveEdits::tune(Session& s, const std::string& node_id,
   return op;
 }
 
+Result<std::uint64_t> LiveEdits::request(Session& s, const std::string& node_id,
+                                         NodeRequest request) {
+  auto it = s.nodes.find(node_id);
+  if (it == s.nodes.end()) {
+    return Status(ErrorCode::kNotFound, "session '" + s.name + "' has no node '" + node_id + "'",
+                  {.node_id = node_id});
+  }
+  LiveNode& n = it->second;
+  if (n.ended()) {
+    return Status(ErrorCode::kUnavailable,
+                  "node '" + node_id + "' is " +
+                      (n.state == LiveState::kStopped ? "stopped" : "failed"),
+                  {.node_id = node_id});
+  }
+  LiveWorker& w = s.workers.at(n.worker);
+  if (!w.hello || w.exited || !w.process.running()) {
+    return Status(ErrorCode::kUnavailable, "node '" + node_id + "' is (re)starting; try again",
+                  {.node_id = node_id});
+  }
+  const std::uint64_t id = core_.next_op++;
+  v1::SupervisorMessage msg;
+  auto& q = *msg.mutable_request();
+  q.set_request_id(id);
+  q.set_node_id(node_id);
+  q.set_method(request.method);
+  q.set_resource(request.resource);
+  q.set_content_type(request.content_type);
+  q.set_body(std::move(request.body));
+  core_.send(w, msg);
+  core_.request_waits[id] = RequestWait{s.id, node_id, w.gid, std::nullopt, Clock::now()};
+  return id;
+}
+
+std::optional<Result<NodeReply>> LiveEdits::request_result(std::uint64_t id, bool give_up) {
+  auto it = core_.request_waits.find(id);
+  if (it == core_.request_waits.end()) {
+    return Result<NodeReply>(Status(ErrorCode::kInternal, "unknown request"));
+  }
+  if (it->second.reply) {
+    NodeReply r = std::move(*it->second.reply);
+    core_.request_waits.erase(it);
+    return Result<NodeReply>(std::move(r));
+  }
+  if (give_up) {
+    const std::string node = it->second.node_id;
+    core_.request_waits.erase(it);
+    return Result<NodeReply>(Status(ErrorCode::kDeadlineExceeded,
+                                    "node '" + node + "' did not answer in time",
+                                    {.node_id = node}));
+  }
+  return std::nullopt;
+}
+
 std::optional<Status> LiveEdits::tune_result(std::uint64_t op, bool give_up) {
   auto it = core_.tune_waits.find(op);
   if (it == core_.tune_waits.end()) {

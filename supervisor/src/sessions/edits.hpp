@@ -38,6 +38,11 @@ class LiveEdits {
   /// The outcome of tune `op` once its worker has answered; nullopt while it has not
   /// (`give_up`: stop waiting, the change stays queued in the worker).
   std::optional<Status> tune_result(std::uint64_t op, bool give_up);
+  /// Sends an HTTP request to a running node of the session; returns its request id.
+  Result<std::uint64_t> request(Session& s, const std::string& node_id, NodeRequest request);
+  /// The node's reply once its worker has sent it; nullopt while not (with `give_up`: an
+  /// error, and the wait is forgotten).
+  std::optional<Result<NodeReply>> request_result(std::uint64_t id, bool give_up);
 
   void emit_node_added(const Session& s, const LiveNode& n);
   void emit_connection_added(const Session& s, const LiveConnection& c);

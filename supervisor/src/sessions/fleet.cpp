@@ -215,6 +215,23 @@ void WorkerFleet::handle_message(const std::string& identity, const std::string&
       }
       break;
     }
+    case v1::WorkerMessage::kReply: {
+      const auto& r = msg.reply();
+      auto it = core_.request_waits.find(r.request_id());
+      // Only the worker the request went to may answer it, and only for that node.
+      if (it == core_.request_waits.end() || it->second.worker_gid != w.gid ||
+          it->second.node_id != r.node_id() || it->second.session_id != s->id) {
+        spdlog::warn("session {}: worker {} answered a request it was not sent", s->name, w.gid);
+        break;
+      }
+      constexpr std::size_t kMaxReplyBytes = 256 * 1024;
+      const bool valid = r.status() >= 200 && r.status() <= 599 && r.body().size() <= kMaxReplyBytes;
+      it->second.reply = valid ? NodeReply{r.status(), r.content_type(), r.body(), r.created_resource()}
+                               : NodeReply::text(502, "node '" + r.node_id() + "' sent an invalid reply");
+      spdlog::debug("session {}: {} answered a request in {:.2f} ms", s->name, r.node_id(),
+                    std::chrono::duration<double, std::milli>(Clock::now() - it->second.sent_at).count());
+      break;
+    }
     case v1::WorkerMessage::kTelemetry: {
       const auto& t = msg.telemetry();
       auto it = s->nodes.find(t.node_id());

@@ -372,6 +372,20 @@ class SessionManager::Impl {
     return edits_.tune_result(op, give_up);
   }
 
+  Result<std::uint64_t> request(std::string_view id_or_name, const std::string& node_id,
+                                NodeRequest request) {
+    Session* s = core_.find(id_or_name);
+    if (s == nullptr) {
+      return not_found(id_or_name);
+    }
+    s->last_activity = Clock::now();
+    return edits_.request(*s, node_id, std::move(request));
+  }
+
+  std::optional<Result<NodeReply>> request_result(std::uint64_t id, bool give_up) {
+    return edits_.request_result(id, give_up);
+  }
+
   std::shared_ptr<EventSubscription> subscribe(std::size_t capacity) {
     return core_.events.subscribe(capacity);
   }
@@ -703,6 +717,27 @@ Status SessionManager::tune_node(std::string_view id_or_name, std::string_view n
       return *result;
     }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+Result<NodeReply> SessionManager::node_request(std::string_view id_or_name,
+                                               std::string_view node_id, NodeRequest request,
+                                               std::chrono::milliseconds timeout) {
+  const std::string key(id_or_name);
+  const std::string node(node_id);
+  auto id = impl_->call([&] { return impl_->request(key, node, std::move(request)); });
+  if (!id) {
+    return id.status();
+  }
+  const auto deadline = Clock::now() + timeout;
+  // Signalling is not on a packet path: a short poll of the control thread is cheap enough.
+  while (true) {
+    const bool give_up = Clock::now() >= deadline;
+    auto result = impl_->call([&] { return impl_->request_result(*id, give_up); });
+    if (result) {
+      return std::move(*result);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 

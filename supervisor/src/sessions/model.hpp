@@ -102,6 +102,15 @@ struct TuneWait {
   Clock::time_point sent_at{};
 };
 
+/// A NodeRequest on its way: answered only by the worker of the node it was sent to.
+struct RequestWait {
+  std::string session_id;
+  std::string node_id;
+  std::uint32_t worker_gid = 0;
+  std::optional<NodeReply> reply;
+  Clock::time_point sent_at{};
+};
+
 struct Session {
   std::string id;
   std::string name;
@@ -142,6 +151,7 @@ struct Core {
   std::map<std::uint32_t, std::pair<std::string, std::uint32_t>> by_gid;  // -> (session, slot)
   std::uint64_t next_op = 1;
   std::map<std::uint64_t, TuneWait> tune_waits;
+  std::map<std::uint64_t, RequestWait> request_waits;
   SessionManagerStats stats;
   EventHub events;
 

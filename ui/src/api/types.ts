@@ -50,6 +50,8 @@ export interface NodeDefinition {
   outputs: OutputPin[];
   categories: string[];
   bidirectional: boolean;
+  /** Ours: "whip" or "whep" for the WebRTC transports (their HTTP signalling family). */
+  http_endpoint?: 'whip' | 'whep';
 }
 
 export interface PacketTypeMeta {

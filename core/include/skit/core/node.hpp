@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -101,6 +102,31 @@ class HostByteSink {
   virtual void on_stream_info(const StreamInfo& /*info*/) {}
 };
 
+/// An HTTP exchange addressed to one node of a live session: WebRTC signalling (a WHIP offer,
+/// a WHEP viewer leaving). The gateway checks who may send it and forwards it; the supervisor
+/// carries it to the node's worker; media never passes this way.
+struct NodeRequest {
+  std::string method;        // "POST", "DELETE", "PATCH"
+  std::string resource;      // the path after the node's endpoint: "" or the id of a resource it made
+  std::string content_type;  // of `body`
+  std::string body;
+};
+
+struct NodeReply {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+  /// A resource the request created (a WebRTC peer): the gateway answers with its Location.
+  std::string created_resource;
+
+  static NodeReply text(int status, std::string message) {
+    return {status, "text/plain; charset=utf-8", std::move(message) + "\n", {}};
+  }
+};
+
+/// Delivers the reply to a NodeRequest, once, from any thread.
+using NodeReplier = std::function<void(NodeReply)>;
+
 /// What the runtime offers a running node.
 class NodeContext {
  public:
@@ -181,6 +207,12 @@ class Node {
   virtual Status on_timer(NodeContext& /*ctx*/) { return Status::ok(); }
   /// Applies a live param patch between two packets.
   virtual Status tune(const Json& patch);
+  /// An HTTP request for this node (kinds with kHttpEndpoint), called on the node's thread
+  /// between two packets. The node may answer at once or later from another thread (after
+  /// ICE gathering, say), but must answer: `reply` exactly once.
+  virtual void on_request(NodeContext& /*ctx*/, NodeRequest /*request*/, NodeReplier reply) {
+    reply(NodeReply::text(404, "this node answers no requests"));
+  }
 };
 
 /// A node with a typed params struct; tune() decodes a patch onto a copy and swaps it in.

@@ -50,6 +50,9 @@ struct NodeDescriptor {
   /// The node opens network sockets (a fetcher, a transport): its worker's sandbox allows
   /// AF_INET/AF_INET6 (others' do not).
   bool needs_network = false;
+  /// The HTTP family whose requests reach this node (Node::on_request): "whip" serves
+  /// POST/DELETE /whip/{session}/{node id}[/{resource}], "whep" likewise. Empty: none.
+  std::string http_endpoint;
   /// Returns every problem with `params` (empty = valid).
   std::function<std::vector<Status>(const Json& params)> validate_params;
   /// Creates an instance from already-validated params.
@@ -102,7 +105,7 @@ concept SizesOwnPackets = requires(const typename N::Params& p) {
 
 /// Builds the descriptor of node class N from its static members:
 /// kKind, kSummary, kCategory, inputs(), outputs(), Params; optionally kExecution, kPullsInput,
-/// kInputCountParam, kNeedsNetwork and max_packet_bytes(const Params&).
+/// kInputCountParam, kNeedsNetwork, kHttpEndpoint and max_packet_bytes(const Params&).
 template <typename N>
 NodeDescriptor describe_node() {
   using P = typename N::Params;
@@ -124,6 +127,9 @@ NodeDescriptor describe_node() {
   }
   if constexpr (requires { N::kNeedsNetwork; }) {
     d.needs_network = N::kNeedsNetwork;
+  }
+  if constexpr (requires { N::kHttpEndpoint; }) {
+    d.http_endpoint = std::string(N::kHttpEndpoint);
   }
   d.validate_params = [](const Json& params) {
     std::vector<Status> errors;

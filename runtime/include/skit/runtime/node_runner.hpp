@@ -57,6 +57,9 @@ class NodeRunner final : public NodeContext {
   /// Queues a live param patch, applied between two packets; reported to
   /// EventSink::tuned() with `op_id`.
   void tune(const Json& patch, ipc::Doorbell& from, std::uint64_t op_id = 0);
+  /// Queues an HTTP request for the node (Node::on_request between two packets); its reply
+  /// goes to EventSink::replied() with `request_id`.
+  void request(NodeRequest request, std::uint64_t request_id, ipc::Doorbell& from);
   /// Queues connection changes, applied together between two packets.
   void rewire(std::vector<RewireCommand> commands, ipc::Doorbell& from);
   void join();

@@ -30,6 +30,10 @@ class EventSink {
   /// NodeRunner::tune().
   virtual void tuned(const std::string& /*node_id*/, std::uint64_t /*op_id*/,
                      const Status& /*status*/) {}
+  /// A node's answer to a NodeRequest (NodeRunner::request); any thread, and wakes the
+  /// thread that drains the events by itself.
+  virtual void replied(const std::string& /*node_id*/, std::uint64_t /*request_id*/,
+                       const NodeReply& /*reply*/) {}
   /// A telemetry event of a node, already capped and truncated by its runner: `data` is a
   /// JSON object carrying "event_type". Any thread. False when it was dropped (a full queue,
   /// or no one to deliver it to), counted by the runner.

@@ -249,6 +249,12 @@ class SessionManager {
   Status tune_node(std::string_view id_or_name, std::string_view node_id, const Json& patch,
                    bool wait);
 
+  /// Forwards an HTTP request to a running node of the session (WebRTC signalling) and waits
+  /// for its reply: kNotFound (session, node), kUnavailable (the node has ended or its worker
+  /// is restarting), kDeadlineExceeded (no reply within `timeout`).
+  Result<NodeReply> node_request(std::string_view id_or_name, std::string_view node_id,
+                                 NodeRequest request, std::chrono::milliseconds timeout);
+
   /// Every event of every session from now on, into a bounded queue of its own.
   std::shared_ptr<EventSubscription> subscribe(std::size_t capacity = 0);
 
