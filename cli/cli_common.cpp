@@ -18,6 +18,7 @@
 namespace skit::cli {
 
 std::atomic<bool> g_cancel{false};
+std::atomic<unsigned> g_reload{0};
 
 namespace {
 constexpr const char* kTextPattern = "%^%L%$ %H:%M:%S.%e [%n] %v";

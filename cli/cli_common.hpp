@@ -15,6 +15,8 @@ namespace skit::cli {
 
 /// Set by SIGINT/SIGTERM; runs and the server watch it.
 extern std::atomic<bool> g_cancel;
+/// Counts SIGHUPs while `skit serve` runs (its TLS certificate is read again on each).
+extern std::atomic<unsigned> g_reload;
 
 /// The default logger on stderr: text on a terminal, JSON lines otherwise; SKIT_LOG sets the
 /// level (an unknown level is reported, not silently taken as "off").

@@ -2,6 +2,7 @@
 // skit serve (the server) and skit config (check a configuration file, print the defaults).
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -81,7 +82,14 @@ int serve(const ServeArgs& a) {
   supervisor::Engine engine(cfg.engine);
   // Each plugin is probed by a sandboxed worker; a broken one is logged and skipped.
   engine.load_plugins();
-  return gateway::serve(cfg, engine, g_cancel);
+  // SIGHUP reloads (systemctl reload); only the server has anything to reload, so only it
+  // catches the signal (a hung-up terminal still ends `skit run`).
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_reload.fetch_add(1); };
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // a reload must not fail another thread's blocking read
+  ::sigaction(SIGHUP, &sa, nullptr);
+  return gateway::serve(cfg, engine, g_cancel, &g_reload);
 }
 
 }  // namespace
@@ -109,8 +117,10 @@ Command add_serve_command(CLI::App& app) {
       "GET /api/v1/control, and the gRPC API (skit.v1.Control, grpc.health.v1.Health,\n"
       "reflection; docs/grpc.md). Port 0 picks a free port; the chosen ones are printed on\n"
       "stderr (\"skit serve: listening on http://HOST:PORT\", \"skit serve: grpc listening on\n"
-      "HOST:PORT\"). SIGINT/SIGTERM stop accepting, cancel running pipelines, close\n"
-      "WebSocket clients, destroy every session and exit.");
+      "HOST:PORT\"; https:// with server.tls). SIGINT/SIGTERM stop accepting, cancel running\n"
+      "pipelines, close WebSocket clients, destroy every session and exit. SIGHUP reads the\n"
+      "TLS certificate and key again (server.cert_path, server.key_path; a bad pair keeps\n"
+      "the one in use).");
   return [args] { return serve(*args); };
 }
 

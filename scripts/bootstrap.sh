@@ -12,6 +12,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libcli11-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
   libgrpc++-dev protobuf-compiler-grpc libsystemd-dev
+  # server.tls (HTTPS/WSS); the openssl tool makes the tests' certificates
+  libssl-dev openssl
   # engines and models of the official plugins (plugins/)
   libespeak-ng-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
   apertium apertium-eng-spa apertium-dev libwebrtc-audio-processing-dev

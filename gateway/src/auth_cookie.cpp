@@ -105,10 +105,14 @@ Identity identify(const ServerConfig& config, BrowserSessions& browsers,
   return {browsers.find(config, id), true};
 }
 
-std::string session_cookie(std::string_view id) {
-  // No `Secure`: skit serves plain HTTP (put TLS in front, and the proxy may add it).
+std::string session_cookie(std::string_view id, bool secure) {
+  // `Secure` only over server.tls: over plain HTTP a browser would drop the cookie (behind a
+  // TLS proxy, the proxy may add it).
   std::string c =
       std::string(kSessionCookie) + "=" + std::string(id) + "; Path=/; HttpOnly; SameSite=Strict";
+  if (secure) {
+    c += "; Secure";
+  }
   c += id.empty() ? "; Max-Age=0"
                   : "; Max-Age=" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
                                                       BrowserSessions::kLifetime)

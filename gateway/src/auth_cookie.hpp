@@ -58,6 +58,6 @@ Identity identify(const ServerConfig& config, BrowserSessions& browsers,
                   std::string_view authorization, std::string_view cookie_header);
 
 /// The Set-Cookie value that logs a browser in (`id`) or out (empty `id`).
-std::string session_cookie(std::string_view id);
+std::string session_cookie(std::string_view id, bool secure);
 
 }  // namespace skit::gateway

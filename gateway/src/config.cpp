@@ -97,6 +97,9 @@ server:
   listen: 127.0.0.1:4545          # HTTP address; port 0 picks a free port (printed on stderr)
   grpc_listen: 127.0.0.1:4546     # gRPC address (docs/grpc.md); "" disables gRPC
   allow_insecure_non_loopback: false  # listen beyond loopback without auth.tokens
+  tls: false                      # HTTPS and WSS on server.listen (browsers allow the microphone
+  cert_path: ""                   #   only on secure origins); PEM certificate chain and key,
+  key_path: ""                    #   read again on SIGHUP (docs/configuration.md#tls)
   log_format: auto                # auto: text on a terminal, JSON lines otherwise; text; json
   cors:
     # A mutating /api request or a WebSocket upgrade from another Origin gets 403.
@@ -135,9 +138,10 @@ plugins:                          # native plugins (docs/plugins.md)
 security:
   allowed_file_paths: ["samples/**"]  # files nodes may read (globs, relative to base_dir)
   allowed_write_paths: []             # files nodes may write; empty: writing denied
-  # URLs transport::http::fetcher may download: patterns ("https://media.example.com/*") or
+  # URLs transport::http::fetcher may download and SRT listeners transport::srt::caller may
+  # call: patterns ("https://media.example.com/*", "srt://encoder.example:9000") or
   # {url, allow_private}; loopback/private/link-local addresses need the entry to name them
-  # or allow_private. Empty: the fetcher is refused
+  # or allow_private. Empty: both are refused
   allowed_fetch_urls: []
 transports:
   # Ports transport::rtmp::listen / transport::srt::listen may use ("19000-19099"); empty: none
@@ -192,7 +196,10 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
         p.error(item, "a " + key + " entry needs a url");
         continue;
       }
-      if (auto checked = UrlPolicy::make({rule}, key); !checked) {
+      const std::span<const std::string_view> schemes =
+          key == kFetchPolicyKey ? std::span<const std::string_view>(kFetchSchemes)
+                                 : std::span<const std::string_view>(kHttpSchemes);
+      if (auto checked = UrlPolicy::make({rule}, key, schemes); !checked) {
         p.error(item, key + ": " + checked.status().message());
         continue;
       }
@@ -201,6 +208,7 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
   };
   SourceLocation listen_at;       // where server.listen / grpc_listen were given, for the
   SourceLocation grpc_listen_at;  // checks that need the whole file
+  SourceLocation tls_at;
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));
@@ -221,6 +229,11 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
                {"grpc_listen", [&](const YAML::Node&, const YAML::Node& x) {
                   grpc_listen_at = p.place(x);
                   p.scalar(x, "server.grpc_listen", cfg.grpc_listen); }},
+               {"tls", [&](const YAML::Node&, const YAML::Node& x) {
+                  tls_at = p.place(x);
+                  p.scalar(x, "server.tls", cfg.tls); }},
+               {"cert_path", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.cert_path", cfg.cert_path); }},
+               {"key_path", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.key_path", cfg.key_path); }},
                {"grpc_tls_cert", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_tls_cert", cfg.grpc_tls_cert); }},
                {"grpc_tls_key", [&](const YAML::Node&, const YAML::Node& x) { p.scalar(x, "server.grpc_tls_key", cfg.grpc_tls_key); }},
                {"base_path", [&](const YAML::Node&, const YAML::Node& x) {
@@ -509,6 +522,13 @@ Result<ServerConfig> parse_config(std::string_view yaml, std::vector<Status>* al
     }
     return true;
   };
+  if (p.errors.empty() && cfg.tls && (cfg.cert_path.empty() || cfg.key_path.empty())) {
+    p.errors.emplace_back(ErrorCode::kInvalidArgument,
+                          "server.tls is on but server." +
+                              std::string(cfg.cert_path.empty() ? "cert_path" : "key_path") +
+                              " is not set (TLS needs a PEM certificate chain and its key)",
+                          tls_at);
+  }
   if (p.errors.empty()) {
     const bool listen_ok = address_ok("server.listen", cfg.listen, listen_at);
     const bool grpc_ok =

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -24,6 +25,7 @@
 #include "listen_address.hpp"
 #include "routes.hpp"
 #include "skit/gateway/server.hpp"
+#include "tls_terminator.hpp"
 
 namespace skit::gateway {
 
@@ -350,7 +352,10 @@ class HttpServer {
                           method == http::verb::patch || method == http::verb::delete_;
     const bool upgrade = beast::iequals(req[http::field::upgrade], "websocket");
     const std::string origin(req[http::field::origin]);
-    if (((path.rfind("/api/", 0) == 0 && mutating) || upgrade) &&
+    // The API and WebRTC signalling (a WHIP offer publishes into a session).
+    const bool guarded = path.rfind("/api/", 0) == 0 || path.rfind("/whip/", 0) == 0 ||
+                         path.rfind("/whep/", 0) == 0;
+    if (((guarded && mutating) || upgrade) &&
         req.count(http::field::origin) > 0 && !origin_allowed(config_.allowed_origins, origin) &&
         // The web UI at whatever name the server has; only with authentication on: without
         // tokens, a DNS-rebound name would pass too (its requests carry no login cookie,
@@ -416,6 +421,19 @@ class HttpServer {
   std::uint64_t next_id_ = 0;
 };
 
+/// SIGHUP: the certificate and key are read again; a bad pair leaves the one in use.
+void reload_certificate(TlsTerminator* tls, const ServerConfig& config) {
+  if (tls == nullptr) {
+    spdlog::info("SIGHUP: nothing to reload (server.tls is off)");
+    return;
+  }
+  if (Status s = tls->reload(); !s.is_ok()) {
+    spdlog::error("TLS: reload failed, the certificate in use stays: {}", s.message());
+    return;
+  }
+  spdlog::info("TLS: certificate reloaded from {} (sha256 {})", config.cert_path, tls->fingerprint());
+}
+
 }  // namespace
 
 Status check_listen_policy(const ServerConfig& config) {
@@ -427,12 +445,24 @@ Status check_listen_policy(const ServerConfig& config) {
 
 int serve_http(const ServerConfig& config, supervisor::Engine& engine,
                supervisor::SessionManager& sessions, const std::atomic<bool>& stop,
+               const std::atomic<unsigned>* reloads,
                const std::function<void(unsigned short)>& on_listening) {
   auto ep = parse_endpoint(config.listen);
   if (!ep) {
     spdlog::error("{}", ep.status().message());
     return 2;
   }
+  std::unique_ptr<TlsTerminator> tls;
+  if (config.tls) {
+    auto created = TlsTerminator::create(config.cert_path, config.key_path);
+    if (!created) {
+      spdlog::error("{}", created.status().message());
+      return 2;
+    }
+    tls = std::move(*created);
+    spdlog::info("TLS on: certificate {} (sha256 {})", config.cert_path, tls->fingerprint());
+  }
+  unsigned reloads_seen = reloads != nullptr ? reloads->load() : 0;
   net::io_context io;
   tcp::acceptor acceptor(io);
   beast::error_code ec;
@@ -457,6 +487,10 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
   HttpServer server(config, engine, sessions);
   acceptor.non_blocking(true);
   while (!stop.load()) {
+    if (reloads != nullptr && reloads->load() != reloads_seen) {
+      reloads_seen = reloads->load();
+      reload_certificate(tls.get(), config);
+    }
     tcp::socket socket(io);
     acceptor.accept(socket, ec);
     if (ec == net::error::would_block || ec == net::error::try_again) {
@@ -467,12 +501,28 @@ int serve_http(const ServerConfig& config, supervisor::Engine& engine,
     if (ec) {
       continue;
     }
+    if (tls) {
+      // The HTTP server serves the plaintext end of the connection's TLS pump.
+      auto plain = tls->wrap(socket.release());
+      if (!plain) {
+        spdlog::warn("{}", plain.status().message());
+        continue;
+      }
+      socket.assign(tcp::v4(), *plain, ec);
+      if (ec) {
+        ::close(*plain);
+        continue;
+      }
+    }
     socket.non_blocking(false);
     server.accept(std::move(socket));
   }
   spdlog::info("HTTP shutting down: cancelling running pipelines");
   acceptor.close();
   server.drain(std::chrono::seconds(10));
+  if (tls) {
+    tls->stop();
+  }
   return 0;
 }
 

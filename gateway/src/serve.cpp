@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 // `skit serve`: creates the session manager, starts the gRPC server (server.grpc_listen) and
-// the HTTP gateway, tells systemd when it is ready, pings its watchdog, and on SIGINT/SIGTERM
-// drains both APIs, then destroys every session.
+// the HTTP gateway, tells systemd when it is ready, pings its watchdog, reloads the TLS
+// certificate on SIGHUP, and on SIGINT/SIGTERM drains both APIs, then destroys every session.
 #include <systemd/sd-daemon.h>
 
 #include <spdlog/spdlog.h>
@@ -19,6 +19,7 @@ namespace skit::gateway {
 
 int serve_http(const ServerConfig& config, supervisor::Engine& engine,
                supervisor::SessionManager& sessions, const std::atomic<bool>& stop,
+               const std::atomic<unsigned>* reloads,
                const std::function<void(unsigned short)>& on_listening);
 
 namespace {
@@ -40,7 +41,8 @@ void warn_about_paths(const ServerConfig& config, const supervisor::Engine& engi
 }
 }  // namespace
 
-int serve(const ServerConfig& config, supervisor::Engine& engine, const std::atomic<bool>& stop) {
+int serve(const ServerConfig& config, supervisor::Engine& engine, const std::atomic<bool>& stop,
+          const std::atomic<unsigned>* reloads) {
   if (Status s = check_listen_policy(config); !s.is_ok()) {
     spdlog::error("{}", s.message());
     return 2;
@@ -92,9 +94,9 @@ int serve(const ServerConfig& config, supervisor::Engine& engine, const std::ato
       grpc->shutdown();
     });
   }
-  const int rc = serve_http(config, engine, *sessions, stop, [&](unsigned short port) {
+  const int rc = serve_http(config, engine, *sessions, stop, reloads, [&](unsigned short port) {
     // Tests and scripts that pass port 0 learn the real one from this line.
-    std::fprintf(stderr, "skit serve: listening on http://%s:%u\n",
+    std::fprintf(stderr, "skit serve: listening on %s://%s:%u\n", config.tls ? "https" : "http",
                  config.listen.substr(0, config.listen.rfind(':')).c_str(), port);
     std::fflush(stderr);
     sd_notifyf(0, "READY=1\nSTATUS=listening on port %u", port);

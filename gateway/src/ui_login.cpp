@@ -44,7 +44,7 @@ HttpReply login(HttpContext& ctx, HttpExchange& ex) {
                                      {"role", role_name(who->role)},
                                      {"permissions", permissions_of(who->role)}}
                                     .dump());
-  r.headers.emplace_back("Set-Cookie", session_cookie(id));
+  r.headers.emplace_back("Set-Cookie", session_cookie(id, ctx.config.tls));
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }
@@ -59,7 +59,7 @@ HttpReply logout(HttpContext& ctx, HttpExchange& ex) {
     ctx.browsers.remove(id);
   }
   HttpReply r = HttpReply::json(json{{"logged_out", !id.empty()}}.dump());
-  r.headers.emplace_back("Set-Cookie", session_cookie(""));
+  r.headers.emplace_back("Set-Cookie", session_cookie("", ctx.config.tls));
   return r;
 }
 

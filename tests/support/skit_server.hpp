@@ -76,6 +76,10 @@ class SkitServer {
         [&] {
           const std::string text = read_file(log_);
           http_port_ = port_after(text, "skit serve: listening on http://127.0.0.1:");
+          if (const int tls = port_after(text, "skit serve: listening on https://127.0.0.1:"); tls > 0) {
+            http_port_ = tls;  // server.tls
+            scheme_ = "https";
+          }
           grpc_port_ = port_after(text, "skit serve: grpc listening on 127.0.0.1:");
           return http_port_ > 0 || !running();
         },
@@ -98,9 +102,11 @@ class SkitServer {
   [[nodiscard]] int port() const { return http_port_; }
   [[nodiscard]] int grpc_port() const { return grpc_port_; }
   [[nodiscard]] std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(http_port_) + path;
+    return scheme_ + "://127.0.0.1:" + std::to_string(http_port_) + path;
   }
   [[nodiscard]] std::string log() const { return read_file(log_); }
+  /// Sends `sig` to the server (SIGHUP: reload).
+  void signal(int sig) const { ::kill(pid_, sig); }
   [[nodiscard]] const std::string& config_path() const { return config_; }
 
   bool running() {
@@ -145,6 +151,7 @@ class SkitServer {
   std::string log_;
   pid_t pid_ = -1;
   int http_port_ = 0;
+  std::string scheme_ = "http";
   int grpc_port_ = 0;
   bool exited_ = false;
   int exit_code_ = -1;

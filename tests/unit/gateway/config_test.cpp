@@ -20,6 +20,9 @@ TEST(DefaultConfig, ParsesToExactlyTheBuiltInDefaults) {
   EXPECT_EQ(p.allow_insecure_non_loopback, d.allow_insecure_non_loopback);
   EXPECT_EQ(p.allowed_origins, d.allowed_origins);
   EXPECT_EQ(p.log_format, d.log_format);
+  EXPECT_EQ(p.tls, d.tls);
+  EXPECT_EQ(p.cert_path, d.cert_path);
+  EXPECT_EQ(p.key_path, d.key_path);
   EXPECT_EQ(p.tokens.size(), d.tokens.size());
   EXPECT_EQ(p.max_body_bytes, d.max_body_bytes);
   EXPECT_EQ(p.max_config_bytes, d.max_config_bytes);
@@ -50,6 +53,23 @@ TEST(DefaultConfig, ParsesToExactlyTheBuiltInDefaults) {
   EXPECT_EQ(p.samples_dir, d.samples_dir);
   EXPECT_EQ(p.ui_dir, d.ui_dir);
   EXPECT_EQ(p.script.to_json(), d.script.to_json());
+}
+
+// server.tls needs both files; the error points at the `tls` line.
+TEST(TlsConfig, TlsWithoutAKeyIsAnErrorAtItsLineAndWithBothItParses) {
+  std::vector<Status> errors;
+  auto bad = parse_config("server:\n  log_format: json\n  tls: true\n  cert_path: /etc/skit/c.pem\n",
+                          &errors);
+  ASSERT_FALSE(bad.is_ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message().find("server.key_path is not set"), std::string::npos)
+      << errors[0].to_string();
+  EXPECT_EQ(errors[0].where().line, 3);
+  auto good = parse_config("server:\n  tls: true\n  cert_path: /c.pem\n  key_path: /k.pem\n");
+  ASSERT_TRUE(good.is_ok()) << good.status().to_string();
+  EXPECT_TRUE(good->tls);
+  EXPECT_EQ(good->cert_path, "/c.pem");
+  EXPECT_EQ(good->key_path, "/k.pem");
 }
 
 // security.allowed_fetch_urls takes patterns or {url, allow_private}; a bad entry is named

@@ -29,6 +29,9 @@ struct ServerConfig {
   // server
   std::string listen = "127.0.0.1:4545";
   std::string grpc_listen = "127.0.0.1:4546";  // empty: no gRPC
+  bool tls = false;           // HTTPS/WSS on `listen` with cert_path + key_path (PEM)
+  std::string cert_path;      // read at start and again on SIGHUP
+  std::string key_path;
   std::string grpc_tls_cert;  // PEM certificate chain; with grpc_tls_key: gRPC over TLS
   std::string grpc_tls_key;   // PEM private key
   bool allow_insecure_non_loopback = false;    // listen beyond loopback without auth

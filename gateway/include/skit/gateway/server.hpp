@@ -13,7 +13,9 @@ namespace skit::gateway {
 Status check_listen_policy(const ServerConfig& config);
 
 /// Serves until `stop` becomes true (SIGINT/SIGTERM), then drains: stops accepting, cancels
-/// running pipelines, waits for connections to finish. Returns the exit code.
-int serve(const ServerConfig& config, supervisor::Engine& engine, const std::atomic<bool>& stop);
+/// running pipelines, waits for connections to finish. Returns the exit code. Each change of
+/// `reloads` (SIGHUP) reads server.tls's certificate and key again.
+int serve(const ServerConfig& config, supervisor::Engine& engine, const std::atomic<bool>& stop,
+          const std::atomic<unsigned>* reloads = nullptr);
 
 }  // namespace skit::gateway
