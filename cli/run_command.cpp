@@ -187,11 +187,12 @@ int run(const RunArgs& a) {
   };
 
   // skit run acts for the local user, who could fetch any URL anyway: a fetcher may download
-  // any http(s) URL, loopback and private ones included, unless the environment already
-  // holds a policy (as skit serve's workers do).
+  // any http(s) URL and an SRT caller call any listener, loopback and private ones included,
+  // unless the environment already holds a policy (as skit serve's workers do).
   if (std::getenv(kFetchPolicyEnvVar) == nullptr) {  // NOLINT(concurrency-mt-unsafe)
     const std::vector<UrlRule> any = {{.url = "http://*:*", .allow_private = true},
-                                      {.url = "https://*:*", .allow_private = true}};
+                                      {.url = "https://*:*", .allow_private = true},
+                                      {.url = "srt://*:*", .allow_private = true}};
     ::setenv(kFetchPolicyEnvVar, to_json(any).dump().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
   }
   auto report = supervisor::run_pipeline(pipeline, options);

@@ -21,7 +21,24 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-std::uint16_t default_port(std::string_view scheme) { return scheme == "https" ? 443 : 80; }
+// 0: the scheme has none (srt), a URL must name its port.
+std::uint16_t default_port(std::string_view scheme) {
+  if (scheme == "https") return 443;
+  if (scheme == "http") return 80;
+  return 0;
+}
+
+std::string scheme_list(std::span<const std::string_view> schemes) {
+  std::string out;
+  for (std::size_t i = 0; i < schemes.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == schemes.size() ? " or " : ", ") + std::string(schemes[i]);
+  }
+  return out;
+}
+
+bool one_of(std::string_view scheme, std::span<const std::string_view> schemes) {
+  return std::find(schemes.begin(), schemes.end(), scheme) != schemes.end();
+}
 
 struct Split {
   std::string scheme, host, port, path, query;
@@ -105,16 +122,22 @@ AddressClass classify_v4(std::uint32_t a) {  // host byte order
 
 }  // namespace
 
-Result<ParsedUrl> parse_http_url(std::string_view url) {
+Result<ParsedUrl> parse_http_url(std::string_view url) { return parse_url(url, kHttpSchemes); }
+
+Result<ParsedUrl> parse_url(std::string_view url, std::span<const std::string_view> schemes) {
   auto split = split_url(url);
   if (!split) {
     return split.status();
   }
   ParsedUrl out;
   out.scheme = split->scheme;
-  if (out.scheme != "http" && out.scheme != "https") {
+  if (!one_of(out.scheme, schemes)) {
+    std::string allowed;
+    for (std::size_t i = 0; i < schemes.size(); ++i) {
+      allowed += (i == 0 ? "" : i + 1 == schemes.size() ? " and " : ", ") + std::string(schemes[i]) + "://";
+    }
     return Status(ErrorCode::kInvalidArgument,
-                  "only http:// and https:// URLs can be fetched, not '" + out.scheme + "://'");
+                  "only " + allowed + " URLs can be fetched, not '" + out.scheme + "://'");
   }
   out.host = split->host;
   if (out.host.find_first_of("*% \t") != std::string::npos) {
@@ -122,6 +145,10 @@ Result<ParsedUrl> parse_http_url(std::string_view url) {
   }
   if (split->port.empty()) {
     out.port = default_port(out.scheme);
+    if (out.port == 0) {
+      return Status(ErrorCode::kInvalidArgument,
+                    out.scheme + ":// URLs must name a port: '" + std::string(url) + "'");
+    }
   } else {
     int port = 0;
     for (char c : split->port) {
@@ -215,7 +242,8 @@ std::string format_address(const sockaddr* addr) {
   return buf;
 }
 
-Result<UrlPolicy> UrlPolicy::make(std::vector<UrlRule> rules, std::string list_name) {
+Result<UrlPolicy> UrlPolicy::make(std::vector<UrlRule> rules, std::string list_name,
+                                  std::span<const std::string_view> schemes) {
   UrlPolicy policy;
   policy.list_name_ = std::move(list_name);
   for (std::size_t i = 0; i < rules.size(); ++i) {
@@ -224,8 +252,13 @@ Result<UrlPolicy> UrlPolicy::make(std::vector<UrlRule> rules, std::string list_n
     if (!split) {
       return Status(ErrorCode::kInvalidArgument, where + ": " + split.status().message());
     }
-    if (split->scheme != "http" && split->scheme != "https") {
-      return Status(ErrorCode::kInvalidArgument, where + ": the scheme must be http or https");
+    if (!one_of(split->scheme, schemes)) {
+      return Status(ErrorCode::kInvalidArgument,
+                    where + ": the scheme must be " + scheme_list(schemes));
+    }
+    if (split->port.empty() && default_port(split->scheme) == 0) {
+      return Status(ErrorCode::kInvalidArgument,
+                    where + ": a " + split->scheme + ":// entry must name its port (or '*')");
     }
     if (!split->query.empty()) {
       return Status(ErrorCode::kInvalidArgument, where + ": patterns match the path, not a query");
@@ -354,7 +387,7 @@ Result<std::vector<UrlRule>> url_rules_from_json(const Json& list) {
 Result<UrlPolicy> fetch_policy_from_environment() {
   const char* text = std::getenv(kFetchPolicyEnvVar);  // NOLINT(concurrency-mt-unsafe): read-only after start
   if (text == nullptr || *text == '\0') {
-    return UrlPolicy::make({}, kFetchPolicyKey);
+    return UrlPolicy::make({}, kFetchPolicyKey, kFetchSchemes);
   }
   const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
@@ -364,7 +397,7 @@ Result<UrlPolicy> fetch_policy_from_environment() {
   if (!rules) {
     return rules.status();
   }
-  return UrlPolicy::make(std::move(rules).value(), kFetchPolicyKey);
+  return UrlPolicy::make(std::move(rules).value(), kFetchPolicyKey, kFetchSchemes);
 }
 
 Json to_json(const std::vector<UrlRule>& rules) {

@@ -6,13 +6,22 @@
 // runs in a worker of its own, the only kind whose sandbox may open IP sockets. A publisher
 // with the wrong stream key (RTMP) or passphrase (SRT) is refused and the node listens on;
 // the stream ends when the accepted publisher ends it.
+// transport::srt::caller is the other way round: it calls an SRT listener (a contribution
+// encoder, a relay) at a URL on security.allowed_fetch_urls, resolved by the node and checked
+// address by address like the fetcher's, and connects to the checked address itself (a DNS
+// answer that changes between check and connect cannot redirect it).
+#include <netdb.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
 
 #include "ffmpeg/libav.hpp"
 #include "skit/core/registry.hpp"
+#include "skit/core/url_policy.hpp"
 
 extern "C" {
 #include <libavformat/avformat.h>
@@ -37,15 +46,16 @@ class PublishedStream {
     std::string refusal;  // why this publisher was turned away (the node listens again)
   };
 
-  /// Blocks until a publisher connects (or the node stops, or `timeout` passes: 0 = never).
-  /// `check` inspects what the publisher sent and the log lines of the handshake.
+  /// Blocks until a publisher connects (or the node stops, or `deadline` passes: then
+  /// kDeadlineExceeded). `check` inspects what the publisher sent and the log lines of the
+  /// handshake.
   Result<Accepted> accept(NodeContext& ctx, const std::string& url, AVDictionary* options,
-                          std::chrono::seconds timeout, const std::string& secret,
+                          Clock::time_point deadline, const std::string& secret,
                           const std::function<std::string(const std::vector<std::string>&)>& check) {
     av::LogScope log(ctx);
     log.redact(secret);
     log.keep_warnings();
-    deadline_ = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
+    deadline_ = deadline;
     ctx_ = &ctx;
     AVFormatContext* raw = avformat_alloc_context();
     raw->interrupt_callback = {&PublishedStream::interrupted, this};
@@ -58,11 +68,10 @@ class PublishedStream {
         return Status(ErrorCode::kCancelled, "stopped while listening");
       }
       if (Clock::now() >= deadline_) {
-        return Status(ErrorCode::kDeadlineExceeded,
-                      "no publisher within " + std::to_string(timeout.count()) + " s");
+        return Status(ErrorCode::kDeadlineExceeded, "timed out");
       }
       const std::string refusal = check(log.take_warnings());
-      return Accepted{false, !refusal.empty() ? refusal : "publisher refused: " + av::error_text(rc)};
+      return Accepted{false, !refusal.empty() ? refusal : failed_open_ + av::error_text(rc)};
     }
     input_.reset(raw);
     if (const std::string refusal = check(log.take_warnings()); !refusal.empty()) {
@@ -83,6 +92,8 @@ class PublishedStream {
   }
 
   [[nodiscard]] const AVStream& stream() const { return *input_->streams[stream_]; }
+  /// How a failed open is reported: "publisher refused: " for a listener, a caller's own.
+  void set_failed_open_prefix(std::string prefix) { failed_open_ = std::move(prefix); }
 
   /// The next audio packet; false when the publisher ended the stream.
   Result<bool> next(NodeContext& ctx, AVPacket& pkt) {
@@ -115,9 +126,13 @@ class PublishedStream {
   Clock::time_point deadline_ = Clock::time_point::max();
   InputPtr input_;
   int stream_ = -1;
+  std::string failed_open_ = "publisher refused: ";
 };
 
 /// The published audio as EncodedAudio: a StreamInfo first, then one packet per frame.
+/// Self gives target() (the URL to open, or why not), options(), secret(), refusal(),
+/// waiting() (what the log says while it waits) and kRetryPause (zero: listen again at once
+/// after a refusal; a caller waits before it calls again).
 template <typename Self, typename P>
 class ListenerNode : public NodeWithParams<P> {
  public:
@@ -162,22 +177,46 @@ class ListenerNode : public NodeWithParams<P> {
 
  private:
   Status wait_for_publisher(NodeContext& ctx) {
-    const auto timeout = std::chrono::seconds(params().timeout_secs);
+    const std::int64_t timeout = params().timeout_secs;
+    const auto deadline =
+        timeout > 0 ? Clock::now() + std::chrono::seconds(timeout) : Clock::time_point::max();
+    auto target = Self::target(params());
+    if (!target) {
+      return target.status();
+    }
+    std::string last_refusal;
+    if constexpr (Self::kRetryPause.count() > 0) {
+      stream_.set_failed_open_prefix("the call failed: ");
+    }
     while (true) {
-      ctx.log().info("{}: waiting for a publisher on port {}", Self::kKind, params().port);
-      auto accepted = stream_.accept(ctx, Self::url(params()), Self::options(params()), timeout,
+      ctx.log().info("{}: {}", Self::kKind, Self::waiting(params()));
+      auto accepted = stream_.accept(ctx, *target, Self::options(params()), deadline,
                                      Self::secret(params()), [this](const std::vector<std::string>& w) {
                                        return Self::refusal(params(), w);
                                      });
       if (!accepted) {
-        return accepted.status();
+        if (accepted.status().code() != ErrorCode::kDeadlineExceeded) {
+          return accepted.status();
+        }
+        return Status(ErrorCode::kDeadlineExceeded,
+                      std::string(Self::kNobody) + " within " + std::to_string(timeout) + " s" +
+                          (last_refusal.empty() ? "" : " (last: " + last_refusal + ")"));
       }
       if (accepted->ok) {
         break;
       }
       ++refused_;
-      ctx.log().warn("{}: {} (refused publishers: {}); listening again", Self::kKind,
-                     accepted->refusal, refused_);
+      last_refusal = accepted->refusal;
+      ctx.log().warn("{}: {} (attempts refused: {}); {}", Self::kKind, accepted->refusal,
+                     refused_, Self::kRetryPause.count() > 0 ? "calling again" : "listening again");
+      // A stop ends the pause at once; so does the deadline (the next accept reports it).
+      for (auto until = Clock::now() + Self::kRetryPause;
+           Clock::now() < until && Clock::now() < deadline && !ctx.stop_requested();) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (ctx.stop_requested()) {
+        return Status(ErrorCode::kCancelled, "stopped");
+      }
     }
     const AVStream& st = stream_.stream();
     StreamInfo info = av::stream_info_from(*st.codecpar);
@@ -241,9 +280,14 @@ class RtmpListenNode final : public ListenerNode<RtmpListenNode, RtmpListenParam
       "key, and emits its audio (AAC) as EncodedAudio.";
   using ListenerNode::ListenerNode;
 
-  static std::string url(const RtmpListenParams& p) {
+  static constexpr std::string_view kNobody = "no publisher";
+  static constexpr std::chrono::milliseconds kRetryPause{0};
+  static Result<std::string> target(const RtmpListenParams& p) {
     return "rtmp://" + bind_host(p.bind_address) + ":" + std::to_string(p.port) + "/" + p.app +
            "/" + p.stream_key;
+  }
+  static std::string waiting(const RtmpListenParams& p) {
+    return "waiting for a publisher on port " + std::to_string(p.port);
   }
   static AVDictionary* options(const RtmpListenParams& /*p*/) {
     AVDictionary* o = nullptr;
@@ -308,8 +352,13 @@ class SrtListenNode final : public ListenerNode<SrtListenNode, SrtListenParams> 
       "MPEG-TS and emits the audio (AAC, Opus) as EncodedAudio.";
   using ListenerNode::ListenerNode;
 
-  static std::string url(const SrtListenParams& p) {
+  static constexpr std::string_view kNobody = "no caller";
+  static constexpr std::chrono::milliseconds kRetryPause{0};
+  static Result<std::string> target(const SrtListenParams& p) {
     return "srt://" + bind_host(p.bind_address) + ":" + std::to_string(p.port);
+  }
+  static std::string waiting(const SrtListenParams& p) {
+    return "waiting for a caller on port " + std::to_string(p.port);
   }
   static AVDictionary* options(const SrtListenParams& p) {
     AVDictionary* o = nullptr;
@@ -327,5 +376,114 @@ class SrtListenNode final : public ListenerNode<SrtListenNode, SrtListenParams> 
   }
 };
 SKIT_REGISTER_NODE(SrtListenNode);
+
+struct SrtCallerParams {
+  std::string url;
+  std::string passphrase;
+  std::int64_t latency_ms = 120;
+  std::int64_t timeout_secs = 30;
+
+  static void describe(ParamSchemaBuilder<SrtCallerParams>& b) {
+    b.field("url", &SrtCallerParams::url,
+            "The SRT listener to call, srt://host:port (must match security.allowed_fetch_urls).")
+        .required()
+        .fetch_url();
+    b.field("passphrase", &SrtCallerParams::passphrase,
+            "SRT encryption passphrase of the listener (10 to 79 characters; empty: unencrypted).")
+        .secret();
+    b.field("latency_ms", &SrtCallerParams::latency_ms, "SRT receive latency (retransmission window).")
+        .range(20, 8000);
+    b.field("timeout_secs", &SrtCallerParams::timeout_secs,
+            "Keep calling (once a second) until a listener answers, for at most this long "
+            "(0: for ever).")
+        .range(0, 86400);
+  }
+  [[nodiscard]] Status validate() const {
+    auto parsed = parse_url(url, std::array<std::string_view, 1>{"srt"});
+    if (!parsed) {
+      return Status(ErrorCode::kInvalidParam, "url: " + parsed.status().message());
+    }
+    if (!parsed->query.empty() || parsed->path != "/") {
+      return Status(ErrorCode::kInvalidParam,
+                    "url: give srt://host:port only; the options are params (passphrase, latency_ms)");
+    }
+    if (!passphrase.empty() && (passphrase.size() < 10 || passphrase.size() > 79)) {
+      return Status(ErrorCode::kInvalidParam, "passphrase must be 10 to 79 characters (SRT's rule)");
+    }
+    return Status::ok();
+  }
+};
+
+class SrtCallerNode final : public ListenerNode<SrtCallerNode, SrtCallerParams> {
+ public:
+  static constexpr std::string_view kKind = "transport::srt::caller";
+  static constexpr std::string_view kSummary =
+      "SRT ingest (caller): calls an SRT listener on the fetch allow-list, demuxes its MPEG-TS "
+      "and emits the audio (AAC, Opus) as EncodedAudio.";
+  static constexpr std::string_view kNobody = "no SRT listener answered";
+  static constexpr std::chrono::milliseconds kRetryPause{1000};
+  using ListenerNode::ListenerNode;
+
+  /// The allow-list admits the URL, then every address its host resolves to is checked (no
+  /// loopback, private or link-local one unless the rule names it) and the first one allowed
+  /// is called by its literal address.
+  static Result<std::string> target(const SrtCallerParams& p) {
+    auto url = parse_url(p.url, std::array<std::string_view, 1>{"srt"});
+    if (!url) {
+      return Status(ErrorCode::kInvalidParam, "url: " + url.status().message());
+    }
+    auto policy = fetch_policy_from_environment();
+    if (!policy) {
+      return policy.status();
+    }
+    auto rule = policy->admit("GET", *url);
+    if (!rule) {
+      return rule.status();
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(url->port);
+    const int rc = ::getaddrinfo(url->host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0) {
+      return Status(ErrorCode::kNotFound,
+                    "cannot resolve '" + url->host + "': " + ::gai_strerror(rc));
+    }
+    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, &::freeaddrinfo);
+    Status refused = Status::ok();
+    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      Status allowed = UrlPolicy::check_address(**rule, a->ai_addr);
+      if (allowed.is_ok()) {
+        const std::string ip = format_address(a->ai_addr);
+        return "srt://" + (a->ai_family == AF_INET6 ? "[" + ip + "]" : ip) + ":" + port;
+      }
+      if (refused.is_ok()) {
+        refused = Status(allowed.code(), "'" + url->host + "': " + allowed.message());
+      }
+    }
+    return refused.is_ok() ? Status(ErrorCode::kNotFound, "'" + url->host + "' has no address")
+                           : refused;
+  }
+  static std::string waiting(const SrtCallerParams& p) { return "calling " + p.url; }
+  static AVDictionary* options(const SrtCallerParams& p) {
+    AVDictionary* o = nullptr;
+    av_dict_set(&o, "mode", "caller", 0);
+    if (!p.passphrase.empty()) {
+      av_dict_set(&o, "passphrase", p.passphrase.c_str(), 0);
+      av_dict_set(&o, "pbkeylen", "16", 0);
+    }
+    av_dict_set(&o, "latency", std::to_string(p.latency_ms * 1000).c_str(), 0);  // microseconds
+    av_dict_set(&o, "connect_timeout", "3000", 0);                             // milliseconds
+    av_dict_set(&o, "transtype", "live", 0);
+    return o;
+  }
+  static std::string secret(const SrtCallerParams& p) { return p.passphrase; }
+  static std::string refusal(const SrtCallerParams& /*p*/, const std::vector<std::string>& /*warnings*/) {
+    return "";
+  }
+};
+SKIT_REGISTER_NODE(SrtCallerNode);
 
 }  // namespace skit::nodes

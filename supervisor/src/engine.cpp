@@ -23,7 +23,7 @@ PluginCatalogOptions catalog_options(const EngineConfig& config) {
 
 // The config loader checked every rule; one that is bad here refuses every URL.
 UrlPolicy fetch_policy_of(const EngineConfig& config) {
-  auto policy = UrlPolicy::make(config.allowed_fetch_urls, kFetchPolicyKey);
+  auto policy = UrlPolicy::make(config.allowed_fetch_urls, kFetchPolicyKey, kFetchSchemes);
   return policy ? std::move(policy).value() : UrlPolicy(kFetchPolicyKey);
 }
 }  // namespace

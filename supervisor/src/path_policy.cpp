@@ -138,7 +138,7 @@ std::vector<Status> PathPolicy::confine(const NodeDescriptor& descriptor, Json& 
       if (it == params.end() || !it->is_string()) {
         continue;  // absent or mistyped: the params schema names the problem
       }
-      auto url = parse_http_url(it->get<std::string>());
+      auto url = parse_url(it->get<std::string>(), kFetchSchemes);  // the node checks its own scheme
       Status e = url ? Status::ok()
                      : Status(ErrorCode::kInvalidParam, url.status().message());
       if (url) {

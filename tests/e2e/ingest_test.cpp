@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "audio_measure.hpp"
 #include "session_clients.hpp"
 
@@ -51,7 +53,11 @@ class Ingest : public ::testing::Test {
         "transports:\n"
         "  listen_ports: \"" + std::to_string(first_port_) + "-" + std::to_string(first_port_ + 3) + "\"\n"
         "security:\n"
-        "  allowed_write_paths: ['" + root + "/**']\n"));
+        "  allowed_write_paths: ['" + root + "/**']\n"
+        // transport::srt::caller: an SRT listener on loopback by its address, and any host on
+        // the last port (which a name resolving to loopback must still not reach).
+        "  allowed_fetch_urls: ['srt://127.0.0.1:" + std::to_string(first_port_ + 2) +
+        "', 'srt://*:" + std::to_string(first_port_ + 3) + "']\n"));
     ASSERT_TRUE(server_->up()) << server_->log();
     ws_ = std::make_unique<WsClient>(server_->http_port());
     ASSERT_TRUE(ws_->open()) << ws_->error();
@@ -168,6 +174,77 @@ TEST_F(Ingest, SrtCallerWithThePassphraseIsWrittenAndAWrongOneIsRefused) {
   EXPECT_NEAR(d.seconds(), 3.0, 0.1);
   EXPECT_NEAR(tone_amplitude(d.middle(0.2), 48000, 440), 0.125, 0.02);
   EXPECT_FALSE(contains(server_->log(), kPassphrase)) << "the passphrase reached the log";
+}
+
+// The other direction: ffmpeg is the SRT listener (as a contribution encoder would be) and the
+// session calls it. The node keeps calling until the listener is up, so the order of the two
+// starts does not matter.
+TEST_F(Ingest, SrtCallerCallsAnAllowedListenerAndWritesWhatItSends) {
+  const int port = first_port_ + 2;
+  const std::string out = dir_.file("srt-caller.ogg");
+  ToolResult sent;
+  std::thread listener([&] {
+    sent = publish("mpegts", "srt://127.0.0.1:" + std::to_string(port) +
+                                 "?mode=listener&linger=3&pbkeylen=16&passphrase=" + kPassphrase);
+  });
+  const json created = create("srt-call",
+                              "{kind: transport::srt::caller, params: {url: 'srt://127.0.0.1:" +
+                                  std::to_string(port) + "', passphrase: '" + kPassphrase +
+                                  "', timeout_secs: 15}}",
+                              out);
+  ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump() << server_->log();
+  const std::string id = created["session_id"];
+  const bool stopped = !wait_node_stopped(*ws_, id, "writer", 25s).is_null();
+  listener.join();
+  ASSERT_EQ(sent.exit_code, 0) << sent.err << server_->log();
+  ASSERT_TRUE(stopped) << server_->log();
+  const Decoded d = decode_f32(out);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  std::printf("SRT caller: %.3f s written for 3 s sent\n", d.seconds());
+  EXPECT_NEAR(d.seconds(), 3.0, 0.1);
+  EXPECT_NEAR(tone_amplitude(d.middle(0.2), 48000, 440), 0.125, 0.02);
+  EXPECT_FALSE(contains(server_->log(), kPassphrase)) << "the passphrase reached the log";
+}
+
+TEST_F(Ingest, SrtCallerUrlsOffTheListOrResolvingToLoopbackAreRefused) {
+  // Off the list: refused when the session is created, naming the node and the list.
+  const json off = create("srt-off", "{kind: transport::srt::caller, params: {url: 'srt://127.0.0.1:" +
+                                         std::to_string(first_port_ + 1) + "'}}",
+                          dir_.file("off.ogg"));
+  EXPECT_EQ(off.value("action", ""), "error") << off.dump();
+  const std::string message = off.value("message", "");
+  std::printf("off the list: %s\n", message.c_str());
+  EXPECT_TRUE(contains(message, "security.allowed_fetch_urls")) << message;
+  EXPECT_TRUE(contains(message, "ingest")) << message;
+
+  // On the list by a wildcard host, but `localhost` resolves to loopback: the node refuses to
+  // call it after resolution, and the listener sees no one.
+  const int port = first_port_ + 3;
+  const int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(udp, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const json created = create("srt-loop", "{kind: transport::srt::caller, params: {url: 'srt://localhost:" +
+                                              std::to_string(port) + "', timeout_secs: 5}}",
+                              dir_.file("loop.ogg"));
+  ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump();
+  const std::string id = created["session_id"];
+  const json failed = ws_->wait_event(
+      [&](const json& p) {
+        return p.value("event", "") == "nodestatechanged" && p.value("session_id", "") == id &&
+               p.value("node_id", "") == "ingest" && p["state"].is_object() &&
+               p["state"].contains("Failed");
+      },
+      15s);
+  ASSERT_FALSE(failed.is_null()) << server_->log();
+  std::printf("localhost: %s\n", failed["state"].dump().c_str());
+  EXPECT_TRUE(contains(failed["state"].dump(), "loopback address")) << failed.dump();
+  char byte = 0;
+  EXPECT_LT(::recv(udp, &byte, 1, MSG_DONTWAIT), 0) << "the caller reached the loopback listener";
+  ::close(udp);
+  EXPECT_EQ(http_call(server_->http_port(), http::verb::get, "/healthz", "").status, 200);
 }
 
 TEST_F(Ingest, APortOutsideTheConfiguredRangeIsRefusedWithItsPlace) {

@@ -82,6 +82,35 @@ TEST(UrlPolicy, BadPatternsAreRefusedWithTheEntry) {
   EXPECT_FALSE(UrlPolicy::make({{.url = "https://x.com/", .methods = {"G E T"}}}).is_ok());
 }
 
+// transport::srt::caller's URLs share security.allowed_fetch_urls with the fetcher's: srt://
+// has no default port, so a URL and an entry must name one; the HTTP-only lists refuse it.
+TEST(UrlPolicy, SrtUrlsNeedAPortAndOnlyTheFetchListTakesThem) {
+  auto u = parse_url("SRT://Encoder.example:9000", kFetchSchemes);
+  ASSERT_TRUE(u.is_ok()) << u.status().message();
+  EXPECT_EQ(u->scheme, "srt");
+  EXPECT_EQ(u->host, "encoder.example");
+  EXPECT_EQ(u->port, 9000);
+  const auto no_port = parse_url("srt://encoder.example", kFetchSchemes);
+  ASSERT_FALSE(no_port.is_ok());
+  EXPECT_NE(no_port.status().message().find("must name a port"), std::string::npos);
+  EXPECT_FALSE(parse_http_url("srt://encoder.example:9000").is_ok());
+
+  auto fetch = UrlPolicy::make({{.url = "srt://*.example:9000"}, {.url = "srt://10.0.0.5:*"}},
+                               kFetchPolicyKey, kFetchSchemes);
+  ASSERT_TRUE(fetch.is_ok()) << fetch.status().message();
+  EXPECT_TRUE(fetch->admit("GET", *u).is_ok());
+  EXPECT_TRUE(fetch->admit("GET", *parse_url("srt://10.0.0.5:1234", kFetchSchemes)).is_ok());
+  EXPECT_FALSE(fetch->admit("GET", *parse_url("srt://encoder.example:9001", kFetchSchemes)).is_ok());
+  EXPECT_FALSE(fetch->admit("GET", *parse_url("http://encoder.example:9000/", kFetchSchemes)).is_ok());
+
+  const auto portless = UrlPolicy::make({{.url = "srt://encoder.example"}}, kFetchPolicyKey, kFetchSchemes);
+  ASSERT_FALSE(portless.is_ok());
+  EXPECT_NE(portless.status().message().find("must name its port"), std::string::npos);
+  const auto script = UrlPolicy::make({{.url = "srt://encoder.example:9000"}});
+  ASSERT_FALSE(script.is_ok());
+  EXPECT_NE(script.status().message().find("http or https"), std::string::npos);
+}
+
 TEST(UrlPolicy, ClassifiesAddresses) {
   EXPECT_EQ(cls("8.8.8.8"), AddressClass::kPublic);
   EXPECT_EQ(cls("127.0.0.1"), AddressClass::kLoopback);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,16 +20,24 @@
 
 namespace skit {
 
-/// An http(s) URL taken apart. Scheme and host are lower-cased; an IPv6 host keeps no brackets.
+/// A URL taken apart. Scheme and host are lower-cased; an IPv6 host keeps no brackets.
 struct ParsedUrl {
   std::string scheme;
   std::string host;
-  std::uint16_t port = 0;  // the scheme's default when the URL names none
+  std::uint16_t port = 0;  // the scheme's default when the URL names none (http, https)
   std::string path;        // "/" at least; without the query
   std::string query;       // without '?'
 };
 
-/// Parses an absolute http:// or https:// URL; user info ("user:pass@") is refused.
+/// The schemes of plain HTTP fetches (the script node's fetch(), transport::http::fetcher).
+inline constexpr std::string_view kHttpSchemes[] = {"http", "https"};
+/// The schemes security.allowed_fetch_urls may name: HTTP, and srt:// for
+/// transport::srt::caller (an SRT URL has no default port: it must name one).
+inline constexpr std::string_view kFetchSchemes[] = {"http", "https", "srt"};
+
+/// Parses an absolute URL of one of `schemes`; user info ("user:pass@") is refused.
+Result<ParsedUrl> parse_url(std::string_view url, std::span<const std::string_view> schemes);
+/// parse_url() for http:// and https:// only.
 Result<ParsedUrl> parse_http_url(std::string_view url);
 
 /// Shell-style '*' wildcard match (any run of characters, '/' included).
@@ -64,9 +73,10 @@ class UrlPolicy {
   /// No rules: refuses everything, naming `list_name`.
   explicit UrlPolicy(std::string list_name) : list_name_(std::move(list_name)) {}
   /// Checks every pattern; errors name the entry. `list_name` is the config key the rules
-  /// come from, which refusals name.
+  /// come from, which refusals name; `schemes` those its patterns may use.
   static Result<UrlPolicy> make(std::vector<UrlRule> rules,
-                                std::string list_name = "script.global_fetch_allowlist");
+                                std::string list_name = "script.global_fetch_allowlist",
+                                std::span<const std::string_view> schemes = kHttpSchemes);
 
   [[nodiscard]] const std::vector<UrlRule>& rules() const { return rules_; }
   [[nodiscard]] bool empty() const { return rules_.empty(); }
@@ -89,8 +99,8 @@ class UrlPolicy {
   [[nodiscard]] bool pattern_matches(const Pattern& p, const ParsedUrl& url) const;
 };
 
-/// The allow-list of the nodes that download a URL (transport::http::fetcher):
-/// security.allowed_fetch_urls. The server hands it to its workers in the environment (JSON
+/// The allow-list of the nodes that download a URL or call out (transport::http::fetcher,
+/// transport::srt::caller): security.allowed_fetch_urls, with kFetchSchemes. The server hands it to its workers in the environment (JSON
 /// rules, as to_json writes them); unset, everything is refused.
 inline constexpr const char* kFetchPolicyEnvVar = "SKIT_FETCH_POLICY";
 inline constexpr const char* kFetchPolicyKey = "security.allowed_fetch_urls";
