@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds skit and runs every test: the release build (unit + integration, real worker
 # processes), the web UI (build, vitest, browser tests against the real server), then the C++
-# unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and the ipc/ and runtime/
+# unit tests under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -27,3 +28,11 @@ cmake --build build/asan -j"$jobs"
 echo "== ASan+UBSan unit tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan --output-on-failure -j"$jobs" -L unit --timeout 300
+
+echo "== ThreadSanitizer build (ipc/ and runtime/ unit tests: rings, pools, runners)"
+cmake --preset tsan >/dev/null
+timeout 30m cmake --build --preset tsan -j"$jobs"
+echo "== ThreadSanitizer tests"
+# Only the preset's three test programs are built; the others' placeholders are skipped.
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  timeout 20m ctest --test-dir build/tsan --output-on-failure -j"$jobs" -L unit -E '_NOT_BUILT$' --timeout 300

@@ -36,6 +36,24 @@ std::string doorbell_endpoint(std::string_view run_id, std::string_view name) {
   return out;
 }
 
+bool valid_doorbell_endpoint(std::string_view endpoint) {
+  if (endpoint.empty()) {
+    return true;
+  }
+  constexpr std::string_view kPrefix = "ipc://@";
+  if (endpoint.size() <= kPrefix.size() || endpoint.substr(0, kPrefix.size()) != kPrefix) {
+    return false;
+  }
+  for (const char c : endpoint.substr(kPrefix.size())) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Doorbell::Doorbell(std::string endpoint) : endpoint_(std::move(endpoint)) {}
 Doorbell::Doorbell(Doorbell&&) noexcept = default;
 Doorbell& Doorbell::operator=(Doorbell&&) noexcept = default;
@@ -60,35 +78,49 @@ void Doorbell::bind() {
   }
 }
 
-void Doorbell::connect(std::string_view endpoint) {
+bool Doorbell::connect(std::string_view endpoint) {
   if (push_.find(endpoint) != push_.end()) {
-    return;
+    return true;
   }
-  auto socket = std::make_unique<zmq::socket_t>(zmq_context(), zmq::socket_type::push);
-  socket->set(zmq::sockopt::linger, 0);
-  socket->set(zmq::sockopt::sndhwm, 64);  // a doorbell backlog carries no information
-  // Peers often bind a moment after we connect (workers start after the supervisor's own
-  // nodes): retry fast at first instead of ZeroMQ's default 100 ms.
-  socket->set(zmq::sockopt::reconnect_ivl, 2);
-  socket->set(zmq::sockopt::reconnect_ivl_max, 100);
-  bool local = false;
-  {
-    std::lock_guard lock(g_local_mutex);
-    local = g_local.find(endpoint) != g_local.end();
+  if (endpoint.empty() || !valid_doorbell_endpoint(endpoint)) {
+    return false;
   }
-  socket->connect(local ? inproc_of(endpoint) : std::string(endpoint));
-  push_.emplace(std::string(endpoint), std::move(socket));
+  try {
+    auto socket = std::make_unique<zmq::socket_t>(zmq_context(), zmq::socket_type::push);
+    socket->set(zmq::sockopt::linger, 0);
+    socket->set(zmq::sockopt::sndhwm, 64);  // a doorbell backlog carries no information
+    // Peers often bind a moment after we connect (workers start after the supervisor's own
+    // nodes): retry fast at first instead of ZeroMQ's default 100 ms.
+    socket->set(zmq::sockopt::reconnect_ivl, 2);
+    socket->set(zmq::sockopt::reconnect_ivl_max, 100);
+    bool local = false;
+    {
+      std::lock_guard lock(g_local_mutex);
+      local = g_local.find(endpoint) != g_local.end();
+    }
+    socket->connect(local ? inproc_of(endpoint) : std::string(endpoint));
+    push_.emplace(std::string(endpoint), std::move(socket));
+    return true;
+  } catch (const zmq::error_t&) {
+    return false;  // out of sockets or file descriptors: a doorbell is only a wake-up hint
+  }
 }
 
 void Doorbell::ring(std::string_view endpoint) {
   auto it = push_.find(endpoint);
   if (it == push_.end()) {
-    connect(endpoint);
+    if (!connect(endpoint)) {
+      return;
+    }
     it = push_.find(endpoint);
   }
   const std::byte bell{1};
   // Never block: if the peer's queue is full it will wake anyway.
-  (void)it->second->send(zmq::const_buffer(&bell, 1), zmq::send_flags::dontwait);
+  try {
+    (void)it->second->send(zmq::const_buffer(&bell, 1), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+    return;
+  }
   ++rings_sent_;
 }
 

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "skit/ipc/ring.hpp"
 
+#include "skit/ipc/doorbell.hpp"
+
 #include <algorithm>
+#include <atomic>
+#include <iterator>
 #include <cstring>
 #include <new>
 
@@ -15,7 +19,37 @@ void copy_endpoint(char (&dst)[kEndpointBytes], std::string_view src) {
 std::string_view endpoint_of(const char (&src)[kEndpointBytes]) {
   return {src, ::strnlen(src, kEndpointBytes)};
 }
+
+// Shared words are read and written with relaxed atomics: a peer writing at the same time is
+// a torn value, never undefined behaviour. Ordering comes from the head/tail/seq atomics.
+constexpr std::size_t kWord = sizeof(std::uint64_t);
+static_assert(sizeof(SlotDescriptor) % kWord == 0 && alignof(SlotDescriptor) >= alignof(std::uint64_t));
+
+void copy_words_out(std::uint64_t* shared, std::size_t words, std::uint64_t* local) {
+  for (std::size_t i = 0; i < words; ++i) {
+    local[i] = std::atomic_ref<std::uint64_t>(shared[i]).load(std::memory_order_relaxed);
+  }
+}
+void copy_words_in(std::uint64_t* shared, std::size_t words, const std::uint64_t* local) {
+  for (std::size_t i = 0; i < words; ++i) {
+    std::atomic_ref<std::uint64_t>(shared[i]).store(local[i], std::memory_order_relaxed);
+  }
+}
 }  // namespace
+
+SlotDescriptor Ring::load(SlotDescriptor& entry) {
+  std::uint64_t words[sizeof(SlotDescriptor) / kWord];
+  copy_words_out(reinterpret_cast<std::uint64_t*>(&entry), std::size(words), words);
+  SlotDescriptor d;
+  std::memcpy(&d, words, sizeof d);
+  return d;
+}
+
+void Ring::store(SlotDescriptor& entry, const SlotDescriptor& d) {
+  std::uint64_t words[sizeof(SlotDescriptor) / kWord];
+  std::memcpy(words, &d, sizeof d);
+  copy_words_in(reinterpret_cast<std::uint64_t*>(&entry), std::size(words), words);
+}
 
 std::size_t Ring::bytes_for(std::uint32_t capacity) {
   return sizeof(RingHeader) + static_cast<std::size_t>(capacity) * sizeof(SlotDescriptor) +
@@ -56,8 +90,20 @@ Result<Ring> Ring::attach(void* memory, std::size_t bytes) {
   if (cap == 0 || (cap & (cap - 1)) != 0 || bytes_for(cap) > bytes) {
     return Status(ErrorCode::kInternal, "ring segment is malformed");
   }
+  const std::uint32_t mode = header->mode;
+  if (mode > static_cast<std::uint32_t>(ConnectionMode::kBestEffort)) {
+    return Status(ErrorCode::kInternal, "ring segment has an unknown mode");
+  }
   Ring ring;
+  ring.producer_doorbell_ = std::string(endpoint_of(header->producer_doorbell));
+  ring.consumer_doorbell_ = std::string(endpoint_of(header->consumer_doorbell));
+  if (!valid_doorbell_endpoint(ring.producer_doorbell_) || !valid_doorbell_endpoint(ring.consumer_doorbell_)) {
+    return Status(ErrorCode::kInternal, "ring segment has a malformed doorbell endpoint");
+  }
   ring.header_ = header;
+  ring.capacity_ = cap;
+  ring.head_ = header->head.load(std::memory_order_acquire);
+  ring.mode_ = static_cast<ConnectionMode>(mode);
   ring.entries_ = reinterpret_cast<SlotDescriptor*>(static_cast<std::byte*>(memory) +
                                                     sizeof(RingHeader));
   ring.mask_ = cap - 1;
@@ -71,71 +117,96 @@ bool Ring::set_sticky(std::span<const std::byte> bytes, std::uint32_t kind) {
   if (bytes.size() > kStickyBytes) {
     return false;
   }
-  auto* data = reinterpret_cast<std::byte*>(sticky_ + 1);
+  auto* data = reinterpret_cast<std::uint64_t*>(sticky_ + 1);
   const std::uint32_t seq = sticky_->seq.load(std::memory_order_relaxed);
   sticky_->seq.store(seq + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
-  std::memcpy(data, bytes.data(), bytes.size());
-  sticky_->size = static_cast<std::uint32_t>(bytes.size());
-  sticky_->kind = kind;
+  const std::size_t words = (bytes.size() + kWord - 1) / kWord;
+  std::vector<std::uint64_t> local(words, 0);
+  std::memcpy(local.data(), bytes.data(), bytes.size());
+  copy_words_in(data, words, local.data());
+  std::atomic_ref<std::uint32_t>(sticky_->size).store(static_cast<std::uint32_t>(bytes.size()),
+                                                      std::memory_order_relaxed);
+  std::atomic_ref<std::uint32_t>(sticky_->kind).store(kind, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   sticky_->seq.store(seq + 2, std::memory_order_release);
   return true;
 }
 
 bool Ring::sticky(std::vector<std::byte>& bytes, std::uint32_t& kind) const {
-  const auto* data = reinterpret_cast<const std::byte*>(sticky_ + 1);
+  auto* data = reinterpret_cast<std::uint64_t*>(sticky_ + 1);
+  std::vector<std::uint64_t> local;
   for (int attempt = 0; attempt < 100; ++attempt) {
     const std::uint32_t before = sticky_->seq.load(std::memory_order_acquire);
     if ((before & 1U) != 0) {
       continue;
     }
-    const std::uint32_t size = std::min<std::uint32_t>(sticky_->size, kStickyBytes);
-    kind = sticky_->kind;
-    bytes.assign(data, data + size);
+    const std::uint32_t size = std::min<std::uint32_t>(
+        std::atomic_ref<std::uint32_t>(sticky_->size).load(std::memory_order_relaxed),
+        static_cast<std::uint32_t>(kStickyBytes));
+    kind = std::atomic_ref<std::uint32_t>(sticky_->kind).load(std::memory_order_relaxed);
+    local.assign((size + kWord - 1) / kWord, 0);
+    copy_words_out(data, local.size(), local.data());
     std::atomic_thread_fence(std::memory_order_acquire);
     if (sticky_->seq.load(std::memory_order_relaxed) == before) {
+      const auto* b = reinterpret_cast<const std::byte*>(local.data());
+      bytes.assign(b, b + size);
       return size > 0;
     }
   }
   return false;
 }
 
-std::string_view Ring::producer_doorbell() const { return endpoint_of(header_->producer_doorbell); }
-std::string_view Ring::consumer_doorbell() const { return endpoint_of(header_->consumer_doorbell); }
-void Ring::set_producer_doorbell(std::string_view e) { copy_endpoint(header_->producer_doorbell, e); }
-void Ring::set_consumer_doorbell(std::string_view e) { copy_endpoint(header_->consumer_doorbell, e); }
+std::string_view Ring::producer_doorbell() const { return producer_doorbell_; }
+std::string_view Ring::consumer_doorbell() const { return consumer_doorbell_; }
+void Ring::set_producer_doorbell(std::string_view e) {
+  copy_endpoint(header_->producer_doorbell, e);
+  producer_doorbell_ = std::string(endpoint_of(header_->producer_doorbell));
+}
+void Ring::set_consumer_doorbell(std::string_view e) {
+  copy_endpoint(header_->consumer_doorbell, e);
+  consumer_doorbell_ = std::string(endpoint_of(header_->consumer_doorbell));
+}
 
 std::size_t Ring::size() const {
   const std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
   const std::uint64_t head = header_->head.load(std::memory_order_acquire);
-  return static_cast<std::size_t>(head - tail);
+  return static_cast<std::size_t>(std::min<std::uint64_t>(head - tail, capacity_));
 }
 
 bool Ring::try_push(const SlotDescriptor& descriptor) {
-  const std::uint64_t head = header_->head.load(std::memory_order_relaxed);
+  const std::uint64_t head = head_;  // ours: a consumer that rewrites `head` cannot move it
   // Read the consumer's index only when the cached one says full: one shared cache line
   // less per packet.
-  if (head - cached_tail_ >= header_->capacity) {
+  if (head - cached_tail_ >= capacity_) {
     cached_tail_ = header_->tail.load(std::memory_order_acquire);
-    if (head - cached_tail_ >= header_->capacity) {
+    if (cached_tail_ > head || head - cached_tail_ > capacity_) {
+      corrupt_ = true;  // a tail no consumer could have made: the ring is not usable
+      return false;
+    }
+    if (head - cached_tail_ == capacity_) {
       return false;
     }
   }
-  entries_[head & mask_] = descriptor;
+  store(entries_[head & mask_], descriptor);
+  head_ = head + 1;
   // seq_cst: the store must be visible before we read consumer_waiting (Dekker handshake).
-  header_->head.store(head + 1, std::memory_order_seq_cst);
+  header_->head.store(head_, std::memory_order_seq_cst);
   return true;
 }
 
 bool Ring::drop_oldest(SlotDescriptor& dropped) {
   std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
   while (true) {
-    const std::uint64_t head = header_->head.load(std::memory_order_relaxed);
+    const std::uint64_t head = head_;
     if (tail == head) {
       return false;
     }
-    dropped = entries_[tail & mask_];
+    if (tail > head || head - tail > capacity_) {
+      corrupt_ = true;  // a tail no consumer could have made: nothing to drop
+      return false;
+    }
+    dropped = load(entries_[tail & mask_]);
     // The consumer may take the same entry; whoever moves tail first owns it.
     if (header_->tail.compare_exchange_weak(tail, tail + 1, std::memory_order_acq_rel)) {
       header_->dropped.fetch_add(1, std::memory_order_relaxed);
@@ -162,11 +233,21 @@ bool Ring::try_pop(SlotDescriptor& out) {
   while (true) {
     if (tail >= cached_head_) {
       cached_head_ = header_->head.load(std::memory_order_acquire);
-      if (tail >= cached_head_) {
+      if (tail > cached_head_) {
+        corrupt_ = true;  // past what was ever written: not an honest producer's index
+        return false;
+      }
+      if (tail == cached_head_) {
         return false;
       }
     }
-    out = entries_[tail & mask_];
+    // An honest producer is never more than a ring ahead: these indices were written by
+    // someone else, and what lies between them is not a stream to read.
+    if (cached_head_ - tail > capacity_) {
+      corrupt_ = true;
+      return false;
+    }
+    out = load(entries_[tail & mask_]);
     // seq_cst: the advanced tail must be visible before we read producer_waiting.
     if (header_->tail.compare_exchange_weak(tail, tail + 1, std::memory_order_seq_cst)) {
       return true;

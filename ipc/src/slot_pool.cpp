@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 #include "skit/ipc/slot_pool.hpp"
 
+#include "skit/ipc/doorbell.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -53,29 +55,42 @@ Result<SlotPool> SlotPool::attach(void* memory, std::size_t bytes) {
   if (header->version != kLayoutVersion) {
     return Status(ErrorCode::kInternal, "slot pool layout version mismatch");
   }
-  const std::size_t need = header->data_offset +
-                           static_cast<std::size_t>(header->slot_count) * header->slot_size;
+  // One read of each field: what we check is what we use.
+  const std::uint32_t count = header->slot_count;
+  const std::uint32_t size = header->slot_size;
+  const std::uint64_t states_offset = header->states_offset;
+  const std::uint64_t data_offset = header->data_offset;
+  const std::uint64_t want_data = align_up(sizeof(PoolHeader) + std::size_t{count} * sizeof(SlotState),
+                                           kCacheLine);
+  if (states_offset != sizeof(PoolHeader) || data_offset != want_data || size % kCacheLine != 0) {
+    return Status(ErrorCode::kInternal, "slot pool geometry is malformed");
+  }
+  const std::uint64_t need = data_offset + std::uint64_t{count} * size;  // < 2^64: both < 2^32
   if (need > bytes) {
     return Status(ErrorCode::kInternal, "slot pool segment is truncated");
   }
   SlotPool pool;
+  pool.owner_doorbell_ = std::string(header->owner_doorbell, ::strnlen(header->owner_doorbell, kEndpointBytes));
+  if (!valid_doorbell_endpoint(pool.owner_doorbell_)) {
+    return Status(ErrorCode::kInternal, "slot pool has a malformed doorbell endpoint");
+  }
   pool.header_ = header;
-  pool.states_ = reinterpret_cast<SlotState*>(static_cast<std::byte*>(memory) +
-                                              header->states_offset);
-  pool.data_ = static_cast<std::byte*>(memory) + header->data_offset;
+  pool.states_ = reinterpret_cast<SlotState*>(static_cast<std::byte*>(memory) + states_offset);
+  pool.data_ = static_cast<std::byte*>(memory) + data_offset;
+  pool.slot_count_ = count;
+  pool.slot_size_ = size;
   return pool;
 }
 
-std::string_view SlotPool::owner_doorbell() const {
-  return {header_->owner_doorbell, ::strnlen(header_->owner_doorbell, kEndpointBytes)};
-}
+std::string_view SlotPool::owner_doorbell() const { return owner_doorbell_; }
 
 void SlotPool::set_owner_doorbell(std::string_view endpoint) {
   copy_endpoint(header_->owner_doorbell, endpoint);
+  owner_doorbell_ = std::string(header_->owner_doorbell, ::strnlen(header_->owner_doorbell, kEndpointBytes));
 }
 
 std::optional<std::uint32_t> SlotPool::try_acquire() {
-  const std::uint32_t n = header_->slot_count;
+  const std::uint32_t n = slot_count_;
   for (std::uint32_t i = 0; i < n; ++i) {
     const std::uint32_t slot = cursor_;
     cursor_ = cursor_ + 1 == n ? 0 : cursor_ + 1;
@@ -89,20 +104,47 @@ std::optional<std::uint32_t> SlotPool::try_acquire() {
 }
 
 std::span<std::byte> SlotPool::slot_data(std::uint32_t slot) const {
-  return {data_ + static_cast<std::size_t>(slot) * header_->slot_size, header_->slot_size};
+  if (slot >= slot_count_) {
+    return {};
+  }
+  return {data_ + static_cast<std::size_t>(slot) * slot_size_, slot_size_};
 }
 
-void SlotPool::add_refs(std::uint32_t slot, std::uint32_t count) {
-  states_[slot].refcount.fetch_add(count, std::memory_order_relaxed);
+bool SlotPool::add_refs(std::uint32_t slot, std::uint32_t count) {
+  if (slot >= slot_count_) {
+    return false;
+  }
+  // Never from zero: a slot nobody holds may be the owner's to reuse at any moment.
+  std::uint32_t v = states_[slot].refcount.load(std::memory_order_relaxed);
+  do {
+    if (v == 0 || v > UINT32_MAX - count) {
+      return false;
+    }
+  } while (!states_[slot].refcount.compare_exchange_weak(v, v + count, std::memory_order_relaxed));
+  return true;
 }
 
 void SlotPool::set_refs(std::uint32_t slot, std::uint32_t count) {
-  states_[slot].refcount.store(count, std::memory_order_release);
+  if (slot < slot_count_) {
+    states_[slot].refcount.store(count, std::memory_order_release);
+  }
 }
 
 bool SlotPool::release(std::uint32_t slot) {
+  if (slot >= slot_count_) {
+    ++invalid_releases_;
+    return false;
+  }
+  // Never below zero (a double release, or a count rewritten by a peer): refused, counted.
   // seq_cst pairs with set_owner_waiting(true) + re-scan on the owner side (Dekker).
-  if (states_[slot].refcount.fetch_sub(1, std::memory_order_seq_cst) != 1) {
+  std::uint32_t v = states_[slot].refcount.load(std::memory_order_seq_cst);
+  do {
+    if (v == 0) {
+      ++invalid_releases_;
+      return false;
+    }
+  } while (!states_[slot].refcount.compare_exchange_weak(v, v - 1, std::memory_order_seq_cst));
+  if (v != 1) {
     return false;
   }
   if (header_->owner_waiting.load(std::memory_order_seq_cst) == 0) {
@@ -120,12 +162,12 @@ void SlotPool::set_owner_waiting(bool waiting) {
 }
 
 std::uint32_t SlotPool::refcount(std::uint32_t slot) const {
-  return states_[slot].refcount.load(std::memory_order_acquire);
+  return slot < slot_count_ ? states_[slot].refcount.load(std::memory_order_acquire) : 0;
 }
 
 std::uint32_t SlotPool::slots_in_use() const {
   std::uint32_t n = 0;
-  for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
+  for (std::uint32_t i = 0; i < slot_count_; ++i) {
     n += states_[i].refcount.load(std::memory_order_acquire) != 0 ? 1 : 0;
   }
   return n;

@@ -165,6 +165,7 @@ class ListenerNode : public NodeWithParams<P> {
     const std::int64_t pts = packet_->pts != AV_NOPTS_VALUE && start_pts_ != AV_NOPTS_VALUE
                                  ? packet_->pts - start_pts_
                                  : AV_NOPTS_VALUE;
+    SKIT_RETURN_IF_ERROR(check_bitrate(static_cast<std::size_t>(packet_->size)));
     PacketHeader h{.kind = PacketKind::kEncodedAudio,
                    .pts_us = av::to_us(pts, st.time_base),
                    .duration_us = std::max<std::int64_t>(av::to_us(packet_->duration, st.time_base), 0),
@@ -226,6 +227,32 @@ class ListenerNode : public NodeWithParams<P> {
     return ctx.output(0).write_stream_info(info, PacketKind::kEncodedAudio);
   }
 
+  /// A publisher may burst (a key frame, a catch-up after a stall) but not flood: over each
+  /// window of wall time it may send twice max_bitrate_kbps, and the node ends the stream the
+  /// moment it passes that (a flood would otherwise fill the worker's memory and the rings).
+  Status check_bitrate(std::size_t bytes) {
+    const auto now = Clock::now();
+    if (now - window_start_ >= kBitrateWindow) {
+      window_start_ = now;
+      window_bytes_ = 0;
+    }
+    window_bytes_ += bytes;
+    const double window_s = std::chrono::duration<double>(kBitrateWindow).count();
+    const double budget = 2.0 * static_cast<double>(params().max_bitrate_kbps) * 1000.0 / 8.0 * window_s;
+    if (static_cast<double>(window_bytes_) > budget) {
+      const double elapsed = std::max(std::chrono::duration<double>(now - window_start_).count(), 0.001);
+      return Status(ErrorCode::kResourceExhausted,
+                    "the publisher sent " + std::to_string(window_bytes_) + " bytes in " +
+                        std::to_string(static_cast<int>(elapsed * 1000)) +
+                        " ms, over twice max_bitrate_kbps (" +
+                        std::to_string(params().max_bitrate_kbps) + "): disconnected");
+    }
+    return Status::ok();
+  }
+
+  static constexpr auto kBitrateWindow = std::chrono::seconds(2);
+  Clock::time_point window_start_{};
+  std::size_t window_bytes_ = 0;
   PublishedStream stream_;
   av::PacketPtr packet_;
   std::int64_t start_pts_ = AV_NOPTS_VALUE;
@@ -243,8 +270,13 @@ struct RtmpListenParams {
   std::string app = "live";
   std::string stream_key;
   std::int64_t timeout_secs = 0;
+  std::int64_t max_bitrate_kbps = 1024;
 
   static void describe(ParamSchemaBuilder<RtmpListenParams>& b) {
+    b.field("max_bitrate_kbps", &RtmpListenParams::max_bitrate_kbps,
+            "Bitrate limit of the publisher's stream: one sending more than twice this over 2 s "
+            "is disconnected (the node fails naming it).")
+        .range(8, 200000);
     b.field("port", &RtmpListenParams::port,
             "TCP port to listen on (must be in the server's transports.listen_ports).")
         .required()
@@ -317,8 +349,13 @@ struct SrtListenParams {
   std::string passphrase;
   std::int64_t latency_ms = 120;
   std::int64_t timeout_secs = 0;
+  std::int64_t max_bitrate_kbps = 1024;
 
   static void describe(ParamSchemaBuilder<SrtListenParams>& b) {
+    b.field("max_bitrate_kbps", &SrtListenParams::max_bitrate_kbps,
+            "Bitrate limit of the publisher's stream: one sending more than twice this over 2 s "
+            "is disconnected (the node fails naming it).")
+        .range(8, 200000);
     b.field("port", &SrtListenParams::port,
             "UDP port to listen on (must be in the server's transports.listen_ports).")
         .required()
@@ -382,8 +419,13 @@ struct SrtCallerParams {
   std::string passphrase;
   std::int64_t latency_ms = 120;
   std::int64_t timeout_secs = 30;
+  std::int64_t max_bitrate_kbps = 1024;
 
   static void describe(ParamSchemaBuilder<SrtCallerParams>& b) {
+    b.field("max_bitrate_kbps", &SrtCallerParams::max_bitrate_kbps,
+            "Bitrate limit of the publisher's stream: one sending more than twice this over 2 s "
+            "is disconnected (the node fails naming it).")
+        .range(8, 200000);
     b.field("url", &SrtCallerParams::url,
             "The SRT listener to call, srt://host:port (must match security.allowed_fetch_urls).")
         .required()

@@ -127,6 +127,12 @@ Result<Arrival> InputPorts::next() {
   SKIT_RETURN_IF_ERROR(adopt_sticky_formats());
   Arrival a;
   if (!pop_any(a.descriptor, a.index)) {
+    for (const Input& in : inputs_) {
+      if (in.active && in.active->ring.corrupt()) {
+        return Status(ErrorCode::kCorruptMedia, "the producer of input '" + in.pin +
+                                                    "' corrupted its ring (impossible indices)");
+      }
+    }
     return a;  // kNone
   }
   const ipc::SlotDescriptor& d = a.descriptor;
@@ -174,8 +180,12 @@ Result<std::span<const std::byte>> InputPorts::payload(const ipc::SlotDescriptor
   ipc::SlotPool* pool = context_.pools().find(d.pool);
   if (pool == nullptr || d.slot >= pool->slot_count() ||
       static_cast<std::uint64_t>(d.offset) + d.size > pool->slot_size()) {
-    return Status(ErrorCode::kInternal,
-                  "malformed descriptor on input '" + inputs_[index].pin + "'");
+    // Not ours to trust: say who sent it, and do not touch the pool.
+    return Status(ErrorCode::kCorruptMedia,
+                  "the producer of input '" + inputs_[index].pin +
+                      "' sent a malformed descriptor (pool " + std::to_string(d.pool) + ", slot " +
+                      std::to_string(d.slot) + ", bytes " + std::to_string(d.offset) + "+" +
+                      std::to_string(d.size) + ")");
   }
   return std::span<const std::byte>(pool->slot_data(d.slot).subspan(d.offset, d.size));
 }

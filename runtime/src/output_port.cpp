@@ -129,6 +129,7 @@ Result<std::span<std::byte>> OutputPort::loan(std::size_t bytes) {
                   "packet of " + std::to_string(bytes) + " bytes exceeds the " +
                       std::to_string(pool_.slot_size()) + "-byte slots of output '" + pin_ + "'");
   }
+  loaned_bytes_ = bytes;
   if (loaned_ != ipc::kNoSlot) {
     return std::span<std::byte>(pool_.slot_data(loaned_).data(), bytes);
   }
@@ -184,6 +185,10 @@ Status OutputPort::publish(std::size_t used, const PacketHeader& header) {
   if (loaned_ == ipc::kNoSlot) {
     return Status(ErrorCode::kInternal, "publish() without loan()");
   }
+  if (used > loaned_bytes_) {
+    return Status(ErrorCode::kInternal, "publish() of " + std::to_string(used) + " bytes after a loan of " +
+                                            std::to_string(loaned_bytes_) + " on output '" + pin_ + "'");
+  }
   ipc::SlotDescriptor d;
   d.pool = pool_index_;
   d.slot = loaned_;
@@ -208,12 +213,22 @@ Status OutputPort::forward(const PacketView& packet) {
   }
   ipc::SlotDescriptor d = in_hand;
   ipc::SlotPool* pool = context_.pools().find(d.pool);
-  const auto* slot_base = pool->slot_data(d.slot).data();
-  d.offset = static_cast<std::uint32_t>(packet.data.data() - slot_base);
+  const std::span<std::byte> slot = pool != nullptr ? pool->slot_data(d.slot) : std::span<std::byte>{};
+  // The forwarded bytes must be (a part of) the slot in hand: a node may trim a packet but
+  // never point a descriptor outside the slot it holds.
+  const auto* begin = packet.data.data();
+  if (slot.empty() || begin < slot.data() || begin + packet.data.size() > slot.data() + slot.size()) {
+    return Status(ErrorCode::kInternal, "forward() of bytes outside the packet's slot on output '" +
+                                            pin_ + "'");
+  }
+  d.offset = static_cast<std::uint32_t>(begin - slot.data());
   d.size = static_cast<std::uint32_t>(packet.data.size());
   fill_header(d, packet.header);
   // We hold a reference for the packet in hand, so adding more cannot race with a free.
-  pool->add_refs(d.slot, static_cast<std::uint32_t>(rings_.size()));
+  if (!pool->add_refs(d.slot, static_cast<std::uint32_t>(rings_.size()))) {
+    return Status(ErrorCode::kInternal, "the slot of the packet in hand holds no reference (output '" +
+                                            pin_ + "')");
+  }
   return push_all(d);
 }
 
@@ -264,6 +279,10 @@ Status OutputPort::push_one(ipc::Ring& ring, const ipc::SlotDescriptor& d, bool 
   const auto spin_until = Clock::now() + context_.options().spin;
   std::uint32_t spins = 0;
   while (!ring.try_push(d)) {
+    if (ring.corrupt()) {
+      return Status(ErrorCode::kCorruptMedia,
+                    "the consumer of output '" + pin_ + "' corrupted its ring (impossible indices)");
+    }
     if (best_effort) {
       (void)drop_oldest(ring, /*keep_control=*/true);
       continue;
@@ -302,6 +321,9 @@ void OutputPort::push_marker(ipc::Ring& ring, const ipc::SlotDescriptor& d) {
   // then gives up on the marker after its grace period).
   const auto give_up = Clock::now() + std::chrono::seconds(1);
   while (!ring.try_push(d)) {
+    if (ring.corrupt()) {
+      return;  // nobody honest reads this ring any more
+    }
     if (ring.mode() == ConnectionMode::kBestEffort) {
       (void)drop_oldest(ring, /*keep_control=*/false);
       continue;

@@ -86,6 +86,7 @@ class OutputPort final : public OutputWriter {
   std::vector<std::byte> scratch_;
   bool scratch_loan_ = false;
   std::uint32_t loaned_ = ipc::kNoSlot;
+  std::size_t loaned_bytes_ = 0;  // what the last loan() asked for: publish() may use no more
   std::uint64_t sequence_ = 0;
   bool wake_pending_ = false;
 };

@@ -247,6 +247,35 @@ TEST_F(Ingest, SrtCallerUrlsOffTheListOrResolvingToLoopbackAreRefused) {
   EXPECT_EQ(http_call(server_->http_port(), http::verb::get, "/healthz", "").status, 200);
 }
 
+// 128 kbit/s AAC into a listener limited to 16 kbit/s: past twice the limit over its 2 s
+// window the node ends the stream, naming the limit, and the publisher is cut off.
+TEST_F(Ingest, APublisherOverTheBitrateLimitIsDisconnected) {
+  const int port = first_port_;
+  const json created = create("rtmp-flood",
+                              "{kind: transport::rtmp::listen, params: {port: " + std::to_string(port) +
+                                  ", stream_key: " + kStreamKey + ", max_bitrate_kbps: 16}}",
+                              dir_.file("flood.ogg"));
+  ASSERT_EQ(created.value("action", ""), "sessioncreated") << created.dump() << server_->log();
+  const std::string id = created["session_id"];
+  wait_listening(id);
+  const auto started = std::chrono::steady_clock::now();
+  const ToolResult sent = publish("flv", "rtmp://127.0.0.1:" + std::to_string(port) + "/live/" + kStreamKey);
+  const double publish_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const json failed = ws_->wait_event(
+      [&](const json& p) {
+        return p.value("event", "") == "nodestatechanged" && p.value("session_id", "") == id &&
+               p.value("node_id", "") == "ingest" && p["state"].is_object() &&
+               p["state"].contains("Failed");
+      },
+      10s);
+  ASSERT_FALSE(failed.is_null()) << server_->log();
+  std::printf("128 kbit/s into max_bitrate_kbps 16: %s; ffmpeg exit %d after %.2f s\n",
+              failed["state"].dump().c_str(), sent.exit_code, publish_s);
+  EXPECT_TRUE(contains(failed["state"].dump(), "max_bitrate_kbps")) << failed.dump();
+  EXPECT_LT(publish_s, 2.9) << "the publisher was not cut off before its 3 s stream ended";
+  EXPECT_EQ(http_call(server_->http_port(), http::verb::get, "/healthz", "").status, 200);
+}
+
 TEST_F(Ingest, APortOutsideTheConfiguredRangeIsRefusedWithItsPlace) {
   const json created = create("bad-port", "{kind: transport::rtmp::listen, params: {port: 1935, stream_key: abc}}",
                               dir_.file("x.ogg"));

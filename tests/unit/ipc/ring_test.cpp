@@ -145,6 +145,76 @@ TEST(SlotPool, FanOutSlotIsFreeOnlyAfterTheLastConsumerReleases) {
   EXPECT_EQ(pool.refcount(slot), 0U);
 }
 
+// A peer may rewrite the pool header after attach: the geometry in use stays what attach
+// checked, and indices, double releases and refs on free slots are refused and counted.
+TEST(SlotPool, GeometryIsCopiedAtAttachAndBadIndicesAreRefused) {
+  auto seg = SharedSegment::create(unique_name("pool"), SlotPool::bytes_for(4, 128)).value();
+  SlotPool pool = SlotPool::init(seg.data(), seg.size(), 4, 128, "ipc://@owner");
+  auto* header = static_cast<PoolHeader*>(seg.data());
+  header->slot_count = 0xFFFFFFF0U;  // what a compromised worker would write
+  header->slot_size = 1U << 30;
+  EXPECT_EQ(pool.slot_count(), 4U);
+  EXPECT_EQ(pool.slot_size(), 128U);
+  EXPECT_TRUE(pool.slot_data(4).empty());
+  EXPECT_TRUE(pool.slot_data(0xFFFFFFF0U).empty());
+  EXPECT_EQ(pool.slot_data(3).size(), 128U);
+  EXPECT_FALSE(pool.release(4));
+  EXPECT_FALSE(pool.release(7000000));
+  EXPECT_FALSE(pool.release(0)) << "slot 0 holds no reference";
+  EXPECT_EQ(pool.refcount(0), 0U) << "a release below zero must not wrap the count";
+  EXPECT_FALSE(pool.add_refs(1, 2)) << "refs on a free slot would steal it from its owner";
+  EXPECT_FALSE(pool.add_refs(9, 2));
+  EXPECT_EQ(pool.invalid_releases(), 3U);
+  const auto slot = *pool.try_acquire();
+  EXPECT_TRUE(pool.add_refs(slot, 2));
+  EXPECT_EQ(pool.refcount(slot), 3U);
+  // A fresh attach of the rewritten header is refused: geometry that does not fit the segment.
+  EXPECT_FALSE(SlotPool::attach(seg.data(), seg.size()).is_ok());
+  header->slot_count = 4;
+  header->slot_size = 128;
+  header->data_offset += 64;  // payloads moved past the segment's end
+  EXPECT_FALSE(SlotPool::attach(seg.data(), seg.size()).is_ok());
+}
+
+// A consumer may rewrite `head`, `tail` and the capacity: the producer keeps its own head and
+// capacity, drop_oldest() refuses a tail no consumer could have made, and size() is bounded.
+TEST(Ring, APeerRewritingTheIndicesCannotMoveTheOtherSideOutOfBounds) {
+  RingFixture f(4, ConnectionMode::kBestEffort);
+  auto* header = static_cast<RingHeader*>(f.segment.data());
+  ASSERT_TRUE(f.ring.try_push(desc(1)));
+  header->capacity = 1U << 30;
+  header->head.store(1000000);
+  header->tail.store(5000000);  // ahead of head
+  EXPECT_EQ(f.ring.capacity(), 4U);
+  EXPECT_LE(f.ring.size(), 4U);
+  SlotDescriptor out;
+  EXPECT_FALSE(f.ring.drop_oldest(out)) << "a tail past head is not a packet to drop";
+  EXPECT_TRUE(f.ring.corrupt());
+  header->tail.store(1);  // head_ stays 1 for the producer: full? no, empty
+  EXPECT_TRUE(f.ring.try_push(desc(2)));
+  EXPECT_EQ(header->head.load(), 2U) << "the producer's head is its own, not the rewritten one";
+  // Consumer side: whatever the producer claims, entries are read inside the ring.
+  RingFixture g(2);
+  auto* gh = static_cast<RingHeader*>(g.segment.data());
+  gh->head.store(UINT64_MAX - 1);
+  Ring consumer = Ring::attach(g.segment.data(), g.segment.size()).value();
+  EXPECT_FALSE(consumer.try_pop(out)) << "a head 2^64 ahead is not a stream to read";
+  EXPECT_TRUE(consumer.corrupt());
+  EXPECT_LE(consumer.size(), 2U);
+  // Within a ring's length the indices are plausible: garbage descriptors come out, each from
+  // inside the ring (ASan would say otherwise), for readers to check against their pool.
+  RingFixture h(4);
+  auto* hh = static_cast<RingHeader*>(h.segment.data());
+  hh->head.store(3);
+  Ring reader = Ring::attach(h.segment.data(), h.segment.size()).value();
+  int popped = 0;
+  while (popped < 10 && reader.try_pop(out)) {
+    ++popped;
+  }
+  EXPECT_EQ(popped, 3);
+  EXPECT_FALSE(reader.corrupt());
+}
+
 TEST(SharedSegment, CreatorUnlinksOnDestructionAndOpenersSeeTheSameBytes) {
   const std::string name = unique_name("seg");
   {

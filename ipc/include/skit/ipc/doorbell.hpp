@@ -21,6 +21,10 @@ zmq::context_t& zmq_context();
 
 /// Doorbell endpoint names: abstract-namespace ipc sockets leave no files behind.
 std::string doorbell_endpoint(std::string_view run_id, std::string_view name);
+/// Whether `endpoint` looks like one doorbell_endpoint() makes ("ipc://@" and a name of
+/// letters, digits, '.', '_' and '-'), or is empty (no doorbell). Endpoints read from shared
+/// memory are checked with it: a peer may have written anything there.
+bool valid_doorbell_endpoint(std::string_view endpoint);
 
 /// One thread's doorbell: it can sleep on its own endpoint and ring others'.
 /// Not thread-safe: each thread owns its Doorbell.
@@ -36,10 +40,12 @@ class Doorbell {
   [[nodiscard]] const std::string& endpoint() const { return endpoint_; }
   /// Binds the receiving socket (before the sandbox engages).
   void bind();
-  /// Wakes whoever sleeps on `endpoint` (connects on first use, never blocks).
+  /// Wakes whoever sleeps on `endpoint` (connects on first use, never blocks). An empty or
+  /// invalid endpoint rings nobody.
   void ring(std::string_view endpoint);
-  /// Opens the sending socket to `endpoint` now, so no socket is created later.
-  void connect(std::string_view endpoint);
+  /// Opens the sending socket to `endpoint` now, so no socket is created later. False (and
+  /// no socket) for an empty or invalid endpoint; never throws.
+  bool connect(std::string_view endpoint);
   /// Sleeps until rung or until the timeout; drains pending rings. True if rung.
   bool wait(std::chrono::microseconds timeout);
   /// The receiving socket, to poll it together with other sockets (zmq_pollitem_t::socket).
