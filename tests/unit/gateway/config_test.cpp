@@ -97,7 +97,7 @@ TEST(FetchUrlLists, PatternsAndObjectsParseAndBadEntriesAreNamed) {
       &errors);
   EXPECT_FALSE(bad.is_ok());
   ASSERT_EQ(errors.size(), 2U);
-  EXPECT_NE(errors[0].message().find("http or https"), std::string::npos) << errors[0].to_string();
+  EXPECT_NE(errors[0].message().find("http, https or srt"), std::string::npos) << errors[0].to_string();
   EXPECT_EQ(errors[0].where().line, 3);
   EXPECT_NE(errors[1].message().find("methods"), std::string::npos) << errors[1].to_string();
   EXPECT_EQ(errors[1].where().line, 4);

@@ -290,7 +290,10 @@ TEST_F(InputPortsTest, AMalformedDescriptorIsRefused) {
   auto bytes = inputs_->payload(d, 0);
 
   ASSERT_FALSE(bytes.is_ok());
-  EXPECT_EQ(bytes.status().code(), ErrorCode::kInternal);
+  // The producer's fault, said so with the input's name.
+  EXPECT_EQ(bytes.status().code(), ErrorCode::kCorruptMedia);
+  EXPECT_NE(bytes.status().message().find("sent a malformed descriptor"), std::string::npos)
+      << bytes.status().message();
 }
 
 }  // namespace
