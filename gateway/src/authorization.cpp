@@ -43,16 +43,16 @@ std::string_view permission_name(Permission permission) {
 
 bool role_may(Role role, Permission permission) {
   switch (permission) {
-    // What the server really does: every role sees every session (no per-token ownership
-    // yet). Plugins run native code: only admins manage them (and only with
-    // plugins.allow_http_management).
+    // Plugins run native code: only admins manage them (and only with
+    // plugins.allow_http_management). An operator sees and edits the sessions its token
+    // created; a viewer watches every session and edits none.
     case Permission::kLoadPlugins:
     case Permission::kDeletePlugins: return role == Role::kAdmin;
     case Permission::kListSessions:
     case Permission::kListNodes:
     case Permission::kListSamples:
-    case Permission::kReadSamples:
-    case Permission::kAccessAllSessions: return true;
+    case Permission::kReadSamples: return true;
+    case Permission::kAccessAllSessions: return role != Role::kOperator;
     case Permission::kCreateSessions:
     case Permission::kDestroySessions:
     case Permission::kModifySessions:
@@ -64,6 +64,11 @@ bool role_may(Role role, Permission permission) {
     case Permission::kProcessOneshot: return role != Role::kViewer;
   }
   return false;
+}
+
+bool may_access_session(const Caller& caller, std::string_view owner) {
+  return role_may(caller.role, Permission::kAccessAllSessions) ||
+         (!owner.empty() && owner == caller.token_name);
 }
 
 nlohmann::json permissions_of(Role role) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -39,6 +40,16 @@ std::string_view permission_name(Permission permission);
 
 /// Whether `role` has `permission`.
 bool role_may(Role role, Permission permission);
+
+/// Who makes a request, as its token (bearer or the browser's login cookie) says.
+struct Caller {
+  std::string token_name;  // empty without auth
+  Role role = Role::kAdmin;
+};
+
+/// Whether `caller` may see and act on a session of `owner` (SessionInfo::owner): every
+/// session with access_all_sessions (admin, viewer), else only its own (operator).
+bool may_access_session(const Caller& caller, std::string_view owner);
 
 /// Every permission of a role, by name: {"create_sessions": true, ...}.
 nlohmann::json permissions_of(Role role);

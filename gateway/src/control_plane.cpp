@@ -117,6 +117,14 @@ std::optional<json> ControlPlane::handle(std::string_view message) {
   return response;
 }
 
+std::string ControlPlane::accessible_session(const json& payload) {
+  const std::string session = required_string(payload, "session_id");
+  if (auto found = find_session_for(sessions_, session, caller_); !found) {
+    fail(found.status());
+  }
+  return session;
+}
+
 json ControlPlane::dispatch(const std::string& action, const json& payload, bool& respond) {
   if (action == "getpermissions") {
     return json{{"action", "permissions"},
@@ -134,14 +142,14 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
   if (action == "listsessions") {
     require(role_, Permission::kListSessions, "list sessions");
     json list = json::array();
-    for (const auto& s : sessions_.list_sessions()) {
+    for (const auto& s : sessions_for(sessions_, caller_)) {
       list.push_back(session_info_json(s));
     }
     return json{{"action", "sessionslisted"}, {"sessions", std::move(list)}};
   }
   if (action == "getpipeline") {
     require(role_, Permission::kListSessions, "read sessions");
-    auto pipeline = sessions_.pipeline(required_string(payload, "session_id"));
+    auto pipeline = sessions_.pipeline(accessible_session(payload));
     if (!pipeline) {
       fail(pipeline.status());
     }
@@ -155,7 +163,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
       throw RequestError("'yaml' is " + std::to_string(yaml.size()) +
                          " bytes; limits.max_config_bytes is " + std::to_string(max_config_bytes_));
     }
-    auto info = create_session(sessions_, name, yaml);
+    auto info = create_session(sessions_, name, yaml, caller_);
     if (!info) {
       fail(info.status());
     }
@@ -166,7 +174,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
   }
   if (action == "destroysession") {
     require(role_, Permission::kDestroySessions, "destroy sessions");
-    auto info = sessions_.destroy_session(required_string(payload, "session_id"));
+    auto info = sessions_.destroy_session(accessible_session(payload));
     if (!info) {
       fail(info.status());
     }
@@ -175,7 +183,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
   if (action == "addnode" || action == "removenode" || action == "connect" ||
       action == "disconnect") {
     require(role_, Permission::kModifySessions, "modify sessions");
-    const std::string session = required_string(payload, "session_id");
+    const std::string session = accessible_session(payload);
     json op = payload;  // the payload is a BatchOperation plus the session
     op.erase("session_id");
     auto parsed = batch_operation_from_json(op);
@@ -191,7 +199,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
     const bool wait = action == "tunenode";
     respond = wait;  // tunenodeasync: fire and forget, no response (StreamKit)
     require(role_, Permission::kTuneNodes, "tune nodes");
-    const std::string session = required_string(payload, "session_id");
+    const std::string session = accessible_session(payload);
     const std::string node_id = required_string(payload, "node_id");
     auto patch = update_params_of(field(payload, "message"));
     if (!patch) {
@@ -210,7 +218,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
   }
   if (action == "validatebatch") {
     require(role_, Permission::kModifySessions, "modify sessions");
-    const std::string session = required_string(payload, "session_id");
+    const std::string session = accessible_session(payload);
     std::vector<supervisor::BatchIssue> unreadable;
     const auto ops = parse_operations(payload, unreadable);
     std::vector<supervisor::BatchIssue> issues;
@@ -228,10 +236,7 @@ json ControlPlane::dispatch(const std::string& action, const json& payload, bool
   }
   if (action == "applybatch") {
     require(role_, Permission::kModifySessions, "modify sessions");
-    const std::string session = required_string(payload, "session_id");
-    if (auto found = sessions_.find_session(session); !found) {
-      fail(found.status());
-    }
+    const std::string session = accessible_session(payload);
     std::vector<supervisor::BatchIssue> issues;
     const auto ops = parse_operations(payload, issues);
     if (issues.empty()) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "skit/core/status.hpp"
+#include "authorization.hpp"
 #include "skit/gateway/config.hpp"
 #include "skit/supervisor/sessions.hpp"
 
@@ -23,8 +24,9 @@ inline constexpr std::size_t kMaxControlMessageBytes = 1 << 20;
 /// (`correlation_id` echoed, `payload.action` the answer or `error` with `message`).
 class ControlPlane {
  public:
-  ControlPlane(supervisor::SessionManager& sessions, Role role, std::size_t max_config_bytes)
-      : sessions_(sessions), role_(role), max_config_bytes_(max_config_bytes) {}
+  ControlPlane(supervisor::SessionManager& sessions, Caller caller, std::size_t max_config_bytes)
+      : sessions_(sessions), caller_(std::move(caller)), role_(caller_.role),
+        max_config_bytes_(max_config_bytes) {}
 
   /// Handles one message. Nothing to send for `tunenodeasync` (fire and forget).
   std::optional<nlohmann::json> handle(std::string_view message);
@@ -34,8 +36,12 @@ class ControlPlane {
  private:
   nlohmann::json dispatch(const std::string& action, const nlohmann::json& payload,
                           bool& respond);
+  /// The payload's session_id, once the caller may act on that session (else a request
+  /// error: not found).
+  std::string accessible_session(const nlohmann::json& payload);
 
   supervisor::SessionManager& sessions_;
+  Caller caller_;
   Role role_;
   std::size_t max_config_bytes_;
 };

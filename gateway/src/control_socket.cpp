@@ -46,11 +46,12 @@ std::string dump(const json& j) {
 
 class ControlSocket {
  public:
-  ControlSocket(Role role, const ServerConfig& config, supervisor::SessionManager& sessions,
+  ControlSocket(const Caller& caller, const ServerConfig& config, supervisor::SessionManager& sessions,
                 ControlSockets& registry)
       : ws_(ioc_),
         close_timer_(ioc_),
-        plane_(sessions, role, config.max_config_bytes),
+        plane_(sessions, caller, config.max_config_bytes),
+        caller_(caller),
         sessions_(sessions),
         registry_(registry) {}
   ControlSocket(const ControlSocket&) = delete;
@@ -135,6 +136,9 @@ class ControlSocket {
           return;
         }
         continue;
+      }
+      if (!may_access_session(caller_, event->owner)) {
+        continue;  // another token's session: not this client's to see
       }
       std::string text = dump(json{{"type", "event"}, {"payload", event_json(*event)}});
       {
@@ -277,6 +281,7 @@ class ControlSocket {
   bool closing_ = false;
   bool dead_ = false;
   ControlPlane plane_;
+  Caller caller_;  // whose events it may receive
   supervisor::SessionManager& sessions_;
   ControlSockets& registry_;
   std::shared_ptr<supervisor::EventSubscription> subscription_;
@@ -331,13 +336,13 @@ void ControlSockets::count_event() {
 }
 
 bool serve_control_socket(tcp::socket& socket, const http::request<http::empty_body>& request,
-                          Role role, const ServerConfig& config,
+                          const Caller& caller, const ServerConfig& config,
                           supervisor::SessionManager& sessions, ControlSockets& registry) {
-  ControlSocket control(role, config, sessions, registry);
+  ControlSocket control(caller, config, sessions, registry);
   if (!registry.add(&control)) {
     return false;
   }
-  spdlog::debug("control socket opened (role {})", role_name(role));
+  spdlog::debug("control socket opened (role {})", role_name(caller.role));
   control.run(socket, request);
   registry.remove(&control);
   spdlog::debug("control socket closed");

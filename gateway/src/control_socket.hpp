@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 
+#include "authorization.hpp"
 #include "skit/gateway/config.hpp"
 #include "skit/supervisor/sessions.hpp"
 
@@ -50,7 +51,7 @@ class ControlSockets {
 /// server is stopping.
 bool serve_control_socket(boost::asio::ip::tcp::socket& socket,
                           const boost::beast::http::request<boost::beast::http::empty_body>& request,
-                          Role role, const ServerConfig& config,
+                          const Caller& caller, const ServerConfig& config,
                           supervisor::SessionManager& sessions, ControlSockets& registry);
 
 }  // namespace skit::gateway

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "authorization.hpp"
 #include "skit/core/status.hpp"
 #include "skit/gateway/config.hpp"
 #include "skit/v1/control.pb.h"
@@ -47,12 +48,6 @@ grpc::Status rpc_error(grpc::ServerContextBase& ctx, grpc::StatusCode code,
 
 /// A problem of a request from a Status: message with its place, code, node, param, line.
 v1::Problem problem_of(const Status& s, std::string field, int operation = -1);
-
-/// Who makes a call, as its bearer token says.
-struct Caller {
-  std::string token_name;  // empty without auth
-  Role role = Role::kAdmin;
-};
 
 class Authenticator {
  public:

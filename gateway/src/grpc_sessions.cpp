@@ -138,6 +138,7 @@ class WatchCall final : public grpc::ServerWriteReactor<v1::SessionEvent> {
   std::unique_ptr<StreamLimiter::Ticket> ticket_;
   std::shared_ptr<supervisor::EventSubscription> subscription_;
   bool registered_ = false;
+  Caller caller_;     // whose sessions it may see
   std::string only_;  // a session id: only its events, and end after its sessiondestroyed
   std::mutex mutex_;
   v1::SessionEvent out_;
@@ -165,13 +166,14 @@ WatchCall::WatchCall(ControlService& service, grpc::CallbackServerContext* ctx,
     return;
   }
   if (!req.session().empty()) {
-    auto info = service_.sessions_.find_session(req.session());
+    auto info = find_session_for(service_.sessions_, req.session(), caller);
     if (!info) {
       finish_locked(ControlService::session_error(*ctx, info.status(), "session"));
       return;
     }
     only_ = info->id;
   }
+  caller_ = caller;
   registered_ = service_.calls_.add(this, [this] { stop(true); }, Clock::time_point::max());
   if (!registered_) {
     finish_locked(rpc_error(*ctx, grpc::StatusCode::UNAVAILABLE, "unavailable",
@@ -222,8 +224,8 @@ void WatchCall::pump_locked() {
       }
       return;
     }
-    if (!only_.empty() && event->session_id != only_) {
-      continue;
+    if ((!only_.empty() && event->session_id != only_) || !may_access_session(caller_, event->owner)) {
+      continue;  // another session, or another token's
     }
     out_.Clear();
     out_.set_session_id(event->session_id);
@@ -297,7 +299,8 @@ grpc::Status ControlService::CreateSession(grpc::ServerContext* ctx,
                                            const v1::CreateSessionRequest* req,
                                            v1::CreateSessionResponse* resp) {
   const HealthState::UnaryGuard busy(health_);
-  if (auto denied = admit(*ctx, Permission::kCreateSessions, "create sessions")) {
+  Caller caller;
+  if (auto denied = admit(*ctx, Permission::kCreateSessions, "create sessions", &caller)) {
     return *denied;
   }
   if (req->pipeline_yaml().size() > config_.max_config_bytes) {
@@ -305,7 +308,7 @@ grpc::Status ControlService::CreateSession(grpc::ServerContext* ctx,
   }
   const std::optional<std::string> name =
       req->has_name() ? std::optional<std::string>(req->name()) : std::nullopt;
-  auto info = create_session(sessions_, name, req->pipeline_yaml());
+  auto info = create_session(sessions_, name, req->pipeline_yaml(), caller);
   if (!info) {
     // A bad document: every problem with its place, as the compiler reports them.
     const Status& s = info.status();
@@ -327,10 +330,11 @@ grpc::Status ControlService::ListSessions(grpc::ServerContext* ctx,
                                           const v1::ListSessionsRequest* /*req*/,
                                           v1::ListSessionsResponse* resp) {
   const HealthState::UnaryGuard busy(health_);
-  if (auto denied = admit(*ctx, Permission::kListSessions, "list sessions")) {
+  Caller caller;
+  if (auto denied = admit(*ctx, Permission::kListSessions, "list sessions", &caller)) {
     return *denied;
   }
-  for (const auto& s : sessions_.list_sessions()) {
+  for (const auto& s : sessions_for(sessions_, caller)) {
     set_info(s, resp->add_sessions());
   }
   return grpc::Status::OK;
@@ -340,10 +344,11 @@ grpc::Status ControlService::GetSession(grpc::ServerContext* ctx,
                                         const v1::GetSessionRequest* req,
                                         v1::GetSessionResponse* resp) {
   const HealthState::UnaryGuard busy(health_);
-  if (auto denied = admit(*ctx, Permission::kListSessions, "read sessions")) {
+  Caller caller;
+  if (auto denied = admit(*ctx, Permission::kListSessions, "read sessions", &caller)) {
     return *denied;
   }
-  auto info = sessions_.find_session(req->session());
+  auto info = find_session_for(sessions_, req->session(), caller);
   if (!info) {
     return session_error(*ctx, info.status(), "session");
   }
@@ -362,8 +367,12 @@ grpc::Status ControlService::DeleteSession(grpc::ServerContext* ctx,
                                            const v1::DeleteSessionRequest* req,
                                            v1::DeleteSessionResponse* resp) {
   const HealthState::UnaryGuard busy(health_);
-  if (auto denied = admit(*ctx, Permission::kDestroySessions, "destroy sessions")) {
+  Caller caller;
+  if (auto denied = admit(*ctx, Permission::kDestroySessions, "destroy sessions", &caller)) {
     return *denied;
+  }
+  if (auto mine = find_session_for(sessions_, req->session(), caller); !mine) {
+    return session_error(*ctx, mine.status(), "session");
   }
   auto info = sessions_.destroy_session(req->session());
   if (!info) {
@@ -377,8 +386,12 @@ grpc::Status ControlService::ApplyBatch(grpc::ServerContext* ctx,
                                         const v1::ApplyBatchRequest* req,
                                         v1::ApplyBatchResponse* resp) {
   const HealthState::UnaryGuard busy(health_);
-  if (auto denied = admit(*ctx, Permission::kModifySessions, "modify sessions")) {
+  Caller caller;
+  if (auto denied = admit(*ctx, Permission::kModifySessions, "modify sessions", &caller)) {
     return *denied;
+  }
+  if (auto mine = find_session_for(sessions_, req->session(), caller); !mine) {
+    return session_error(*ctx, mine.status(), "session");
   }
   std::vector<supervisor::BatchOperation> ops;
   std::vector<v1::BatchIssue> issues;  // the request's own problems (its JSON, its shape)
@@ -457,8 +470,12 @@ grpc::Status ControlService::ApplyBatch(grpc::ServerContext* ctx,
 grpc::Status ControlService::TuneNode(grpc::ServerContext* ctx, const v1::TuneNodeRequest* req,
                                       v1::TuneNodeResponse* /*resp*/) {
   const HealthState::UnaryGuard busy(health_);
-  if (auto denied = admit(*ctx, Permission::kTuneNodes, "tune nodes")) {
+  Caller caller;
+  if (auto denied = admit(*ctx, Permission::kTuneNodes, "tune nodes", &caller)) {
     return *denied;
+  }
+  if (auto mine = find_session_for(sessions_, req->session(), caller); !mine) {
+    return session_error(*ctx, mine.status(), "session");
   }
   v1::SourcePosition position;
   auto patch = req->has_params() ? Result<nlohmann::json>(from_struct(req->params()))

@@ -34,7 +34,7 @@ void send_reply(boost::asio::ip::tcp::socket& socket, unsigned version, HttpRepl
 
 HttpExchange::HttpExchange(boost::asio::ip::tcp::socket& socket,
                            boost::beast::flat_buffer& buffer, HttpHeadParser& parser,
-                           std::string path, std::string query, Role role,
+                           std::string path, std::string query, Caller caller,
                            std::vector<std::string> params, Hooks hooks)
     : socket_(socket),
       buffer_(buffer),
@@ -42,7 +42,7 @@ HttpExchange::HttpExchange(boost::asio::ip::tcp::socket& socket,
       head_(parser.get()),
       path_(std::move(path)),
       query_(std::move(query)),
-      role_(role),
+      caller_(std::move(caller)),
       params_(std::move(params)),
       hooks_(std::move(hooks)),
       has_body_(parser.content_length().value_or(0) > 0 || parser.chunked()),

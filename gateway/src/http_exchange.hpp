@@ -17,6 +17,7 @@
 
 #include "body_pull.hpp"
 #include "http_reply.hpp"
+#include "authorization.hpp"
 #include "skit/gateway/config.hpp"
 
 namespace skit::gateway {
@@ -42,14 +43,16 @@ class HttpExchange {
   };
 
   HttpExchange(boost::asio::ip::tcp::socket& socket, boost::beast::flat_buffer& buffer,
-               HttpHeadParser& parser, std::string path, std::string query, Role role,
+               HttpHeadParser& parser, std::string path, std::string query, Caller caller,
                std::vector<std::string> params, Hooks hooks);
 
   /// The request head (a copy: the body reader takes the parser over).
   [[nodiscard]] const HttpHead& head() const { return head_; }
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] const std::string& query() const { return query_; }
-  [[nodiscard]] Role role() const { return role_; }
+  [[nodiscard]] Role role() const { return caller_.role; }
+  /// Who sent it (the token's name and role; the admin without auth).
+  [[nodiscard]] const Caller& caller() const { return caller_; }
   /// The route template's parameters, in order ("{id}": percent-decoded).
   [[nodiscard]] const std::string& param(std::size_t i) const { return params_.at(i); }
   [[nodiscard]] bool has_body() const { return has_body_; }
@@ -90,7 +93,7 @@ class HttpExchange {
   HttpHead head_;
   std::string path_;
   std::string query_;
-  Role role_;
+  Caller caller_;
   std::vector<std::string> params_;
   Hooks hooks_;
   bool has_body_ = false;

@@ -365,7 +365,7 @@ class HttpServer {
                                              "' is not allowed (server.cors.allowed_origins)"),
                     false);
     }
-    Role role = Role::kAdmin;
+    Caller caller;  // without auth: the admin
     if (!config_.tokens.empty() && (match.route == nullptr || !match.route->open)) {
       // A bearer token (API clients) or the browser login cookie (auth_cookie.hpp).
       const std::string auth(req[http::field::authorization]);
@@ -378,7 +378,7 @@ class HttpServer {
         r.headers.emplace_back("WWW-Authenticate", "Bearer");
         return answer(std::move(r), keep_alive);
       }
-      role = who->role;
+      caller = Caller{who->name, who->role};
     }
 
     if (match.route == nullptr) {
@@ -394,7 +394,7 @@ class HttpServer {
       r.headers.emplace_back("Allow", allow_header(route));
       return answer(std::move(r), keep_alive);
     }
-    HttpExchange exchange(socket, buffer, parser, path, query, role, std::move(match.params),
+    HttpExchange exchange(socket, buffer, parser, path, query, caller, std::move(match.params),
                           {.answered = record, .handing_over = [&] { hand_over(id); }});
     HttpReply reply = route.handler(context_, exchange);
     if (exchange.answered_status()) {

@@ -59,7 +59,7 @@ HttpReply create_session(HttpContext& ctx, HttpExchange& ex) {
                                     " bytes; limits.max_config_bytes is " +
                                     std::to_string(ctx.config.max_config_bytes));
   }
-  auto info = gateway::create_session(ctx.sessions, name, yaml);
+  auto info = gateway::create_session(ctx.sessions, name, yaml, ex.caller());
   if (!info) {
     return session_error(info.status());
   }
@@ -79,7 +79,7 @@ HttpReply sessions_collection(HttpContext& ctx, HttpExchange& ex) {
     return create_session(ctx, ex);
   }
   json list = json::array();
-  for (const auto& s : ctx.sessions.list_sessions()) {
+  for (const auto& s : sessions_for(ctx.sessions, ex.caller())) {
     list.push_back(session_info_json(s));
   }
   return HttpReply::json(list.dump());
@@ -90,12 +90,18 @@ HttpReply session_delete(HttpContext& ctx, HttpExchange& ex) {
       !s.is_ok()) {
     return error_reply(s);
   }
+  if (auto mine = find_session_for(ctx.sessions, ex.param(0), ex.caller()); !mine) {
+    return session_error(mine.status());
+  }
   auto info = ctx.sessions.destroy_session(ex.param(0));
   return info ? HttpReply::json(json{{"session_id", info->id}}.dump())
               : session_error(info.status());
 }
 
 HttpReply session_pipeline(HttpContext& ctx, HttpExchange& ex) {
+  if (auto mine = find_session_for(ctx.sessions, ex.param(0), ex.caller()); !mine) {
+    return session_error(mine.status());
+  }
   auto p = ctx.sessions.pipeline(ex.param(0));
   return p ? HttpReply::json(pipeline_json(*p).dump()) : session_error(p.status());
 }
@@ -110,7 +116,7 @@ HttpReply control_upgrade(HttpContext& ctx, HttpExchange& ex) {
   ex.answered(101);
   // The socket becomes the WebSocket's, which closes it; close_all() ends it on shutdown.
   ex.handing_over();
-  if (!serve_control_socket(ex.socket(), ex.head(), ex.role(), ctx.config, ctx.sessions,
+  if (!serve_control_socket(ex.socket(), ex.head(), ex.caller(), ctx.config, ctx.sessions,
                             ctx.control_sockets)) {
     ex.send(HttpReply::text(503, "the server is stopping"), false);
   }

@@ -7,6 +7,7 @@
 // offered, so PATCH is refused with 405 as the RFC provides.
 #include <chrono>
 
+#include "session_api.hpp"
 #include "authorization.hpp"
 #include "http_routes.hpp"
 #include "skit/core/registry.hpp"
@@ -37,6 +38,9 @@ HttpReply signalling_error(const Status& s) { return HttpReply::text(http_status
 std::optional<HttpReply> check_endpoint(HttpContext& ctx, HttpExchange& ex, const Family& f) {
   if (Status s = authorize(ex.role(), f.needs, f.what); !s.is_ok()) {
     return error_reply(s);
+  }
+  if (auto mine = find_session_for(ctx.sessions, ex.param(0), ex.caller()); !mine) {
+    return signalling_error(mine.status());
   }
   auto pipeline = ctx.sessions.pipeline(ex.param(0));
   if (!pipeline) {

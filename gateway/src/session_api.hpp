@@ -7,8 +7,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "skit/core/status.hpp"
+#include "authorization.hpp"
 #include "skit/gateway/config.hpp"
 #include "skit/supervisor/engine.hpp"
 #include "skit/supervisor/sessions.hpp"
@@ -22,9 +24,19 @@ supervisor::SessionConfig session_config_for(const ServerConfig& config,
                                              const supervisor::Engine& engine);
 
 /// SessionManager::create_session, after the node policy has checked every node of `yaml`
-/// (all problems at once; kPermissionDenied for a file outside the allow-lists).
+/// (all problems at once; kPermissionDenied for a file outside the allow-lists). The session
+/// belongs to `caller`'s token.
 Result<supervisor::SessionInfo> create_session(supervisor::SessionManager& sessions,
                                                const std::optional<std::string>& name,
-                                               std::string_view yaml);
+                                               std::string_view yaml, const Caller& caller);
+
+/// The session `id_or_name` if `caller` may see it (may_access_session); another token's
+/// session is kNotFound with the manager's own words, so that its existence does not show.
+Result<supervisor::SessionInfo> find_session_for(supervisor::SessionManager& sessions,
+                                                 std::string_view id_or_name, const Caller& caller);
+
+/// The sessions `caller` may see.
+std::vector<supervisor::SessionInfo> sessions_for(supervisor::SessionManager& sessions,
+                                                  const Caller& caller);
 
 }  // namespace skit::gateway

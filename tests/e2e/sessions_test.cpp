@@ -241,6 +241,80 @@ TEST_F(Sessions, RestViewersMayListAndReadButNotCreateOrDestroy) {
   EXPECT_EQ(get("/api/v1/sessions").body_json(), json::array());
 }
 
+// Sessions belong to the token that created them: an operator (no access_all_sessions) lists,
+// reads, edits, plays and destroys only its own; another operator's session is "not found" to
+// it, on REST and on the control plane, and its events never reach it. Viewers watch every
+// session, admins run every session.
+TEST_F(Sessions, AnOperatorSeesAndEditsOnlyTheSessionsOfItsOwnToken) {
+  const std::string bob = "bob-operator-token-012345";
+  std::string config = session_config();
+  const std::string marker = "    - {name: dashboard";
+  config.insert(config.find(marker), "    - {name: bob, token: \"" + bob + "\", role: operator}\n");
+  server_ = std::make_unique<SkitServer>(config);
+  ASSERT_TRUE(server_->up()) << server_->log();
+  auto alice_ws = ws();
+  WsClient::Options as_bob;
+  as_bob.token = bob;
+  auto bob_ws = ws(as_bob);
+
+  const json made = create({{"name", "alices"}});  // the "ci" operator token
+  const std::string id = made.value("session_id", "");
+  ASSERT_FALSE(id.empty()) << made.dump();
+  ASSERT_FALSE(alice_ws->wait_event(event("sessioncreated", id), 5s).is_null());
+
+  const auto names = [&](const std::string& token) {
+    std::set<std::string> out;
+    for (const auto& s : get("/api/v1/sessions", token).body_json()) {
+      out.insert(s.value("name", ""));
+    }
+    return out;
+  };
+  EXPECT_EQ(names(kOperatorToken), std::set<std::string>{"alices"});
+  EXPECT_TRUE(names(bob).empty()) << "bob sees alice's session";
+  EXPECT_EQ(names(kViewerToken), std::set<std::string>{"alices"});
+  EXPECT_EQ(names(kAdminToken), std::set<std::string>{"alices"});
+
+  // REST: not found to bob, whatever he tries; alice's session is untouched.
+  const Response read = get("/api/v1/sessions/alices/pipeline", bob);
+  EXPECT_EQ(read.status, 404) << read.describe();
+  EXPECT_TRUE(contains(read.body, "not found")) << read.body;
+  EXPECT_EQ(del("/api/v1/sessions/" + id, bob).status, 404);
+  const Response whip = http_call(server_->http_port(), http::verb::post, "/whip/" + id + "/mic", bob,
+                                  "v=0\r\n", {{"Content-Type", "application/sdp"}});
+  EXPECT_EQ(whip.status, 404) << whip.describe();
+
+  // The control plane: the same, and bob's actions cause nothing in alice's session.
+  const json listed = bob_ws->request({{"action", "listsessions"}});
+  EXPECT_EQ(listed.value("sessions", json::array()), json::array()) << listed.dump();
+  for (const json& payload :
+       {json{{"action", "getpipeline"}, {"session_id", id}},
+        json{{"action", "addnode"}, {"session_id", id}, {"node_id", "g"}, {"kind", "audio::gain"}},
+        json{{"action", "tunenode"}, {"session_id", id}, {"node_id", "g"}, {"message", {{"UpdateParams", {{"gain", 2.0}}}}}},
+        json{{"action", "applybatch"}, {"session_id", id}, {"operations", json::array()}},
+        json{{"action", "destroysession"}, {"session_id", "alices"}}}) {
+    const json r = bob_ws->request(payload);
+    EXPECT_EQ(r.value("action", ""), "error") << payload.dump() << " -> " << r.dump();
+    EXPECT_TRUE(contains(r.value("message", ""), "not found")) << r.dump();
+  }
+  // Alice's own edit goes through, and only her client hears of it.
+  const json added = alice_ws->request(
+      {{"action", "addnode"}, {"session_id", id}, {"node_id", "g"}, {"kind", "audio::gain"}});
+  EXPECT_EQ(added.value("action", ""), "success") << added.dump();
+  EXPECT_FALSE(alice_ws->wait_event(event("nodeadded", id, "g"), 5s).is_null());
+  EXPECT_EQ(del("/api/v1/sessions/" + id, kOperatorToken).status, 200);
+  EXPECT_FALSE(alice_ws->wait_event(event("sessiondestroyed", id), 5s).is_null());
+  std::this_thread::sleep_for(200ms);  // anything bob would be sent has arrived by now
+  for (const auto& e : bob_ws->events()) {
+    EXPECT_NE(e.value("session_id", ""), id) << "bob received an event of alice's session: " << e.dump();
+  }
+  // Bob's own session is his.
+  const Response his = post("/api/v1/sessions", {{"name", "bobs"}}, bob);
+  ASSERT_EQ(his.status, 200) << his.describe();
+  EXPECT_EQ(names(bob), std::set<std::string>{"bobs"});
+  EXPECT_TRUE(names(kOperatorToken).empty());
+  EXPECT_EQ(del("/api/v1/sessions/bobs", bob).status, 200);
+}
+
 TEST_F(Sessions, MetricsAndHealthCountSessions) {
   start();
   create({{"name", "m1"}});

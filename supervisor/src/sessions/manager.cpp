@@ -83,7 +83,7 @@ Json params_of(const v1::NodeSpec& spec) {
 }
 
 SessionInfo info_of(const Session& s) {
-  return SessionInfo{s.id, s.name, s.created_at, s.nodes.size()};
+  return SessionInfo{s.id, s.name, s.created_at, s.nodes.size(), s.owner};
 }
 
 Status not_found(std::string_view id_or_name) {
@@ -146,7 +146,8 @@ class SessionManager::Impl {
 
   // ---- API (control thread) ----
 
-  Result<SessionInfo> create(const std::optional<std::string>& name, const std::string& yaml) {
+  Result<SessionInfo> create(const std::optional<std::string>& name, const std::string& yaml,
+                             const std::string& owner) {
     const SessionConfig& config = core_.config;
     if (live_sessions() >= config.max_sessions) {
       return Status(ErrorCode::kResourceExhausted,
@@ -197,6 +198,7 @@ class SessionManager::Impl {
     s.id = uuid_v4();
     s.name = session_name;
     s.created_at = rfc3339_now();
+    s.owner = owner;
     s.description = pipeline.description();
     s.number = core_.next_session_number++;
     const auto& registry = NodeRegistry::builtin();
@@ -412,10 +414,11 @@ class SessionManager::Impl {
                                                   [](const auto& s) { return !s->destroying; }));
   }
 
-  void emit_destroyed(const std::string& id) {
+  void emit_destroyed(const std::string& id, const std::string& owner) {
     SessionEvent e;
     e.kind = SessionEvent::Kind::kSessionDestroyed;
     e.session_id = id;
+    e.owner = owner;
     e.timestamp = rfc3339_now();
     core_.events.emit(e, false);
   }
@@ -441,9 +444,10 @@ class SessionManager::Impl {
         });
         if (all_gone || now >= s.destroy_deadline) {
           const std::string id = s.id;
+          const std::string owner = s.owner;
           fleet_.destroy_now(s);
           ++core_.stats.sessions_destroyed;
-          emit_destroyed(id);
+          emit_destroyed(id, owner);
           it = all.erase(it);
           continue;
         }
@@ -598,7 +602,7 @@ class SessionManager::Impl {
     }
     for (auto& s : core_.sessions) {
       fleet_.destroy_now(*s);
-      emit_destroyed(s->id);
+      emit_destroyed(s->id, s->owner);
     }
     core_.sessions.clear();
     run_tasks();  // answer anything queued meanwhile (callers see the sessions gone)
@@ -629,9 +633,9 @@ SessionManager::~SessionManager() = default;
 const SessionConfig& SessionManager::config() const { return impl_->config(); }
 
 Result<SessionInfo> SessionManager::create_session(const std::optional<std::string>& name,
-                                                   std::string_view yaml) {
+                                                   std::string_view yaml, std::string owner) {
   const std::string text(yaml);
-  auto created = impl_->call([&] { return impl_->create(name, text); }, "create");
+  auto created = impl_->call([&] { return impl_->create(name, text, owner); }, "create");
   if (!created) {
     return created;
   }

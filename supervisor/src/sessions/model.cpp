@@ -92,6 +92,7 @@ void Core::set_state(Session& s, LiveNode& n, LiveState state, const std::string
 
 void Core::emit(const Session& s, SessionEvent event, bool coalesce_stats) {
   event.session_id = s.id;
+  event.owner = s.owner;
   if (event.timestamp.empty()) {
     event.timestamp = rfc3339_now();
   }

@@ -115,6 +115,7 @@ struct Session {
   std::string id;
   std::string name;
   std::string created_at;
+  std::string owner;  // SessionInfo::owner
   std::string description;
   std::uint32_t number = 0;
   std::vector<std::string> order;  // node ids in insertion order

@@ -13,8 +13,7 @@ TEST(Authorization, ViewersReadOperatorsAndAdminsChangeOnlyAdminsManagePlugins) 
     const bool writes = role != Role::kViewer;
     const auto p = permissions_of(role);
     EXPECT_EQ(p.size(), 16U);
-    for (const char* read : {"list_sessions", "list_nodes", "list_samples", "read_samples",
-                             "access_all_sessions"}) {
+    for (const char* read : {"list_sessions", "list_nodes", "list_samples", "read_samples"}) {
       EXPECT_TRUE(p.at(read).get<bool>()) << role_name(role) << " " << read;
     }
     for (const char* write : {"create_sessions", "destroy_sessions", "modify_sessions",
@@ -22,10 +21,22 @@ TEST(Authorization, ViewersReadOperatorsAndAdminsChangeOnlyAdminsManagePlugins) 
                               "delete_assets", "process_oneshot"}) {
       EXPECT_EQ(p.at(write).get<bool>(), writes) << role_name(role) << " " << write;
     }
+    // An operator works on its own sessions; a viewer watches all, an admin runs all.
+    EXPECT_EQ(p.at("access_all_sessions").get<bool>(), role != Role::kOperator) << role_name(role);
     // Plugins run native code: only admins manage them.
     EXPECT_EQ(p.at("load_plugins").get<bool>(), role == Role::kAdmin);
     EXPECT_EQ(p.at("delete_plugins").get<bool>(), role == Role::kAdmin);
   }
+}
+
+TEST(Authorization, AnOperatorReachesOnlyTheSessionsOfItsOwnToken) {
+  const Caller alice{"alice", Role::kOperator};
+  EXPECT_TRUE(may_access_session(alice, "alice"));
+  EXPECT_FALSE(may_access_session(alice, "bob"));
+  EXPECT_FALSE(may_access_session(alice, "")) << "a session of no token is the admin's";
+  EXPECT_TRUE(may_access_session({"carol", Role::kViewer}, "bob"));
+  EXPECT_TRUE(may_access_session({"root", Role::kAdmin}, "bob"));
+  EXPECT_TRUE(may_access_session({}, "")) << "without auth every caller is the admin";
 }
 
 TEST(Authorization, ARefusalNamesTheRoleAndTheLeastRoleThatMay) {

@@ -69,6 +69,9 @@ struct SessionInfo {
   std::string name;        // unique; generated ("adjective-noun-xxxx") when not given
   std::string created_at;  // RFC 3339, UTC
   std::size_t node_count = 0;
+  /// Who created it: the name of the caller's token ("" without auth). The gateway lets a
+  /// role without access_all_sessions see and edit only its own sessions.
+  std::string owner;
 };
 
 /// One operation of a batch, as StreamKit's BatchOperation (`action`-tagged JSON).
@@ -144,6 +147,7 @@ struct SessionEvent {
   Kind kind = Kind::kSessionCreated;
   std::string session_id;
   std::string timestamp;  // RFC 3339, when it happened
+  std::string owner;      // the session's (SessionInfo::owner): who may receive the event
   std::string name;
   std::string created_at;
   std::string node_id;
@@ -225,7 +229,7 @@ class SessionManager {
   /// max_nodes_per_session, kPermissionDenied from the node policy. Returns once every worker
   /// of the session has started (or failed to start, then the session is not created).
   Result<SessionInfo> create_session(const std::optional<std::string>& name,
-                                     std::string_view yaml);
+                                     std::string_view yaml, std::string owner = "");
   /// Stops and removes a session (by id or name). kNotFound if there is none.
   Result<SessionInfo> destroy_session(std::string_view id_or_name);
   std::vector<SessionInfo> list_sessions();
