@@ -262,6 +262,19 @@ class ListenerNode : public NodeWithParams<P> {
 
 std::string bind_host(const std::string& address) { return address.empty() ? "0.0.0.0" : address; }
 
+// Params every ingest node shares.
+template <typename P>
+void describe_bitrate_limit(ParamSchemaBuilder<P>& b) {
+  b.field("max_bitrate_kbps", &P::max_bitrate_kbps,
+          "Bitrate limit of the publisher's stream: one sending more than twice this over 2 s "
+          "is disconnected (the node fails naming it).")
+      .range(8, 200000);
+}
+template <typename P>
+void describe_srt_latency(ParamSchemaBuilder<P>& b) {
+  b.field("latency_ms", &P::latency_ms, "SRT receive latency (retransmission window).").range(20, 8000);
+}
+
 }  // namespace
 
 struct RtmpListenParams {
@@ -273,10 +286,6 @@ struct RtmpListenParams {
   std::int64_t max_bitrate_kbps = 1024;
 
   static void describe(ParamSchemaBuilder<RtmpListenParams>& b) {
-    b.field("max_bitrate_kbps", &RtmpListenParams::max_bitrate_kbps,
-            "Bitrate limit of the publisher's stream: one sending more than twice this over 2 s "
-            "is disconnected (the node fails naming it).")
-        .range(8, 200000);
     b.field("port", &RtmpListenParams::port,
             "TCP port to listen on (must be in the server's transports.listen_ports).")
         .required()
@@ -292,6 +301,7 @@ struct RtmpListenParams {
     b.field("timeout_secs", &RtmpListenParams::timeout_secs,
             "Fail if no publisher has connected after this long (0: wait for ever).")
         .range(0, 86400);
+    describe_bitrate_limit(b);
   }
   [[nodiscard]] Status validate() const {
     if (stream_key.empty() || stream_key.find_first_of("/?&# ") != std::string::npos) {
@@ -352,10 +362,6 @@ struct SrtListenParams {
   std::int64_t max_bitrate_kbps = 1024;
 
   static void describe(ParamSchemaBuilder<SrtListenParams>& b) {
-    b.field("max_bitrate_kbps", &SrtListenParams::max_bitrate_kbps,
-            "Bitrate limit of the publisher's stream: one sending more than twice this over 2 s "
-            "is disconnected (the node fails naming it).")
-        .range(8, 200000);
     b.field("port", &SrtListenParams::port,
             "UDP port to listen on (must be in the server's transports.listen_ports).")
         .required()
@@ -367,11 +373,11 @@ struct SrtListenParams {
             "SRT encryption passphrase (10 to 79 characters); a caller without it is refused.")
         .required()
         .secret();
-    b.field("latency_ms", &SrtListenParams::latency_ms, "SRT receive latency (retransmission window).")
-        .range(20, 8000);
+    describe_srt_latency(b);
     b.field("timeout_secs", &SrtListenParams::timeout_secs,
             "Fail if no caller has connected after this long (0: wait for ever).")
         .range(0, 86400);
+    describe_bitrate_limit(b);
   }
   [[nodiscard]] Status validate() const {
     if (passphrase.size() < 10 || passphrase.size() > 79) {
@@ -422,10 +428,6 @@ struct SrtCallerParams {
   std::int64_t max_bitrate_kbps = 1024;
 
   static void describe(ParamSchemaBuilder<SrtCallerParams>& b) {
-    b.field("max_bitrate_kbps", &SrtCallerParams::max_bitrate_kbps,
-            "Bitrate limit of the publisher's stream: one sending more than twice this over 2 s "
-            "is disconnected (the node fails naming it).")
-        .range(8, 200000);
     b.field("url", &SrtCallerParams::url,
             "The SRT listener to call, srt://host:port (must match security.allowed_fetch_urls).")
         .required()
@@ -433,12 +435,12 @@ struct SrtCallerParams {
     b.field("passphrase", &SrtCallerParams::passphrase,
             "SRT encryption passphrase of the listener (10 to 79 characters; empty: unencrypted).")
         .secret();
-    b.field("latency_ms", &SrtCallerParams::latency_ms, "SRT receive latency (retransmission window).")
-        .range(20, 8000);
+    describe_srt_latency(b);
     b.field("timeout_secs", &SrtCallerParams::timeout_secs,
             "Keep calling (once a second) until a listener answers, for at most this long "
             "(0: for ever).")
         .range(0, 86400);
+    describe_bitrate_limit(b);
   }
   [[nodiscard]] Status validate() const {
     auto parsed = parse_url(url, std::array<std::string_view, 1>{"srt"});
