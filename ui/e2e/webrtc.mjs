@@ -60,6 +60,7 @@ export async function createSession(server, name, yaml) {
 /**
  * In the page: publish the microphone to `whip`, play `whep`, and record for `seconds` the RMS
  * of 5 ms windows of both (channel 0: microphone, 1: playback) on one AudioContext clock.
+ * With `whip` null nothing is published (a viewer only): channel 0 stays silent.
  */
 export async function publishPlayAndRecord(page, whip, whep, seconds, whileLive) {
   const recording = page.evaluate(async ({ whip, whep, seconds }) => {
@@ -76,10 +77,10 @@ export async function publishPlayAndRecord(page, whip, whep, seconds, whileLive)
       await pc.setRemoteDescription({ type: 'answer', sdp: text });
       return { location: r.headers.get('Location'), contentType: r.headers.get('Content-Type') };
     };
-    const mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
-    const pub = new RTCPeerConnection();
-    pub.addTransceiver(mic.getAudioTracks()[0], { direction: 'sendonly' });
-    const published = await negotiate(pub, whip);
+    const mic = whip ? await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } }) : null;
+    const pub = whip ? new RTCPeerConnection() : null;
+    pub?.addTransceiver(mic.getAudioTracks()[0], { direction: 'sendonly' });
+    const published = pub ? await negotiate(pub, whip) : null;
     const view = new RTCPeerConnection();
     view.addTransceiver('audio', { direction: 'recvonly' });
     const remote = new Promise((resolve) => { view.ontrack = (e) => resolve(e.streams[0] ?? new MediaStream([e.track])); });
@@ -93,7 +94,7 @@ export async function publishPlayAndRecord(page, whip, whep, seconds, whileLive)
     const ctx = new AudioContext({ sampleRate: 48000 });
     await ctx.resume();
     const merger = ctx.createChannelMerger(2);
-    ctx.createMediaStreamSource(mic).connect(merger, 0, 0);
+    if (mic) ctx.createMediaStreamSource(mic).connect(merger, 0, 0);
     ctx.createMediaStreamSource(stream).connect(merger, 0, 1);
     const proc = ctx.createScriptProcessor(1024, 2, 2);
     const win = 240; // 5 ms
@@ -114,7 +115,7 @@ export async function publishPlayAndRecord(page, whip, whep, seconds, whileLive)
     };
     merger.connect(proc);
     proc.connect(ctx.destination);
-    const connected = () => pub.connectionState === 'connected' && view.connectionState === 'connected';
+    const connected = () => (!pub || pub.connectionState === 'connected') && view.connectionState === 'connected';
     const t0 = performance.now();
     while (!connected() && performance.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 20));
     const connectMs = performance.now() - t0;
@@ -122,13 +123,13 @@ export async function publishPlayAndRecord(page, whip, whep, seconds, whileLive)
     rms[1].length = 0;
     await new Promise((r) => setTimeout(r, seconds * 1000));
     proc.disconnect();
-    const states = { pub: pub.connectionState, view: view.connectionState };
-    // End both peers the WHIP/WHEP way, and check the server's answer.
+    const states = { pub: pub?.connectionState, view: view.connectionState };
+    // End the peers the WHIP/WHEP way, and check the server's answer.
     const deleted = [];
-    for (const loc of [published.location, played.location]) deleted.push((await fetch(loc, { method: 'DELETE' })).status);
-    pub.close();
+    for (const p of [published, played]) if (p) deleted.push((await fetch(p.location, { method: 'DELETE' })).status);
+    pub?.close();
     view.close();
-    mic.getTracks().forEach((t) => t.stop());
+    mic?.getTracks().forEach((t) => t.stop());
     await ctx.close();
     return { rms, states, connectMs, deleted, published, played };
   }, { whip, whep, seconds });
@@ -352,45 +353,12 @@ export async function rtmpRelayTest(server, browser, wav) {
   const page = await context.newPage();
   try {
     await page.goto(`${server.url}/`);
-    const r = await page.evaluate(async ({ whep, seconds }) => {
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver('audio', { direction: 'recvonly' });
-      const remote = new Promise((resolve) => { pc.ontrack = (e) => resolve(e.streams[0] ?? new MediaStream([e.track])); });
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((resolve) => { if (pc.iceGatheringState === 'complete') resolve(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve(); });
-      const res = await fetch(whep, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-      if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
-      await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-      const stream = await remote;
-      const el = new Audio();
-      el.muted = true;
-      el.srcObject = stream;
-      await el.play();
-      const ctx = new AudioContext({ sampleRate: 48000 });
-      const src = ctx.createMediaStreamSource(stream);
-      const proc = ctx.createScriptProcessor(1024, 1, 1);
-      const rms = [];
-      let acc = 0;
-      let n = 0;
-      proc.onaudioprocess = (e) => {
-        for (const v of e.inputBuffer.getChannelData(0)) {
-          acc += v * v;
-          n += 1;
-          if (n === 240) { rms.push(Math.sqrt(acc / n)); acc = 0; n = 0; }
-        }
-      };
-      src.connect(proc);
-      proc.connect(ctx.destination);
-      await new Promise((r2) => setTimeout(r2, seconds * 1000));
-      const state = pc.connectionState;
-      pc.close();
-      await ctx.close();
-      return { rms, state };
-    }, { whep: `${server.url}/whep/${session}/viewers`, seconds: 6 });
-    const level = onLevelDb(r.rms);
-    const bursts = onsets(r.rms, level - 12).length;
+    const r = await publishPlayAndRecord(page, null, `${server.url}/whep/${session}/viewers`, 6, async () => null);
+    const level = onLevelDb(r.rms[1]);
+    const bursts = onsets(r.rms[1], level - 12).length;
     console.log(`     RTMP -> WHEP relay: played ${level.toFixed(1)} dBFS, ${bursts} tone bursts in 6 s`);
-    assert(r.state === 'connected', `viewer ${r.state}`);
+    assert(r.states.view === 'connected', `viewer ${r.states.view}`);
+    assert(r.deleted.every((s) => s === 200), `DELETE of the viewer answered ${r.deleted}`);
     assert(bursts >= 5, `only ${bursts} tone bursts came through the relay in 6 s`);
     assert(Math.abs(level - kToneOnDbfs) < 3, `the relayed tone is at ${level.toFixed(1)} dBFS, sent at ${kToneOnDbfs.toFixed(1)}`);
   } finally {
