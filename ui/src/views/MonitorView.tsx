@@ -120,9 +120,11 @@ export function MonitorView() {
         setIssues(r.errors.map((message) => ({ error_type: 'error', message })));
         return;
       }
+      // No REST re-read here: the batch's own events (nodeadded, connectionadded, the new
+      // nodes' state changes) update the live graph, and a snapshot read now could arrive after
+      // a newer state event and overwrite it (a new node stuck at Initializing).
       setStaging(null);
       setIssues(null);
-      m.setPipeline(await api.pipeline(m.selected!));
     } catch (e) {
       setError((e as Error).message);
     }
